@@ -1,0 +1,46 @@
+# copygen: `make demo` and `make test` do all the set-up on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# The full AdvertiseGen slice when the shared data sits next to the checkout, else the committed sample.
+DATA       ?= $(firstword $(wildcard ../shared/data/advertisegen/train_first5000.json) samples/advertisegen_sample.jsonl)
+CHECKPOINT ?= models/demo
+CATALOGUE  ?= samples/catalogue.csv
+
+.PHONY: venv demo test services lint clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# The CPU build of torch on this machine's disk first, so the range below installs nothing more.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev,lora]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+$(CHECKPOINT)/copygen.json: | $(BIN)/.installed
+	@echo "== training the demo model on $(DATA) (about 3 minutes on 2 CPU cores)"
+	$(BIN)/copygen train --data $(DATA) --out $(CHECKPOINT) --preset demo --max-minutes 3
+
+demo: $(BIN)/.installed $(CHECKPOINT)/copygen.json
+	@echo "== generating copy for $(CATALOGUE) on the embedded default (SQLite, in-process)"
+	@job=$$(COPYGEN_CHECKPOINT=$(CHECKPOINT) $(BIN)/copygen enqueue $(CATALOGUE) --variants 3 --wait --quiet) && \
+	  COPYGEN_CHECKPOINT=$(CHECKPOINT) $(BIN)/copygen status $$job && \
+	  $(BIN)/copygen export $$job --format table && \
+	  $(BIN)/copygen export $$job --format csv --out var/demo_copy.csv && \
+	  echo "== wrote var/demo_copy.csv"
+
+services:
+	@scripts/services.sh
+
+test: $(BIN)/.installed services
+	$(BIN)/lint-imports --config pyproject.toml
+	$(BIN)/pytest -q
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports --config pyproject.toml
+
+clean:
+	rm -rf var .pytest_cache

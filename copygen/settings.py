@@ -1,0 +1,49 @@
+"""One settings object, read from COPYGEN_* environment variables (and an optional .env)."""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COPYGEN_", env_file=".env", extra="ignore")
+
+    # Embedded default: a SQLite file and in-process execution, nothing to run beforehand.
+    database_url: str = Field("sqlite:///var/copygen.db", description="SQLAlchemy URL of the copy store")
+    broker_url: str = Field("memory://", description="Celery broker; memory:// runs jobs in-process")
+    checkpoint: Path = Field(Path("models/demo"), description="checkpoint directory the worker loads")
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+
+    chunk_size: int = Field(32, ge=1, le=1000, description="products per chunk task")
+    batch_size: int = Field(48, ge=1, description="sequences per generation batch")
+    max_variants: int = Field(10, ge=1, le=50, description="largest variants-per-product a job may ask")
+    max_products: int = Field(2_000_000, ge=1, description="largest catalogue one job may hold")
+    max_attempts: int = Field(3, ge=1, description="tries of a chunk before it is parked as failed")
+    regenerate_rounds: int = Field(2, ge=0, description="regeneration rounds for variants failing a filter")
+    lease_seconds: int = Field(900, ge=10, description="a running chunk older than this is re-enqueued")
+    # Longer than the slowest chunk, or Redis hands a running chunk to a second worker.
+    visibility_timeout: int = Field(4 * 3600, ge=60, description="Redis visibility timeout, seconds")
+    task_soft_time_limit: int = Field(1800, ge=10, description="soft time limit of a chunk task, seconds")
+    task_time_limit: int = Field(2100, ge=10, description="hard time limit of a chunk task, seconds")
+    reconcile_seconds: int = Field(60, ge=5, description="period of the reconciler under beat")
+    schedule_file: Path | None = Field(None, description="promo schedule file (YAML or JSON) for beat")
+    log_level: str = Field("INFO", description="logging level of the CLI and workers")
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings; read once, at an entry point, never at import."""
+    return Settings()
+
+
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s]*:)(?P<secret>[^@\s]+)(?P<tail>@)", re.I)
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ***, for logs and status output."""
+    return _URL_PASSWORD.sub(lambda m: m.group("head") + "***" + m.group("tail"), str(url))

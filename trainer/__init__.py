@@ -1,0 +1,1 @@
+"""Data -> checkpoint: load, clean, redact, format, tokenise, train, evaluate."""

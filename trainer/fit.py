@@ -1,0 +1,220 @@
+"""The training loop: AdamW, warmup then cosine decay, validation loss, best-model keeping, resume.
+
+Examples are (input_ids, labels) pairs; labels are -100 where no loss is taken (the prompt, in
+fine-tuning). Batches are drawn from length buckets so padding stays small: a batch of 16 copies
+of ~140 tokens wastes ~5% on padding instead of ~40% when lengths are mixed at random.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+IGNORE = -100
+STATE_FILE = "train_state.pt"
+BEST_FILE = "best.safetensors"
+
+
+@dataclass
+class FitConfig:
+    batch_size: int
+    learning_rate: float
+    warmup_steps: int
+    epochs: float = 1.0
+    max_seconds: float | None = None  # wall-time bound; the loop stops and keeps the best model
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    eval_every: int = 200             # optimiser steps between validation passes
+    seed: int = 0
+    device: str = "cpu"
+
+
+@dataclass
+class FitResult:
+    steps: int = 0
+    tokens: int = 0                   # tokens the model was trained on (padding excluded)
+    seconds: float = 0.0
+    best_val_loss: float = math.inf
+    history: list = field(default_factory=list)   # {"step", "train_loss"} and {"step", "val_loss"}
+    stopped_by_time: bool = False
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+def make_batches(examples, batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Indices grouped into batches of similar length, in a shuffled order."""
+    order = sorted(range(len(examples)), key=lambda i: (len(examples[i][0]), rng.random()))
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(examples, indices, pad_id: int):
+    import torch
+
+    width = max(len(examples[i][0]) for i in indices)
+    ids = torch.full((len(indices), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(indices), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(indices), width), dtype=torch.long)
+    for row, i in enumerate(indices):
+        x, y = examples[i]
+        ids[row, :len(x)] = torch.tensor(x)
+        labels[row, :len(y)] = torch.tensor(y)
+        mask[row, :len(x)] = 1
+    return ids, labels, mask
+
+
+def evaluate_loss(model, examples, pad_id: int, device: str, batch_size: int = 32) -> float:
+    """Mean loss per labelled token over examples."""
+    import torch
+
+    if not examples:
+        return math.nan
+    model.eval()
+    total, count = 0.0, 0
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]))
+    with torch.inference_mode(), _autocast(device):
+        for start in range(0, len(order), batch_size):
+            ids, labels, mask = (t.to(device) for t in collate(examples, order[start:start + batch_size], pad_id))
+            logits = model(input_ids=ids, attention_mask=mask).logits.float()
+            loss = torch.nn.functional.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1),
+                ignore_index=IGNORE, reduction="sum")
+            total += loss.item()
+            count += int((labels[:, 1:] != IGNORE).sum())
+    model.train()
+    return total / max(count, 1)
+
+
+@functools.lru_cache(maxsize=None)
+def bf16_available(device: str) -> bool:
+    """bfloat16 autocast pays off on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX): ~2x here."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = open("/proc/cpuinfo", encoding="ascii", errors="ignore").read()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def _autocast(device: str):
+    import contextlib
+
+    import torch
+
+    if bf16_available(device):
+        return torch.autocast("cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _lr_at(step: int, total: int, cfg: FitConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.learning_rate * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
+    return cfg.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def fit(model, train, val, *, pad_id: int, cfg: FitConfig, work_dir: Path, resume: bool = True,
+        progress: bool = True) -> FitResult:
+    """Train model in place; on return it holds the weights with the best validation loss."""
+    import torch
+    from safetensors.torch import load_file, save_file
+    from tqdm import tqdm
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    model.to(cfg.device).train()
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.learning_rate, betas=(0.9, 0.95))
+
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    total_steps = max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    result = FitResult()
+    epoch, batch_in_epoch = 0, 0
+    state_path = work_dir / STATE_FILE
+    if resume and state_path.exists():
+        state = torch.load(state_path, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        epoch, batch_in_epoch = state["epoch"], state["batch_in_epoch"]
+        result.steps, result.tokens, result.seconds = state["steps"], state["tokens"], state["seconds"]
+        result.best_val_loss, result.history = state["best_val_loss"], list(state["history"])
+        torch.set_rng_state(state["torch_rng"])
+        log.info("resuming from step %d (epoch %d, batch %d)", result.steps, epoch, batch_in_epoch)
+
+    def save_state():
+        torch.save({
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+            "batch_in_epoch": batch_in_epoch, "steps": result.steps, "tokens": result.tokens,
+            "seconds": result.seconds, "best_val_loss": result.best_val_loss, "history": result.history,
+            "torch_rng": torch.get_rng_state(),
+        }, work_dir / (STATE_FILE + ".tmp"))
+        (work_dir / (STATE_FILE + ".tmp")).replace(state_path)
+
+    def validate():
+        val_loss = evaluate_loss(model, val, pad_id, cfg.device)
+        result.history.append({"step": result.steps, "val_loss": val_loss})
+        if val_loss < result.best_val_loss or not (work_dir / BEST_FILE).exists():
+            result.best_val_loss = min(val_loss, result.best_val_loss)
+            save_file({k: v.detach().clone().contiguous() for k, v in model.state_dict().items()},
+                      str(work_dir / BEST_FILE))
+        return val_loss
+
+    started = time.monotonic() - result.seconds
+    bar = tqdm(total=total_steps, initial=result.steps, disable=not progress, unit="step",
+               desc="training", dynamic_ncols=True)
+    running = None
+    while result.steps < total_steps:
+        batches = make_batches(train, cfg.batch_size, random.Random(cfg.seed * 1_000_003 + epoch))
+        while batch_in_epoch < len(batches) and result.steps < total_steps:
+            ids, labels, mask = (t.to(cfg.device) for t in collate(train, batches[batch_in_epoch], pad_id))
+            for group in optimizer.param_groups:
+                group["lr"] = _lr_at(result.steps, total_steps, cfg)
+            with _autocast(cfg.device):
+                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+
+            batch_in_epoch += 1
+            result.steps += 1
+            result.tokens += int(mask.sum())
+            result.seconds = time.monotonic() - started
+            running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
+            if result.steps % 10 == 0:
+                result.history.append({"step": result.steps, "train_loss": running})
+            bar.update(1)
+            bar.set_postfix(loss=f"{running:.3f}", tok_s=f"{result.tokens_per_second:,.0f}")
+            if result.steps % cfg.eval_every == 0:
+                bar.set_postfix(loss=f"{running:.3f}", val=f"{validate():.3f}")
+                save_state()
+            if cfg.max_seconds is not None and result.seconds >= cfg.max_seconds:
+                result.stopped_by_time = True
+                break
+        if result.stopped_by_time:
+            break
+        epoch, batch_in_epoch = epoch + 1, 0
+    bar.close()
+
+    if not result.history or "val_loss" not in result.history[-1]:
+        validate()
+    result.seconds = time.monotonic() - started
+    model.load_state_dict(load_file(str(work_dir / BEST_FILE)))
+    model.eval()
+    return result

@@ -1,0 +1,274 @@
+"""copygen train: marketing data -> an evaluated, versioned checkpoint. Reads in the order it runs.
+
+1. read the data (pairs for fine-tuning, plain text for pre-training) and clean it: normalise,
+   redact personal data, drop duplicates and bad lengths, split train/validation by a seed;
+2. build the tokenizer and model: a from-scratch preset with a character tokenizer, or a local
+   Hugging Face causal LM (optionally with LoRA adapters, merged before saving);
+3. pre-train on raw marketing text and/or fine-tune on product -> copy pairs (loss on the copy);
+4. write the checkpoint atomically with its manifest, training report and loss curve.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from copygen import prompt
+from trainer import checkpoint
+from trainer.fit import IGNORE, FitConfig, fit
+from trainer.presets import PRESETS, gpt2_config
+
+log = logging.getLogger(__name__)
+
+TEXT_SUFFIXES = (".txt",)
+SAVE_MARGIN_SECONDS = 10      # left of --max-minutes for validation and writing the checkpoint
+PRETRAIN_SHARE = 0.3          # of the time and epochs, when one run does both stages
+
+
+@dataclass
+class TrainOptions:
+    data: list[Path]
+    out: Path
+    preset: str = "demo"
+    base: Path | None = None
+    stage: str = "finetune"           # pretrain, finetune or both
+    max_minutes: float | None = None
+    epochs: float = 3.0
+    seed: int = 42
+    lora: bool = False
+    input_column: str | None = None
+    output_column: str | None = None
+    style: str | None = None
+    vocab: Path | None = None
+    device: str = "auto"
+    val_fraction: float = 0.1
+    resume: bool = True
+    progress: bool = True
+    eval_every: int | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class TrainError(ValueError):
+    """A training request that cannot run; the message names the flag or file to fix."""
+
+
+def fingerprint(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            digest.update(file.name.encode())
+            digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def load_data(opts: TrainOptions):
+    """Train and validation pairs, pre-training texts, and the report of everything dropped."""
+    from trainer import clean, data
+
+    text_paths = [p for p in opts.data if p.suffix.lower() in TEXT_SUFFIXES]
+    pair_paths = [p for p in opts.data if p not in text_paths]
+    for path in opts.data:
+        if not path.exists():
+            raise TrainError(f"--data {path}: no such file or directory")
+    pairs, pair_report = data.read_pairs(pair_paths, input_column=opts.input_column,
+                                         output_column=opts.output_column, style=opts.style) \
+        if pair_paths else ([], {})
+    texts, text_report = data.read_texts(text_paths) if text_paths else ([], {})
+    train, val, split_report = clean.prepare_pairs(pairs, seed=opts.seed, val_fraction=opts.val_fraction)
+    texts, texts_report = clean.prepare_texts(texts) if texts else ([], {})
+    report = {"pairs": {"read": pair_report, "prepared": split_report},
+              "texts": {"read": text_report, "prepared": texts_report}}
+    return train, val, texts, report
+
+
+def length_edges(copies: list[str]) -> tuple[int, int]:
+    """Bucket edges at the 33rd and 67th percentile of copy length, in characters."""
+    lengths = sorted(len(c) for c in copies) or [0]
+    return lengths[len(lengths) // 3], lengths[2 * len(lengths) // 3]
+
+
+def encode_pair(tokenizer, pair, edges, max_len: int):
+    """(input_ids, labels) with the prompt masked out of the loss; None if it does not fit."""
+    head = tokenizer.encode(
+        prompt.BOS + prompt.length_code(len(pair.copy), edges) + prompt.style_code(pair.style) + pair.source
+        + prompt.SEP, add_special_tokens=False)
+    body = tokenizer.encode(pair.copy, add_special_tokens=False) + [tokenizer.convert_tokens_to_ids(prompt.EOS)]
+    if len(body) > max_len // 2:
+        return None
+    head = head[: max_len - len(body) - 1] + head[-1:] if len(head) + len(body) > max_len else head
+    return head + body, [IGNORE] * len(head) + body
+
+
+def encode_text(tokenizer, text: str, max_len: int):
+    ids = tokenizer.encode(prompt.BOS + text + prompt.EOS, add_special_tokens=False)[:max_len]
+    return ids, list(ids)
+
+
+def build_model(opts: TrainOptions, corpus: list[str], preset):
+    """(model, tokenizer, tokenizer kind, base description)."""
+    import torch
+
+    if opts.base is not None:
+        return load_base(opts)
+    from transformers import GPT2LMHeadModel
+
+    from trainer.tokenizer import build_char_tokenizer
+
+    tokenizer = build_char_tokenizer(corpus, vocab_file=opts.vocab)
+    config = gpt2_config(preset, len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(opts.seed)
+    model = GPT2LMHeadModel(config)
+    kind = f"char:{'vocab:' + opts.vocab.name if opts.vocab else 'corpus'}:{len(tokenizer)}"
+    return model, tokenizer, kind, f"scratch:{opts.preset}"
+
+
+def load_base(opts: TrainOptions):
+    """A local model directory: a copygen checkpoint (e.g. the pre-training stage) or any HF causal LM."""
+    base = opts.base
+    if not base.is_dir():
+        raise TrainError(f"--base {base}: not a directory (models load from local directories only)")
+    if (base / checkpoint.MANIFEST).exists():
+        model, tokenizer, manifest = checkpoint.load_model_and_tokenizer(base)
+        return model.train(), tokenizer, manifest["tokenizer"], f"copygen:{manifest['name']}"
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from trainer.tokenizer import add_control_tokens
+
+    if any((base / name).exists() for name in checkpoint.PICKLE_WEIGHTS) and not list(base.glob("*.safetensors")):
+        raise TrainError(f"--base {base}: only pickle weights found; convert them to safetensors first")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(base, trust_remote_code=False, use_safetensors=True)
+    except (OSError, ValueError) as exc:
+        raise TrainError(f"--base {base}: cannot load it as a causal LM ({str(exc).splitlines()[0]})") from None
+    if add_control_tokens(tokenizer):
+        model.resize_token_embeddings(len(tokenizer))
+    return model, tokenizer, f"pretrained:{type(tokenizer).__name__}", f"hf:{base.name}"
+
+
+def apply_lora(model):
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        raise TrainError("--lora needs peft: pip install 'copygen[lora]'") from None
+    config = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear",
+                        modules_to_save=["wte", "embed_tokens", "lm_head"], task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+
+
+def split_texts(texts: list[str], seed: int, share: float = 0.05):
+    import random
+
+    shuffled = list(texts)
+    random.Random(seed).shuffle(shuffled)
+    cut = max(1, int(len(shuffled) * share)) if len(shuffled) > 20 else 0
+    return shuffled[cut:], shuffled[:cut]
+
+
+def train(opts: TrainOptions) -> Path:
+    """Run the whole recipe and return the checkpoint directory."""
+    started = time.monotonic()
+    if opts.stage not in ("pretrain", "finetune", "both"):
+        raise TrainError(f"--stage {opts.stage!r}: choose pretrain, finetune or both")
+    if opts.base is None and opts.preset not in PRESETS:
+        raise TrainError(f"--preset {opts.preset!r}: choose one of {', '.join(PRESETS)}")
+    train_pairs, val_pairs, texts, report = load_data(opts)
+    return train_on(opts, train_pairs, val_pairs, texts, report, started=started)
+
+
+def train_on(opts: TrainOptions, train_pairs, val_pairs, texts, report, *, started: float | None = None,
+             preset=None) -> Path:
+    """Train on prepared data (pairs with .source, .copy, .style) and write the checkpoint."""
+    from trainer.generation import pick_device
+
+    started = time.monotonic() if started is None else started
+    if opts.stage in ("finetune", "both") and not train_pairs:
+        raise TrainError("fine-tuning needs product -> copy pairs, and --data gave none that survived cleaning")
+    if opts.stage == "pretrain":
+        texts = texts + [p.copy for p in train_pairs]
+        if not texts:
+            raise TrainError("pre-training needs text, and --data gave none that survived cleaning")
+    elif opts.stage == "both":
+        texts = texts + [p.copy for p in train_pairs]
+
+    corpus = [p.source for p in train_pairs] + [p.copy for p in train_pairs] + texts
+    preset = preset or PRESETS.get(opts.preset, PRESETS["small"])
+    model, tokenizer, tokenizer_kind, base = build_model(opts, corpus, preset)
+    device = pick_device(opts.device)
+    max_len = min(preset.n_positions, getattr(model.config, "n_positions", None)
+                  or model.config.max_position_embeddings)
+    edges = length_edges([p.copy for p in train_pairs] or texts)
+    if opts.lora:
+        model = apply_lora(model)
+
+    stages = ["pretrain", "finetune"] if opts.stage == "both" else [opts.stage]
+    work_root = opts.out.with_name(f".{opts.out.name}.work")
+    results = {}
+    for stage in stages:
+        share = (PRETRAIN_SHARE if stage == "pretrain" else 1 - PRETRAIN_SHARE) if len(stages) == 2 else 1.0
+        if stage == "pretrain":
+            pre_train, pre_val = split_texts(texts, opts.seed)
+            train_ex = [encode_text(tokenizer, t, max_len) for t in pre_train]
+            val_ex = [encode_text(tokenizer, t, max_len) for t in pre_val]
+        else:
+            train_ex = [e for e in (encode_pair(tokenizer, p, edges, max_len) for p in train_pairs) if e]
+            val_ex = [e for e in (encode_pair(tokenizer, p, edges, max_len) for p in val_pairs) if e]
+        max_seconds = None
+        if opts.max_minutes is not None:
+            left = opts.max_minutes * 60 - (time.monotonic() - started) - SAVE_MARGIN_SECONDS
+            stage_budget = left if stage == stages[-1] else left * share
+            max_seconds = max(1.0, stage_budget)
+        steps_per_epoch = math.ceil(len(train_ex) / preset.batch_size)
+        cfg = FitConfig(batch_size=preset.batch_size, learning_rate=preset.learning_rate,
+                        warmup_steps=min(preset.warmup_steps, max(1, steps_per_epoch // 2)),
+                        epochs=opts.epochs * share if len(stages) == 2 else opts.epochs,
+                        max_seconds=max_seconds, seed=opts.seed, device=device,
+                        eval_every=opts.eval_every or max(20, steps_per_epoch // 2))
+        log.info("%s: %d training and %d validation sequences on %s", stage, len(train_ex), len(val_ex), device)
+        result = fit(model, train_ex, val_ex, pad_id=tokenizer.pad_token_id, cfg=cfg,
+                     work_dir=work_root / stage, resume=opts.resume, progress=opts.progress)
+        results[stage] = result
+
+    if opts.lora:
+        model = model.merge_and_unload()
+    final = results[stages[-1]]
+    metrics = {"val_loss": final.best_val_loss, "val_perplexity": math.exp(min(final.best_val_loss, 50))}
+    training = {
+        "stages": {s: {"steps": r.steps, "tokens": r.tokens, "seconds": round(r.seconds, 1),
+                       "tokens_per_second": round(r.tokens_per_second, 1),
+                       "best_val_loss": r.best_val_loss, "stopped_by_time": r.stopped_by_time}
+                   for s, r in results.items()},
+        "preset": opts.preset if opts.base is None else None, "seed": opts.seed, "epochs": opts.epochs,
+        "max_minutes": opts.max_minutes, "lora": opts.lora, "device": device,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    data_fingerprint = fingerprint(opts.data)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+    manifest = checkpoint.new_manifest(
+        name=f"{opts.out.name}-{stamp}-{data_fingerprint[:6]}", tokenizer_kind=tokenizer_kind, base=base,
+        length_edges=edges, metrics=metrics, training=training,
+        data={"paths": [str(p) for p in opts.data], "fingerprint": data_fingerprint,
+              "seed": opts.seed, "val_fraction": opts.val_fraction,
+              "input_column": opts.input_column, "output_column": opts.output_column, "style": opts.style,
+              "counts": {"train_pairs": len(train_pairs), "val_pairs": len(val_pairs), "texts": len(texts)}},
+    )
+    from trainer.plot import loss_curve
+
+    history = [h for r in results.values() for h in r.history]
+    plot = loss_curve(history, work_root / "loss.png", f"{opts.out.name}: {' + '.join(stages)}")
+    report_path = work_root / "report.json"
+    report_path.write_text(json.dumps({"data": report, "training": training, "metrics": metrics},
+                                      ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+    out = checkpoint.save_checkpoint(model, tokenizer, manifest, opts.out,
+                                     extra_files={"loss.png": plot, "report.json": report_path})
+    shutil.rmtree(work_root, ignore_errors=True)
+    return out
