@@ -31,29 +31,47 @@ class EvalOptions:
     progress: bool = True
 
 
+def _origin_file(pair) -> Path:
+    return Path(pair.origin.rsplit(":", 1)[0]).resolve()
+
+
+def _within(file: Path, paths: list[Path]) -> bool:
+    return any(file == p or p in file.parents for p in paths)
+
+
 def eval_split(manifest: dict, data_paths: list[Path]):
-    """(train pairs, eval pairs, split name): the checkpoint's own validation split when the data
-    is what it was trained on, else every row of the given data against the training data."""
-    from trainer.train import TrainOptions, fingerprint, load_data
+    """(train pairs, eval pairs, split name).
+
+    When the given data is (part of) what the checkpoint was trained on, the split is remade from
+    the manifest's seed and the evaluation rows are its validation rows from those files, so
+    nothing the model was trained on is scored. Other data is scored whole, with the retrieval
+    baseline drawing on the checkpoint's training data when it is on this machine.
+    """
+    from trainer.train import TrainOptions, load_data
 
     recorded = manifest["data"]
-    same = fingerprint(data_paths) == recorded.get("fingerprint")
-    opts = TrainOptions(data=data_paths, out=Path("unused"), seed=recorded.get("seed", 42),
+    trained_on = [Path(p) for p in recorded.get("paths", [])]
+    given = [p.resolve() for p in data_paths]
+    opts = TrainOptions(data=trained_on, out=Path("unused"), seed=recorded.get("seed", 42),
                         val_fraction=recorded.get("val_fraction", 0.1),
                         input_column=recorded.get("input_column"), output_column=recorded.get("output_column"),
                         style=recorded.get("style"))
-    train, val, _, _ = load_data(opts)
-    if same:
-        return train, val, "validation split of the training data"
-    rows = train + val
-    trained_on = [Path(p) for p in recorded.get("paths", []) if Path(p).exists()]
-    if trained_on:
+    available = bool(trained_on) and all(t.exists() for t in trained_on)
+    trained = [t.resolve() for t in trained_on]
+    if available and all(_within(g, trained) for g in given):
+        train, val, _, _ = load_data(opts)
+        pick = [p for p in val if _within(_origin_file(p), given)]
+        base = [p for p in train if _within(_origin_file(p), given)]
+        return base, pick, "validation split of the training data"
+    opts.data = data_paths
+    rows_train, rows_val, _, _ = load_data(opts)
+    base = []
+    if available:
         opts.data = trained_on
-        base_train, _, _, _ = load_data(opts)
+        base, _, _, _ = load_data(opts)
     else:
-        base_train = []
         log.warning("the checkpoint's training data is not on this machine: no retrieval baseline")
-    return base_train, rows, "all rows of the given data"
+    return base, rows_train + rows_val, "all rows of the given data"
 
 
 def run_eval(opts: EvalOptions) -> dict:
