@@ -113,12 +113,12 @@ def run_eval(opts: EvalOptions) -> dict:
 
     references = [p.copy for p in rows]
     attributes = [attrs(p.source) for p in rows]
-    results = {"model": {**metrics.corpus_scores(predictions, references),
+    results = {"model": {**metrics.corpus_scores(predictions, references, progress=opts.progress),
                          **metrics.copy_quality(predictions, attributes, lexicon)}}
     baseline = []
     if train:
         baseline = metrics.retrieval_baseline([(attrs(p.source), p.copy) for p in train], attributes)
-        results["retrieval baseline"] = {**metrics.corpus_scores(baseline, references),
+        results["retrieval baseline"] = {**metrics.corpus_scores(baseline, references, progress=opts.progress),
                                          **metrics.copy_quality(baseline, attributes, lexicon)}
     results["references"] = metrics.copy_quality(references, attributes, lexicon)
 
@@ -137,17 +137,20 @@ def run_eval(opts: EvalOptions) -> dict:
     return summary
 
 
-COLUMNS = [("rouge-1", "R-1"), ("rouge-2", "R-2"), ("rouge-l", "R-L"), ("bleu-4", "BLEU-4"),
-           ("distinct-4", "dist-4"), ("coverage", "attr cov"), ("contradiction_rate", "contra"),
-           ("ad_law_rate", "ad-law"), ("mean_length", "length")]
+COLUMNS = [  # (key, heading, scale): rates are shown as percentages
+    ("rouge-1", "R-1", 1), ("rouge-2", "R-2", 1), ("rouge-l", "R-L", 1), ("bleu-4", "BLEU-4", 1),
+    ("distinct_4", "dist-4%", 100), ("coverage", "attr-cov%", 100), ("contradiction_rate", "contra%", 100),
+    ("law_term_rate", "ad-law%", 100), ("mean_length", "length", 1),
+]
 
 
 def format_table(summary: dict) -> str:
     """The metrics as a fixed-width table, one row per system."""
-    header = f"{'system':<20}" + "".join(f"{label:>9}" for _, label in COLUMNS)
+    header = f"{'system':<20}" + "".join(f"{label:>10}" for _, label, _ in COLUMNS)
     lines = [f"{summary['examples']} examples, {summary['split']}, {summary['decoding']} decoding", header,
              "-" * len(header)]
     for system, values in summary["results"].items():
-        cells = "".join(f"{values[key]:>9.2f}" if key in values else f"{'':>9}" for key, _ in COLUMNS)
+        cells = "".join(f"{values[key] * scale:>10.2f}" if key in values else f"{'':>10}"
+                        for key, _, scale in COLUMNS)
         lines.append(f"{system:<20}{cells}")
     return "\n".join(lines)
