@@ -216,6 +216,8 @@ def attribute_values(
 def _jieba_words(folded_value: str) -> tuple[str, ...]:
     import jieba  # heavy: loads its dictionary on first use, never at import
 
+    jieba.setLogLevel(logging.WARNING)  # jieba sets its own logger to DEBUG at import
+
     return tuple(w for w in jieba.lcut(folded_value) if len(w.strip()) >= MIN_STEM_CHARS)
 
 

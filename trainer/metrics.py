@@ -33,6 +33,7 @@ from copygen.attributes import contradictions, coverage
 from copygen.compliance import Lexicon, load_lexicon, term_rate
 
 log = logging.getLogger(__name__)
+jieba.setLogLevel(logging.WARNING)  # jieba sets its own logger to DEBUG at import
 
 ROUGE_KEYS = ("rouge-1", "rouge-2", "rouge-l")
 DECIMALS = 4  # ChatGLM-6B rounds each example's score to 4 decimals before averaging
