@@ -119,10 +119,15 @@ def _autocast(device: str):
     return contextlib.nullcontext()
 
 
-def _lr_at(step: int, total: int, cfg: FitConfig) -> float:
+def _lr_at(step: int, total: int, cfg: FitConfig, elapsed: float) -> float:
+    """Linear warmup, then cosine decay to 10% — over the steps, or over the wall-time bound when
+    that comes first, so a run cut by --max-minutes still ends on a low learning rate."""
     if step < cfg.warmup_steps:
         return cfg.learning_rate * (step + 1) / cfg.warmup_steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
+    progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+    if cfg.max_seconds:
+        progress = max(progress, elapsed / cfg.max_seconds)
+    progress = min(1.0, progress)
     return cfg.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
@@ -184,7 +189,7 @@ def fit(model, train, val, *, pad_id: int, cfg: FitConfig, work_dir: Path, resum
         while batch_in_epoch < len(batches) and result.steps < total_steps:
             ids, labels, mask = (t.to(cfg.device) for t in collate(train, batches[batch_in_epoch], pad_id))
             for group in optimizer.param_groups:
-                group["lr"] = _lr_at(result.steps, total_steps, cfg)
+                group["lr"] = _lr_at(result.steps, total_steps, cfg, time.monotonic() - started)
             with _autocast(cfg.device):
                 loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
             optimizer.zero_grad(set_to_none=True)
