@@ -1,0 +1,101 @@
+"""The variant filters, the score and the ranking (worker/filters.py), with the shipped lexicon."""
+
+from __future__ import annotations
+
+import pytest
+
+from copygen.catalogue import Product
+from copygen.compliance import load_lexicon
+from worker import filters
+
+WHITE_COTTON_TOP = Product("SKU-1", "白色纯棉上衣", "上衣", {"颜色": ["白色"], "材质": ["棉"]})
+GOOD = "这款白色上衣采用纯棉面料，柔软亲肤，简约的版型百搭又显瘦，日常通勤或周末出游都很合适。"
+
+
+@pytest.fixture(scope="module")
+def lexicon():
+    return load_lexicon()
+
+
+def test_clean_copy_of_the_right_length_passes(lexicon):
+    assert 40 <= len(GOOD) <= 160
+    assert filters.check(GOOD, WHITE_COTTON_TOP, lexicon, []) == []
+
+
+def test_advertising_law_terms_are_flagged_by_name(lexicon):
+    text = "全网最好的白色上衣，纯棉面料柔软亲肤，销量第一，简约的版型百搭又显瘦，日常通勤都合适。"
+    flags = filters.check(text, WHITE_COTTON_TOP, lexicon, [])
+    assert "ad_law:最好" in flags
+    assert any(flag.startswith("ad_law:") and "第一" in flag for flag in flags)
+
+
+def test_allow_listed_phrases_are_not_flagged(lexicon):
+    text = "最近很火的白色纯棉上衣，第一眼就被它简约的版型吸引，柔软亲肤，百搭又显瘦，通勤出游都合适。"
+    assert not [f for f in filters.check(text, WHITE_COTTON_TOP, lexicon, []) if f.startswith("ad_law:")]
+
+
+def test_a_colour_the_product_does_not_have_is_a_contradiction(lexicon):
+    text = GOOD.replace("白色", "红色")
+    assert "contradiction:颜色:红色" in filters.check(text, WHITE_COTTON_TOP, lexicon, [])
+
+
+def test_a_near_copy_of_an_earlier_variant_is_a_near_duplicate(lexicon):
+    near = GOOD.replace("周末出游", "周末逛街")
+    assert filters.jaccard(GOOD, near) >= filters.NEAR_DUPLICATE_JACCARD
+    assert "near_duplicate" in filters.check(near, WHITE_COTTON_TOP, lexicon, [GOOD])
+    assert "near_duplicate" not in filters.check(near, WHITE_COTTON_TOP, lexicon, [])
+
+
+def test_different_copy_is_not_a_near_duplicate(lexicon):
+    other = "纯棉面料的白色上衣，透气舒适不闷热，落肩设计慵懒随性，搭配牛仔裤或半身裙都能轻松出街。"
+    assert filters.jaccard(GOOD, other) < filters.NEAR_DUPLICATE_JACCARD
+    assert "near_duplicate" not in filters.check(other, WHITE_COTTON_TOP, lexicon, [GOOD])
+
+
+@pytest.mark.parametrize("text", [
+    "白色上衣白色上衣白色上衣，纯棉面料柔软亲肤，简约的版型百搭又显瘦，日常通勤或周末出游都很合适。",
+    "纯棉面料柔软亲肤，简约百搭，纯棉面料柔软亲肤，日常通勤或周末出游都很合适，这款白色上衣值得入手。",
+])
+def test_looping_text_and_repeated_clauses_are_repetition(lexicon, text):
+    assert "repetition" in filters.check(text, WHITE_COTTON_TOP, lexicon, [])
+
+
+def test_length_bounds_follow_the_length_setting(lexicon):
+    short_line = "白色纯棉上衣，简约百搭"
+    assert filters.check(short_line, WHITE_COTTON_TOP, lexicon, [], length="short") == []
+    assert "too_short" in filters.check(short_line, WHITE_COTTON_TOP, lexicon, [], length="medium")
+    assert "too_long" in filters.check(GOOD * 2, WHITE_COTTON_TOP, lexicon, [], length="short")
+    assert "too_short" in filters.check(GOOD, WHITE_COTTON_TOP, lexicon, [], length="long")
+
+
+def test_empty_copy_is_flagged_empty_and_nothing_else(lexicon):
+    assert filters.check("  \u200b ", WHITE_COTTON_TOP, lexicon, ["x"]) == ["empty"]
+
+
+def test_an_unknown_length_setting_is_refused_by_name(lexicon):
+    with pytest.raises(ValueError, match="length must be one of short, medium, long"):
+        filters.check(GOOD, WHITE_COTTON_TOP, lexicon, [], length="huge")
+
+
+def test_score_rewards_coverage_and_distinctness_and_flags_cost_more_than_all_of_it():
+    covers = filters.score(GOOD, WHITE_COTTON_TOP)
+    misses = filters.score("这款上衣版型简约，柔软亲肤，百搭又显瘦，日常通勤或周末出游都很合适，值得入手哦。",
+                           WHITE_COTTON_TOP)
+    assert covers > misses
+    assert filters.score(GOOD, WHITE_COTTON_TOP, siblings=[GOOD]) < covers
+    assert filters.score(GOOD, WHITE_COTTON_TOP, flags=["repetition"]) < 0 <= misses
+
+
+def test_rank_puts_passed_variants_first_then_higher_scores():
+    variants = [
+        filters.Scored(variant_no=1, score=0.9, passed=False),
+        filters.Scored(variant_no=2, score=0.4, passed=True),
+        filters.Scored(variant_no=3, score=0.7, passed=True),
+    ]
+    assert filters.rank(variants) == [3, 2, 1]
+
+
+def test_rank_breaks_ties_by_variant_slot_and_accepts_mappings():
+    variants = [{"variant_no": 2, "score": 0.5, "passed": True}, {"variant_no": 1, "score": 0.5, "passed": True}]
+    assert filters.rank(variants) == [2, 1]
+    assert filters.rank([]) == []

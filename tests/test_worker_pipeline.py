@@ -1,0 +1,306 @@
+"""run_chunk, submission and the reconciler on SQLite: scripted generators, and one tiny real model."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
+
+from copygen.catalogue import CatalogueError, JobSettings, SettingsError
+from copygen.settings import Settings
+from db.chunks import claim_chunk
+from db.engine import session_scope, upgrade
+from db.jobs import job_progress
+from db.model_versions import register_model_version
+from db.models import Chunk, utcnow
+from db.variants import job_variants
+from worker import pipeline, runtime
+from worker.celery_app import create_app
+from worker.reconcile import queue_depth, reconcile
+from worker.submit import ModelVersionError, submit, submit_job, wait_for_job
+
+COPY = (  # three clean, mutually distinct copies for a white cotton top (medium length)
+    "这款白色上衣采用纯棉面料，柔软亲肤，简约的版型百搭又显瘦，日常通勤或周末出游都很合适。",
+    "纯棉面料的白色上衣，透气舒适不闷热，落肩设计慵懒随性，搭配牛仔裤或半身裙都能轻松出街。",
+    "白色是永不过时的经典，这件上衣选用柔软棉质，宽松廓形包容身材，领口细节精致，质感在线。",
+)
+BANNED = "全网最好的白色纯棉上衣，柔软亲肤又透气，简约版型百搭显瘦，通勤出游都合适，闭眼入手。"
+
+
+def products(n: int, poison: set[int] = frozenset()) -> list[dict]:
+    return [{"external_id": f"SKU-{i:03d}", "title": "POISON" if i in poison else "白色纯棉上衣",
+             "category": "上衣", "attributes": "颜色#白色*材质#棉"} for i in range(n)]
+
+
+class ScriptedGenerator:
+    """Stands in for trainer.generation.Generator: texts come from script(call, request_no, variant)."""
+
+    model_version = "scripted-1"
+
+    def __init__(self, script=lambda call, i, v: COPY[v % len(COPY)]):
+        self.script = script
+        self.calls: list[list] = []
+
+    def generate(self, requests, *, temperature=0.95, top_p=0.7, seed=None, banned=(), **_):
+        call = len(self.calls)
+        self.calls.append(list(requests))
+        for r in requests:
+            if "POISON" in r.source:
+                raise RuntimeError("this product breaks the model")
+        return [[self.script(call, i, v) for v in range(r.variants)] for i, r in enumerate(requests)]
+
+
+@pytest.fixture
+def env(sqlite_url):
+    """(engine, settings, app): a migrated SQLite store; chunk messages go to kombu's in-memory broker."""
+    upgrade(sqlite_url)
+    settings = Settings(database_url=sqlite_url, broker_url="redis://unused.invalid:6379/0", chunk_size=2,
+                        max_attempts=3, regenerate_rounds=2)
+    app = create_app(Settings(broker_url="memory://", database_url=sqlite_url))
+    with app.connection_for_write() as conn:  # kombu's in-memory broker lives as long as the process
+        for queue in ("batch", "interactive"):
+            conn.default_channel.queue_purge(queue)
+    engine = runtime.engine(settings)
+    yield engine, settings, app
+    runtime.reset()
+
+
+def new_job(env, n=4, poison=frozenset(), **job) -> str:
+    _, settings, app = env
+    return submit(products(n, poison), JobSettings(**job), settings=settings, app=app).job_id
+
+
+def run_all(env, generator, job_id):
+    engine, settings, _ = env
+    with session_scope(engine) as s:
+        chunks = job_progress(s, job_id)["chunks_total"]
+    for chunk_no in range(chunks):
+        for _ in range(settings.max_attempts):
+            if pipeline.run_chunk(engine, generator, job_id, chunk_no, settings, lexicon=lexicon()).status != "retry":
+                break
+
+
+def lexicon():
+    from copygen.compliance import load_lexicon
+
+    return load_lexicon()
+
+
+def variants_of(engine, job_id):
+    with session_scope(engine) as s:
+        return job_variants(s, job_id)
+
+
+def test_a_chunk_stores_k_checked_ranked_variants_per_product_and_the_job_finishes(env):
+    engine, settings, _ = env
+    job_id = new_job(env, n=3, variants=3)
+    generator = ScriptedGenerator()
+    outcome = pipeline.run_chunk(engine, generator, job_id, 0, settings, lexicon=lexicon())
+    assert (outcome.status, outcome.variants, outcome.flagged) == ("done", 6, 0)
+    assert len(generator.calls) == 1 and len(generator.calls[0]) == 2  # the chunk's products in one call
+    pipeline.run_chunk(engine, generator, job_id, 1, settings, lexicon=lexicon())
+    rows = variants_of(engine, job_id)
+    assert len(rows) == 9
+    for sku in ("SKU-000", "SKU-001", "SKU-002"):
+        mine = [r for r in rows if r["external_id"] == sku]
+        assert sorted(r["variant_no"] for r in mine) == [1, 2, 3]
+        assert sorted(r["rank"] for r in mine) == [1, 2, 3]
+        assert len({r["text"] for r in mine}) == 3
+        assert all(r["passed"] and r["flags"] == [] and r["model_version"] == "scripted-1" for r in mine)
+    with session_scope(engine) as s:
+        assert job_progress(s, job_id)["status"] == "done"
+
+
+def test_a_second_delivery_of_a_chunk_stores_nothing_twice(env):
+    engine, settings, _ = env
+    job_id = new_job(env, n=2, variants=3)
+    generator = ScriptedGenerator()
+    assert pipeline.run_chunk(engine, generator, job_id, 0, settings, lexicon=lexicon()).status == "done"
+    assert pipeline.run_chunk(engine, generator, job_id, 0, settings, lexicon=lexicon()).status == "skipped"
+    assert len(generator.calls) == 1
+    # a delivery that generated concurrently and writes late: its rows lose to the stored ones
+    first = variants_of(engine, job_id)
+    late = [{"job_item_id": r["job_item_id"], "variant_no": r["variant_no"], "text": "迟到的文案",
+             "passed": True} for r in first]
+    assert pipeline.store_chunk(engine, job_id, 0, late, settings) == 0
+    assert variants_of(engine, job_id) == first
+
+
+def test_a_failing_variant_is_regenerated_and_the_better_text_kept(env):
+    engine, settings, _ = env
+    job_id = new_job(env, n=1, variants=3)
+    generator = ScriptedGenerator(lambda call, i, v: BANNED if call == 0 and v == 1 else COPY[v if call == 0 else 1])
+    pipeline.run_chunk(engine, generator, job_id, 0, settings, lexicon=lexicon())
+    rows = {r["variant_no"]: r for r in variants_of(engine, job_id)}
+    assert len(generator.calls) == 2 and generator.calls[1][0].variants == 1  # only the failing slot
+    assert rows[2]["text"] == COPY[1] and rows[2]["passed"] and rows[2]["regenerations"] == 1
+    assert rows[1]["regenerations"] == rows[3]["regenerations"] == 0
+
+
+def test_a_variant_that_keeps_failing_is_stored_flagged_with_its_reasons_and_ranked_last(env):
+    engine, settings, _ = env
+    job_id = new_job(env, n=1, variants=3)
+    generator = ScriptedGenerator(lambda call, i, v: BANNED if v == 0 or call > 0 else COPY[v])
+    pipeline.run_chunk(engine, generator, job_id, 0, settings, lexicon=lexicon())
+    rows = {r["variant_no"]: r for r in variants_of(engine, job_id)}
+    assert len(generator.calls) == 1 + settings.regenerate_rounds
+    assert rows[1]["passed"] is False and "ad_law:最好" in rows[1]["flags"]
+    assert rows[1]["regenerations"] == settings.regenerate_rounds
+    assert rows[1]["rank"] == 3 and rows[1]["score"] < 0 <= min(rows[2]["score"], rows[3]["score"])
+
+
+def test_identical_variants_are_flagged_near_duplicate_rather_than_dropped(env):
+    engine, settings, _ = env
+    job_id = new_job(env, n=1, variants=3)
+    pipeline.run_chunk(engine, ScriptedGenerator(lambda call, i, v: COPY[0]), job_id, 0, settings,
+                       lexicon=lexicon())
+    rows = sorted(variants_of(engine, job_id), key=lambda r: r["variant_no"])
+    assert len(rows) == 3
+    assert rows[0]["passed"] and [r["flags"] for r in rows[1:]] == [["near_duplicate"]] * 2
+
+
+def test_a_poison_chunk_is_parked_after_max_attempts_and_the_job_ends_partial_with_the_reason(env):
+    engine, settings, _ = env
+    job_id = new_job(env, n=6, poison={3}, variants=2)  # chunks: [0,1] [2,3] [4,5]
+    run_all(env, ScriptedGenerator(), job_id)
+    with session_scope(engine) as s:
+        progress = job_progress(s, job_id)
+    assert progress["status"] == "partial"
+    assert (progress["chunks_done"], progress["chunks_failed"], progress["variants"]) == (2, 1, 8)
+    [failure] = progress["failures"]
+    assert failure["chunk_no"] == 1 and failure["attempts"] == settings.max_attempts
+    assert "this product breaks the model" in failure["error"]
+
+
+def test_a_short_database_outage_while_storing_is_waited_out_without_generating_again(env, monkeypatch):
+    engine, settings, _ = env
+    job_id = new_job(env, n=2, variants=2)
+    real, failures = pipeline.upsert_variants, []
+
+    def flaky(s, rows):
+        if not failures:
+            failures.append(1)
+            raise OperationalError("INSERT", {}, Exception("server closed the connection unexpectedly"))
+        return real(s, rows)
+
+    monkeypatch.setattr(pipeline, "upsert_variants", flaky)
+    monkeypatch.setattr(pipeline, "STORE_BACKOFF_S", (0.01, 0.01))
+    generator = ScriptedGenerator()
+    assert pipeline.run_chunk(engine, generator, job_id, 0, settings, lexicon=lexicon()).status == "done"
+    assert failures and len(generator.calls) == 1
+    assert len(variants_of(engine, job_id)) == 4
+
+
+def test_after_a_longer_outage_the_retry_stores_the_copy_already_generated(env, monkeypatch):
+    engine, settings, _ = env
+    job_id = new_job(env, n=2, variants=2)
+    real, down = pipeline.upsert_variants, [True]
+
+    def maybe_down(s, rows):
+        if down[0]:
+            raise OperationalError("INSERT", {}, Exception("connection refused"))
+        return real(s, rows)
+
+    monkeypatch.setattr(pipeline, "upsert_variants", maybe_down)
+    monkeypatch.setattr(pipeline, "STORE_BACKOFF_S", (0.01,))
+    generator = ScriptedGenerator()
+    with pytest.raises(OperationalError):
+        pipeline.run_chunk(engine, generator, job_id, 0, settings, lexicon=lexicon())
+    assert variants_of(engine, job_id) == []  # nothing partial is visible
+    down[0] = False
+    assert pipeline.run_chunk(engine, generator, job_id, 0, settings, lexicon=lexicon()).status == "done"
+    assert len(generator.calls) == 1 and len(variants_of(engine, job_id)) == 4
+
+
+def test_a_job_for_another_model_version_is_not_generated_by_this_worker(env):
+    engine, settings, _ = env
+    with session_scope(engine) as s:
+        register_model_version(s, "other-2", "/models/other-2", {"name": "other-2"})
+    job_id = new_job(env, n=1, model_version="other-2")
+    outcome = pipeline.run_chunk(engine, ScriptedGenerator(), job_id, 0, settings, lexicon=lexicon())
+    assert outcome.status == "retry" and "asks for model 'other-2'" in outcome.error
+
+
+def test_submission_reports_bad_rows_and_keeps_the_good_ones(env):
+    engine, settings, app = env
+    rows = products(3) + [{"title": "没有编号"}, {"external_id": "SKU-000", "title": "重复"}]
+    result = submit(rows, JobSettings(), settings=settings, app=app)
+    assert result.created and result.accepted == 3
+    assert [(e.row, e.field) for e in result.rejected] == [(4, "external_id"), (5, "external_id")]
+    with session_scope(engine) as s:
+        assert job_progress(s, result.job_id)["rejected"] == 2
+
+
+def test_submission_with_no_valid_row_is_refused_row_by_row(env):
+    _, settings, app = env
+    with pytest.raises(CatalogueError, match="row 1: field 'external_id'"):
+        submit([{"title": "没有编号"}], JobSettings(), settings=settings, app=app)
+
+
+def test_an_unknown_model_version_fails_at_submission_with_one_clear_line(env):
+    _, settings, app = env
+    with pytest.raises(ModelVersionError, match="unknown model version 'nope'"):
+        submit(products(1), JobSettings(model_version="nope"), settings=settings, app=app)
+
+
+def test_bad_settings_are_refused_by_field_name(env):
+    _, settings, _ = env
+    with pytest.raises(SettingsError, match="variants"):
+        submit_job(products(1), variants=0, settings=settings)
+
+
+def test_chunks_are_enqueued_after_commit_on_the_jobs_queue_and_once_per_idempotency_key(env):
+    _, settings, app = env
+    first = submit(products(5), JobSettings(queue="interactive"), settings=settings, app=app,
+                   idempotency_key="k-1")
+    again = submit(products(5), JobSettings(queue="interactive"), settings=settings, app=app,
+                   idempotency_key="k-1")
+    assert first.job_id == again.job_id and first.created and not again.created
+    assert queue_depth(app, "interactive") == 3  # 5 products in chunks of 2
+    assert queue_depth(app, "batch") == 0
+
+
+def test_the_reconciler_resends_lapsed_chunks_and_pending_ones_only_when_their_queue_is_empty(env):
+    engine, settings, app = env
+    job_id = new_job(env, n=4)  # 2 chunks -> 2 messages on batch
+    with session_scope(engine) as s:
+        claim_chunk(s, job_id, 0, lease_seconds=60, max_attempts=3, now=utcnow() - timedelta(hours=1))
+        s.execute(update(Chunk).where(Chunk.job_id == job_id).values(updated_at=utcnow() - timedelta(hours=1)))
+    assert reconcile(engine, app, settings) == {"due": 2, "enqueued": 1, "finished": 0}  # queue not empty
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("batch")  # the broker lost its queue
+    assert reconcile(engine, app, settings) == {"due": 2, "enqueued": 2, "finished": 0}
+    assert queue_depth(app, "batch") == 2
+
+
+# -- the embedded default, with a real (tiny) model -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A tiny trained checkpoint, built once per test session (shared with other modules)."""
+    from trainer.testing import tiny_checkpoint
+
+    path = tmp_path_factory.getbasetemp() / "tiny-checkpoint"
+    return path if (path / "copygen.json").is_file() else tiny_checkpoint(path)
+
+
+@pytest.mark.slow
+def test_the_embedded_default_runs_a_job_in_process_with_a_real_model(sqlite_url, checkpoint):
+    upgrade(sqlite_url)
+    settings = Settings(database_url=sqlite_url, broker_url="memory://", checkpoint=checkpoint, chunk_size=3,
+                        regenerate_rounds=1)
+    try:
+        job_id = submit_job(products(5), 2, length="short", seed=11, settings=settings)
+        engine = runtime.engine(settings)
+        assert wait_for_job(engine, job_id, timeout=5)["status"] == "done"  # finished before submit returned
+        rows = variants_of(engine, job_id)
+        assert len(rows) == 10 and all(r["text"] for r in rows)
+        assert all(r["passed"] == (r["flags"] == []) for r in rows)
+        again = submit_job(products(5), 2, length="short", seed=11, settings=settings)
+        assert [r["text"] for r in variants_of(engine, again)] == [r["text"] for r in rows]  # same seed, same copy
+    finally:
+        runtime.reset()

@@ -1,0 +1,187 @@
+"""The checks a generated variant must pass, its score, and the ranking of a product's variants.
+
+A variant's flags say why it is not fit to publish; a flagged variant is regenerated a bounded
+number of times and, if it still fails, stored with its flags (never dropped):
+
+    ad_law:<term>              a China Advertising Law term (最, 第一, 国家级 ...) from the lexicon
+    contradiction:<key:value>  names a colour, material ... the product does not have
+    near_duplicate             char 3-gram Jaccard >= 0.7 against an earlier variant of the product
+    repetition                 a char 4-gram occurring >= 3 times, or a clause said twice
+    too_short / too_long       outside the bounds of the job's length setting (LENGTH_BOUNDS)
+    empty                      nothing but whitespace (no other check is run)
+
+Length bounds, in characters of the normalised copy (the opening phrase included):
+
+    short   4 .. 40    a title line or a banner
+    medium 40 .. 160   AdvertiseGen-style ad copy (its copy is mostly 60-130 characters)
+    long   80 .. 300   a product-page description
+
+The score orders a product's variants (higher is better):
+
+    score = 0.5 * coverage + 0.3 * length fit + 0.2 * distinctness - 1.5 per flag
+
+coverage is the share of the product's attribute values the copy expresses (1 with none); length fit is 1 inside
+the bounds and falls off linearly to 0 at half (or double) the bound; distinctness is 1 minus the
+largest 3-gram Jaccard similarity to the product's other variants. A flag costs more than all the
+positive terms together (a flagged score is below 0, a passing one at least 0); rank() also orders
+passed before flagged explicitly.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from copygen.attributes import contradictions, coverage
+from copygen.textnorm import normalise
+
+log = logging.getLogger(__name__)
+
+LENGTH_BOUNDS: dict[str, tuple[int, int]] = {"short": (4, 40), "medium": (40, 160), "long": (80, 300)}
+NEAR_DUPLICATE_JACCARD = 0.7  # 3-gram Jaccard at which two variants say the same thing
+REPEATED_NGRAM = 4  # a 4-gram ...
+REPEATED_TIMES = 3  # ... seen 3 times is a loop, not emphasis
+MIN_CLAUSE_CHARS = 4  # shorter clauses ("好看") may legitimately recur in a list
+
+WEIGHT_COVERAGE, WEIGHT_LENGTH, WEIGHT_DISTINCT = 0.5, 0.3, 0.2
+FLAG_PENALTY = 1.5  # more than the positive terms can add up to (1.0): flagged < 0 <= passed
+
+_CLAUSE_SPLIT = re.compile(r"[，。！？；、,.!?;:：\s~～…]+")
+
+
+class LexiconLike(Protocol):
+    def find(self, text: str) -> list[str]: ...
+
+
+class ProductLike(Protocol):
+    attributes: Mapping[str, Sequence[str]]
+
+
+def char_ngrams(text: str, n: int) -> set[str]:
+    """The set of character n-grams of text (the whole text when it is shorter than n)."""
+    text = normalise(text)
+    if len(text) < n:
+        return {text} if text else set()
+    return {text[i : i + n] for i in range(len(text) - n + 1)}
+
+
+def jaccard(a: str, b: str, n: int = 3) -> float:
+    """Char n-gram Jaccard similarity of two texts, in [0, 1]."""
+    ga, gb = char_ngrams(a, n), char_ngrams(b, n)
+    if not ga and not gb:
+        return 1.0
+    return len(ga & gb) / len(ga | gb)
+
+
+def is_repetitive(text: str) -> bool:
+    """True when a char 4-gram occurs 3 or more times, or a clause of 4+ chars is said twice."""
+    text = normalise(text)
+    grams = Counter(
+        text[i : i + REPEATED_NGRAM]
+        for i in range(len(text) - REPEATED_NGRAM + 1)
+        if text[i : i + REPEATED_NGRAM].strip()
+    )
+    if grams and max(grams.values()) >= REPEATED_TIMES:
+        return True
+    clauses = [c for c in _CLAUSE_SPLIT.split(text) if len(c) >= MIN_CLAUSE_CHARS]
+    return len(clauses) != len(set(clauses))
+
+
+def length_bounds(length: str) -> tuple[int, int]:
+    try:
+        return LENGTH_BOUNDS[length]
+    except KeyError:
+        raise ValueError(f"length must be one of {', '.join(LENGTH_BOUNDS)}, not {length!r}") from None
+
+
+def check(
+    text: str,
+    product: ProductLike,
+    lexicon: LexiconLike,
+    siblings: Iterable[str] = (),
+    *,
+    length: str = "medium",
+) -> list[str]:
+    """The flags of one variant; siblings are the product's earlier variants. [] means it passed."""
+    clean = normalise(text)
+    if not clean:
+        return ["empty"]
+    flags = [f"ad_law:{term}" for term in dict.fromkeys(lexicon.find(clean))]
+    flags += [f"contradiction:{c}" for c in dict.fromkeys(contradictions(clean, product.attributes))]
+    if any(jaccard(clean, other) >= NEAR_DUPLICATE_JACCARD for other in siblings):
+        flags.append("near_duplicate")
+    if is_repetitive(clean):
+        flags.append("repetition")
+    low, high = length_bounds(length)
+    if len(clean) < low:
+        flags.append("too_short")
+    elif len(clean) > high:
+        flags.append("too_long")
+    return flags
+
+
+def length_fit(n_chars: int, length: str) -> float:
+    """1 inside the length bounds, falling linearly to 0 at half the lower / double the upper bound."""
+    low, high = length_bounds(length)
+    if n_chars < low:
+        return max(0.0, (n_chars - low / 2) / (low / 2))
+    if n_chars > high:
+        return max(0.0, 1 - (n_chars - high) / high)
+    return 1.0
+
+
+def score(
+    text: str,
+    product: ProductLike,
+    *,
+    siblings: Iterable[str] = (),
+    length: str = "medium",
+    flags: Sequence[str] = (),
+) -> float:
+    """How good a variant is for its product; higher is better (see the module docstring)."""
+    clean = normalise(text)
+    if not clean:
+        return -FLAG_PENALTY * max(1, len(flags))
+    cover = coverage(clean, product.attributes)
+    similarity = max((jaccard(clean, other) for other in siblings), default=0.0)
+    value = (
+        WEIGHT_COVERAGE * cover
+        + WEIGHT_LENGTH * length_fit(len(clean), length)
+        + WEIGHT_DISTINCT * (1.0 - similarity)
+        - FLAG_PENALTY * len(flags)
+    )
+    return round(value, 4)
+
+
+@dataclass
+class Scored:
+    """What rank() needs of a variant."""
+
+    variant_no: int
+    score: float
+    passed: bool
+
+
+def _field(variant: Scored | Mapping, name: str):
+    return variant[name] if isinstance(variant, Mapping) else getattr(variant, name)
+
+
+def rank(variants: Sequence[Scored | Mapping]) -> list[int]:
+    """Ranks 1..k, aligned with variants: passed first, then by score (desc), then by slot.
+
+    A variant is a Scored or a mapping with the keys variant_no, score and passed.
+    """
+
+    def key(i: int) -> tuple[bool, float, int]:
+        v = variants[i]
+        return (not _field(v, "passed"), -_field(v, "score"), _field(v, "variant_no"))
+
+    order = sorted(range(len(variants)), key=key)
+    ranks = [0] * len(variants)
+    for position, i in enumerate(order, start=1):
+        ranks[i] = position
+    return ranks

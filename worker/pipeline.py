@@ -1,0 +1,268 @@
+"""One chunk, start to finish: claim, generate, filter, regenerate, score and rank, store.
+
+run_chunk is a plain function (no Celery): the chunk task, the embedded in-process mode and the
+tests all call it. Its steps, each in its own short transaction:
+
+1. claim the chunk in SQL (counts an attempt, takes a lease); None -> nothing to do (done,
+   parked, or leased by another worker: a duplicate delivery);
+2. generate k variants for each of the chunk's products in one call (the Generator sorts by
+   prompt length and batches), Advertising Law terms blocked at decode time;
+3. check every variant (worker.filters); regenerate the failing ones, at most
+   settings.regenerate_rounds rounds, keeping a new text only when it has fewer flags;
+4. score and rank each product's variants;
+5. write all the chunk's variants and mark the chunk done in ONE transaction (ON CONFLICT DO
+   NOTHING: a second delivery stores nothing twice), then settle the job if it is complete.
+
+A failure in steps 2-4 is recorded against the chunk (record_chunk_error), which parks it as
+failed after settings.max_attempts attempts. A database outage in step 5 is waited out with
+backoff for a while, keeping the generated copy; if it lasts longer, the exception goes to the
+caller (the task retries it) and the copy is kept in this process for the retry.
+
+Sampling is deterministic per (job seed, chunk, round): the seed of a generate call is derived
+from the job's seed (or, without one, from its id), the chunk number and the regeneration round,
+so a chunk run again on the same model and device writes the same copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import traceback
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from copygen.catalogue import JobSettings, Product
+from copygen.textnorm import normalise
+from db.chunks import claim_chunk, finish_jobs, mark_chunk_done, record_chunk_error
+from db.engine import session_scope
+from db.jobs import get_job
+from db.variants import upsert_variants
+from worker import filters
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from copygen.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PRODUCT_FIELDS = ("external_id", "title", "category", "attributes", "description")
+STORE_BACKOFF_S = (1, 2, 4, 8, 15, 30)  # waits between tries of the final write when the database is away
+UNSAVED_CHUNKS = 4  # generated chunks kept in memory for a retry after a database outage
+
+
+@dataclass
+class ChunkOutcome:
+    """What run_chunk did. status: done, skipped (nothing to do), retry (error recorded, the chunk
+    is pending again) or parked (error recorded, attempts used up)."""
+
+    status: str
+    variants: int = 0  # rows this call wrote (0 for a duplicate delivery)
+    flagged: int = 0  # of the chunk's variants, those stored with flags
+    error: str | None = None
+
+
+@dataclass
+class VariantDraft:
+    variant_no: int  # 1..k, the variant slot
+    text: str
+    flags: list[str] = field(default_factory=list)
+    regenerations: int = 0
+    score: float = 0.0
+    rank: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return not self.flags
+
+
+class ModelMismatch(RuntimeError):
+    """The job asks for a model version this worker does not serve."""
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """True for a database that is away (connection refused or lost, locked): worth retrying later."""
+    return isinstance(exc, OperationalError) or (
+        isinstance(exc, DBAPIError) and bool(getattr(exc, "connection_invalidated", False))
+    )
+
+
+def derive_seed(*parts: Any) -> int:
+    """A 63-bit seed from parts, the same in every process (unlike hash())."""
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def job_settings(stored: dict[str, Any]) -> JobSettings:
+    """The JobSettings a job was submitted with (keys this copygen does not know are ignored)."""
+    known = {f.name for f in fields(JobSettings)}
+    return JobSettings(**{k: v for k, v in stored.items() if k in known})
+
+
+def product_of(item: dict[str, Any]) -> Product:
+    return Product.from_json({k: item[k] for k in PRODUCT_FIELDS if k in item})
+
+
+# -- generation and filtering: no SQL, no Celery -----------------------------------------------
+
+
+def _evaluate(texts: list[str], product: Product, lexicon, length: str) -> list[list[str]]:
+    """Flags of each variant in slot order; near-duplicates are judged against earlier slots."""
+    return [filters.check(t, product, lexicon, texts[:v], length=length) for v, t in enumerate(texts)]
+
+
+def draft_variants(
+    generator,
+    products: Sequence[Product],
+    settings: JobSettings,
+    lexicon,
+    *,
+    seed: int,
+    rounds: int,
+) -> list[list[VariantDraft]]:
+    """settings.variants checked, scored and ranked variants for each product, in product order."""
+    from trainer.generation import Request
+
+    k = settings.variants
+    sources = [p.source() for p in products]
+    sample = {"temperature": settings.temperature, "top_p": settings.top_p, "banned": lexicon.terms}
+
+    def request(i: int, n: int) -> Request:
+        return Request(source=sources[i], variants=n, length=settings.length, style=settings.style,
+                       opening=settings.opening)
+
+    texts = generator.generate([request(i, k) for i in range(len(products))],
+                               seed=derive_seed(seed, 0), **sample)
+    texts = [[normalise(t) for t in row] for row in texts]
+    regens = [[0] * k for _ in products]
+    flags = [_evaluate(texts[i], p, lexicon, settings.length) for i, p in enumerate(products)]
+
+    for round_no in range(1, rounds + 1):
+        failing = {i: [v for v in range(k) if flags[i][v]] for i in range(len(products))}
+        failing = {i: slots for i, slots in failing.items() if slots}
+        if not failing:
+            break
+        order = list(failing)
+        fresh = generator.generate([request(i, len(failing[i])) for i in order],
+                                   seed=derive_seed(seed, round_no), **sample)
+        for i, candidates in zip(order, fresh):
+            product = products[i]
+            for v, candidate in zip(failing[i], candidates):
+                candidate = normalise(candidate)
+                others = [t for j, t in enumerate(texts[i]) if j != v]
+                current = filters.check(texts[i][v], product, lexicon, others, length=settings.length)
+                new = filters.check(candidate, product, lexicon, others, length=settings.length)
+                regens[i][v] += 1  # tries for this slot, kept or not
+                if len(new) < len(current):
+                    texts[i][v] = candidate
+            flags[i] = _evaluate(texts[i], product, lexicon, settings.length)
+
+    drafts: list[list[VariantDraft]] = []
+    for i, product in enumerate(products):
+        row = []
+        for v in range(k):
+            others = [t for j, t in enumerate(texts[i]) if j != v]
+            value = filters.score(texts[i][v], product, siblings=others, length=settings.length, flags=flags[i][v])
+            row.append(VariantDraft(v + 1, texts[i][v], flags[i][v], regens[i][v], value))
+        for draft, position in zip(row, filters.rank(row)):
+            draft.rank = position
+        drafts.append(row)
+    return drafts
+
+
+# -- one chunk, with SQL ------------------------------------------------------------------------
+
+_unsaved: OrderedDict[tuple[str, int], list[dict[str, Any]]] = OrderedDict()
+
+
+def run_chunk(engine: Engine, generator, job_id: str, chunk_no: int, settings: Settings,
+              *, lexicon=None) -> ChunkOutcome:
+    """Generate, check and store one chunk's variants; see the module docstring."""
+    key = (job_id, chunk_no)
+    if key in _unsaved:  # generated before a database outage: store it, do not generate it again
+        rows = _unsaved[key]
+        written = store_chunk(engine, job_id, chunk_no, rows, settings)
+        return ChunkOutcome("done", written, sum(not r["passed"] for r in rows))
+
+    with session_scope(engine) as s:
+        items = claim_chunk(s, job_id, chunk_no, lease_seconds=settings.lease_seconds,
+                            max_attempts=settings.max_attempts)
+        job = get_job(s, job_id) if items is not None else None
+    if items is None:
+        log.info("job %s chunk %d: nothing to do (done, parked or claimed elsewhere)", job_id, chunk_no)
+        return ChunkOutcome("skipped")
+
+    started = time.monotonic()
+    try:
+        if lexicon is None:
+            from worker.runtime import lexicon as process_lexicon
+
+            lexicon = process_lexicon()
+        if job["model_version"] and job["model_version"] != generator.model_version:
+            raise ModelMismatch(f"job {job_id} asks for model {job['model_version']!r}; this worker serves "
+                                f"{generator.model_version!r} (start a worker with that checkpoint)")
+        js = job_settings(job["settings"])
+        base_seed = js.seed if js.seed is not None else derive_seed(job_id)
+        drafts = draft_variants(generator, [product_of(item) for item in items], js, lexicon,
+                                seed=derive_seed(base_seed, chunk_no), rounds=settings.regenerate_rounds)
+    except Exception as exc:
+        if isinstance(exc, DBAPIError) and is_disconnect(exc):
+            raise
+        error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
+        with session_scope(engine) as s:
+            parked = record_chunk_error(s, job_id, chunk_no, error, max_attempts=settings.max_attempts)
+            if parked:
+                finish_jobs(s)
+        log.warning("job %s chunk %d: %s (%s)", job_id, chunk_no, "parked" if parked else "will retry",
+                    f"{type(exc).__name__}: {exc}")
+        return ChunkOutcome("parked" if parked else "retry", error=f"{type(exc).__name__}: {exc}")
+
+    rows = [
+        {
+            "job_item_id": item["id"], "variant_no": d.variant_no, "text": d.text, "rank": d.rank,
+            "score": d.score, "flags": d.flags, "passed": d.passed,
+            "model_version": generator.model_version, "regenerations": d.regenerations,
+        }
+        for item, row in zip(items, drafts) for d in row
+    ]
+    _unsaved[key] = rows
+    while len(_unsaved) > UNSAVED_CHUNKS:
+        _unsaved.popitem(last=False)
+    written = store_chunk(engine, job_id, chunk_no, rows, settings)
+    flagged = sum(not r["passed"] for r in rows)
+    log.info("job %s chunk %d: %d products, %d variants (%d flagged) in %.1f s", job_id, chunk_no,
+             len(items), len(rows), flagged, time.monotonic() - started)
+    return ChunkOutcome("done", written, flagged)
+
+
+def store_chunk(engine: Engine, job_id: str, chunk_no: int, rows: list[dict[str, Any]], settings: Settings) -> int:
+    """Write a chunk's variants and mark it done in one transaction; wait out a short outage.
+
+    Returns the number of rows written (0 when another delivery stored them first). Raises the
+    database error when the outage outlasts the backoff (the chunk's copy stays in _unsaved).
+    """
+    deadline = time.monotonic() + min(settings.lease_seconds / 2, sum(STORE_BACKOFF_S))
+    for delay in (*STORE_BACKOFF_S, None):
+        try:
+            with session_scope(engine) as s:
+                written = upsert_variants(s, rows)
+                mark_chunk_done(s, job_id, chunk_no)
+            break
+        except DBAPIError as exc:
+            if not is_disconnect(exc) or delay is None or time.monotonic() + delay > deadline:
+                raise
+            log.warning("job %s chunk %d: database unavailable (%s); retrying in %d s", job_id, chunk_no,
+                        type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__, delay)
+            time.sleep(delay)
+    _unsaved.pop((job_id, chunk_no), None)
+    try:
+        with session_scope(engine) as s:
+            finish_jobs(s)
+    except DBAPIError as exc:  # the reconciler settles the job later
+        log.warning("job %s: could not settle the job now (%s)", job_id, exc)
+    return written
