@@ -74,9 +74,8 @@ def cmd_generate(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from trainer.checkpoint import CheckpointError, load_manifest
-
     from copygen.settings import get_settings
+    from trainer.checkpoint import CheckpointError, load_manifest
 
     root = Path(args.dir)
     current = get_settings().checkpoint.resolve()
@@ -95,6 +94,231 @@ def cmd_models(args) -> int:
         print(f"{mark} {path}  {m['name']}  base={m['base']}  created {m['created_at']}  "
               f"val_loss={metrics.get('val_loss', float('nan')):.3f}")
     print("(* = COPYGEN_CHECKPOINT, the worker's default)")
+    return 0
+
+
+# -- catalogue jobs --------------------------------------------------------------------------------
+
+FINISHED = ("done", "partial", "failed")
+
+
+def _engine(settings):
+    """The copy store's engine; the embedded SQLite store is created or upgraded on first use."""
+    from worker import runtime
+
+    if settings.database_url.startswith("sqlite"):
+        from db.engine import upgrade
+
+        upgrade(settings.database_url)
+    return runtime.engine(settings)
+
+
+def _exit_status(status: str) -> int:
+    return 0 if status == "done" else 1
+
+
+def _progress_line(p: dict) -> str:
+    done = p["chunks_done"] + p["chunks_failed"]
+    return (f"job {p['job_id']}: {p['status']}, {done}/{p['chunks_total']} chunks "
+            f"({p['chunks_failed']} failed), {p['items']} products, {p['variants']} variants "
+            f"({p['flagged']} flagged), {p['rejected']} rows rejected at submission")
+
+
+def _follow(engine, job_id: str, *, quiet: bool) -> dict:
+    """Poll until the job ends, with a progress bar over its chunks (on stderr)."""
+    from tqdm import tqdm
+
+    from worker.submit import wait_for_job
+
+    bar = None
+
+    def show(p):
+        nonlocal bar
+        if quiet:
+            return
+        if bar is None:
+            bar = tqdm(total=p["chunks_total"], desc=f"job {job_id[:8]}", unit="chunk", file=sys.stderr)
+        bar.update(p["chunks_done"] + p["chunks_failed"] - bar.n)
+        bar.set_postfix(status=p["status"], variants=p["variants"])
+
+    try:
+        return wait_for_job(engine, job_id, poll=1.0, on_progress=show)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def cmd_enqueue(args) -> int:
+    from tqdm import tqdm
+
+    from copygen.catalogue import read_catalogue, rejection_message, validate_settings
+    from copygen.settings import get_settings
+    from worker.celery_app import uses_memory_broker
+    from worker.submit import submit
+
+    settings = get_settings()
+    products, errors = read_catalogue(args.file, strict=args.strict)
+    if errors:
+        print(rejection_message(args.file, errors), file=sys.stderr)
+    job = validate_settings({k: v for k, v in {
+        "variants": args.variants, "length": args.length, "style": args.style, "opening": args.opening,
+        "temperature": args.temperature, "top_p": args.top_p, "seed": args.seed,
+        "model_version": args.model_version, "queue": args.queue, "campaign": args.campaign,
+    }.items() if v is not None}, settings.max_variants)
+    engine = _engine(settings)
+    bar = None
+
+    def on_chunk(done: int, total: int) -> None:  # in-process execution (the embedded default)
+        nonlocal bar
+        if args.quiet:
+            return
+        if bar is None:
+            bar = tqdm(total=total, desc="generating", unit="chunk", file=sys.stderr)
+        bar.update(done - bar.n)
+
+    try:
+        submission = submit(products, job, idempotency_key=args.idempotency_key, settings=settings,
+                            source=str(args.file), rejected=errors, on_chunk=on_chunk)
+    finally:
+        if bar is not None:
+            bar.close()
+    if not args.quiet:
+        verb = "submitted" if submission.created else "already submitted (same idempotency key)"
+        where = "ran in this process" if uses_memory_broker(settings) else f"queued on '{job.queue}'"
+        print(f"job {submission.job_id} {verb}: {submission.accepted} products × {job.variants} variants, "
+              f"{len({e.row for e in submission.rejected})} rows rejected; {where}", file=sys.stderr)
+    print(submission.job_id)
+    if args.wait:
+        final = _follow(engine, submission.job_id, quiet=args.quiet)
+        if not args.quiet:
+            print(_progress_line(final), file=sys.stderr)
+        return _exit_status(final["status"])
+    return 0
+
+
+def cmd_status(args) -> int:
+    from copygen.settings import get_settings
+    from db.engine import session_scope
+    from db.jobs import job_progress
+
+    engine = _engine(get_settings())
+    if args.follow:
+        progress = _follow(engine, args.job, quiet=args.json)
+    else:
+        with session_scope(engine) as s:
+            progress = job_progress(s, args.job)
+    if progress is None:
+        raise CommandError(f"no job {args.job}")
+    if args.json:
+        print(json.dumps(progress, ensure_ascii=False, default=str, indent=2))
+    else:
+        print(_progress_line(progress))
+        for failure in progress["failures"]:
+            print(f"  chunk {failure['chunk_no']} failed after {failure['attempts']} attempt(s): {failure['error']}")
+    if progress["status"] in FINISHED:
+        return _exit_status(progress["status"])
+    return 0
+
+
+EXPORT_COLUMNS = ["external_id", "variant_no", "rank", "score", "passed", "flags", "text", "model_version"]
+
+
+def cmd_export(args) -> int:
+    from copygen.settings import get_settings
+    from db.engine import session_scope
+    from db.jobs import get_job
+    from db.variants import iter_job_variants
+
+    if args.format != "table" and not args.out:
+        raise CommandError(f"--out is required for --format {args.format}")
+    engine = _engine(get_settings())
+    with session_scope(engine) as s:
+        if get_job(s, args.job) is None:
+            raise CommandError(f"no job {args.job}")
+        rows = [{**{k: row[k] for k in EXPORT_COLUMNS}, "title": row["title"]} for row in iter_job_variants(s, args.job)]
+    for row in rows:
+        row["score"] = round(row["score"], 4) if row["score"] is not None else None
+        row["flags"] = ";".join(row["flags"] or [])
+    if args.format == "table":
+        print_table(rows)
+        return 0
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.format == "jsonl":
+        with out.open("w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps({k: row[k] for k in EXPORT_COLUMNS}, ensure_ascii=False) + "\n")
+    else:
+        import pandas as pd
+
+        frame = pd.DataFrame(rows, columns=EXPORT_COLUMNS)
+        if args.format == "csv":
+            frame.to_csv(out, index=False, encoding="utf-8-sig")  # the BOM lets Excel read the Chinese
+        else:
+            frame.to_excel(out, index=False)
+    print(f"wrote {len(rows)} variants to {out}", file=sys.stderr)
+    return 0
+
+
+def print_table(rows: list[dict]) -> None:
+    """Variants grouped by product, best first, for reading in a terminal."""
+    current = None
+    for row in rows:
+        if row["external_id"] != current:
+            current = row["external_id"]
+            print(f"\n{current}  {row['title'] or ''}")
+        mark = "✓" if row["passed"] else "✗"
+        flags = f"  [{row['flags']}]" if row["flags"] else ""
+        print(f"  {row['rank'] or '-'}. {mark} {row['score']:>6.2f}  {row['text']}{flags}")
+    print()
+
+
+def cmd_worker(args) -> int:
+    from copygen.settings import get_settings
+    from db.engine import session_scope
+    from db.model_versions import register_model_version
+    from trainer.checkpoint import load_manifest
+    from worker.celery_app import run_worker
+
+    settings = get_settings()
+    if args.checkpoint:
+        settings = settings.model_copy(update={"checkpoint": Path(args.checkpoint)})
+    manifest = load_manifest(settings.checkpoint)  # one clear line if it is not a usable checkpoint
+    with session_scope(_engine(settings)) as s:  # jobs may name this version once a worker serves it
+        register_model_version(s, manifest["name"], str(Path(settings.checkpoint).resolve()), manifest)
+    run_worker(settings, queues=args.queues, concurrency=args.concurrency, loglevel=args.log_level or settings.log_level)
+    return 0
+
+
+def cmd_beat(args) -> int:
+    from copygen.settings import get_settings
+    from worker.celery_app import run_beat
+
+    settings = get_settings()
+    if args.schedule:
+        settings = settings.model_copy(update={"schedule_file": Path(args.schedule)})
+    run_beat(settings, schedule_db=args.state, loglevel=args.log_level or settings.log_level)
+    return 0
+
+
+def cmd_reconcile(args) -> int:
+    from copygen.settings import get_settings
+    from worker.reconcile import reconcile
+    from worker.submit import app_for
+
+    settings = get_settings()
+    counts = reconcile(_engine(settings), app_for(settings), settings)
+    print(", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
+
+
+def cmd_migrate(args) -> int:
+    from copygen.settings import get_settings, mask_url
+    from db.engine import upgrade
+
+    url = get_settings().database_url
+    upgrade(url)
+    print(f"{mask_url(url)}: schema at head")
     return 0
 
 
@@ -159,6 +383,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", default="models", help="directory holding checkpoints (default models/)")
     p.set_defaults(func=cmd_models)
 
+    p = sub.add_parser("enqueue", help="submit a catalogue file (CSV, Excel, JSON Lines) as a job; prints its id")
+    p.add_argument("file", help="catalogue: .csv, .xlsx, .jsonl")
+    p.add_argument("--variants", type=int, help="variants per product (default 3)")
+    p.add_argument("--length", choices=["short", "medium", "long"], help="copy length (default medium)")
+    p.add_argument("--style", choices=["ad", "description"], help="ad copy or product description (default ad)")
+    p.add_argument("--opening", help='phrase every copy starts with, e.g. "新品上市，"')
+    p.add_argument("--temperature", type=float, help="sampling temperature (default 0.95)")
+    p.add_argument("--top-p", type=float, help="nucleus sampling mass (default 0.7)")
+    p.add_argument("--seed", type=int, help="seed, for repeatable copy")
+    p.add_argument("--model-version", help="registered model version to use (default: the worker's)")
+    p.add_argument("--queue", choices=["batch", "interactive"], help="worker queue (default batch)")
+    p.add_argument("--campaign", help="campaign name, for campaign tools")
+    p.add_argument("--idempotency-key", help="submitting again with the same key returns the same job")
+    p.add_argument("--strict", action="store_true", help="reject the whole file if any row is bad")
+    p.add_argument("--wait", action="store_true", help="show progress until the job ends; exit 1 unless done")
+    p.add_argument("--quiet", action="store_true", help="print only the job id")
+    p.set_defaults(func=cmd_enqueue)
+
+    p = sub.add_parser("status", help="a job's progress and failures")
+    p.add_argument("job")
+    p.add_argument("--follow", action="store_true", help="wait until the job ends; exit 0 if done, 1 otherwise")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("export", help="a job's variants as CSV, JSON Lines, Excel or a printed table")
+    p.add_argument("job")
+    p.add_argument("--format", default="csv", choices=["csv", "jsonl", "xlsx", "table"])
+    p.add_argument("--out", help="file to write (not for --format table)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("worker", help="run a Celery worker that generates copy (needs COPYGEN_BROKER_URL)")
+    p.add_argument("--checkpoint", help="checkpoint directory (default COPYGEN_CHECKPOINT)")
+    p.add_argument("--queues", default="interactive,batch,celery", help="queues to consume, comma-separated")
+    p.add_argument("--concurrency", type=int, default=1, help="processes; each loads the model once (default 1)")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("beat", help="run Celery beat: the reconciler and the promo schedules")
+    p.add_argument("--schedule", help="schedule file (default COPYGEN_SCHEDULE_FILE)")
+    p.add_argument("--state", help="beat's state file (default celerybeat-schedule in the working directory)")
+    p.set_defaults(func=cmd_beat)
+
+    p = sub.add_parser("reconcile", help="re-enqueue pending or lapsed chunks and settle finished jobs, once")
+    p.set_defaults(func=cmd_reconcile)
+
+    p = sub.add_parser("migrate", help="bring the database schema to the latest version (alembic upgrade head)")
+    p.set_defaults(func=cmd_migrate)
+
     return parser
 
 
@@ -169,8 +440,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = args.log_level or get_settings().log_level
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("jieba", "matplotlib", "urllib3", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    for noisy in ("alembic", "matplotlib", "urllib3", "httpx", "db.engine"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         return args.func(args) or 0
     except CommandError as exc:
@@ -182,6 +453,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"copygen {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `copygen export JOB --format table | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

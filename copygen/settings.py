@@ -25,7 +25,8 @@ class Settings(BaseSettings):
     max_products: int = Field(2_000_000, ge=1, description="largest catalogue one job may hold")
     max_attempts: int = Field(3, ge=1, description="tries of a chunk before it is parked as failed")
     regenerate_rounds: int = Field(2, ge=0, description="regeneration rounds for variants failing a filter")
-    lease_seconds: int = Field(900, ge=10, description="a running chunk older than this is re-enqueued")
+    # Longer than the hard time limit, so a chunk still running is never handed to a second worker.
+    lease_seconds: int = Field(2400, ge=10, description="a running chunk older than this is re-enqueued")
     # Longer than the slowest chunk, or Redis hands a running chunk to a second worker.
     visibility_timeout: int = Field(4 * 3600, ge=60, description="Redis visibility timeout, seconds")
     task_soft_time_limit: int = Field(1800, ge=10, description="soft time limit of a chunk task, seconds")
@@ -41,7 +42,7 @@ def get_settings() -> Settings:
     return Settings()
 
 
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s]*:)(?P<secret>[^@\s]+)(?P<tail>@)", re.I)
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s]*:)(?P<secret>[^@\s]+)(?P<tail>@)", re.IGNORECASE)
 
 
 def mask_url(url: str) -> str:

@@ -89,8 +89,10 @@ def load_manifest(directory: str | os.PathLike) -> dict:
 def load_model_and_tokenizer(directory: str | os.PathLike, *, device: str = "cpu", dtype=None):
     """Model (eval mode) and tokenizer of a validated checkpoint; never runs code from the directory."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     manifest = load_manifest(directory)
+    hf_logging.disable_progress_bar()  # a bar for loading a few MB of weights is noise in worker logs
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
         model = AutoModelForCausalLM.from_pretrained(

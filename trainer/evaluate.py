@@ -75,11 +75,11 @@ def eval_split(manifest: dict, data_paths: list[Path]):
 
 
 def run_eval(opts: EvalOptions) -> dict:
+    from tqdm import tqdm
+
     from copygen.attributes import contradictions  # noqa: F401  (imported early: fail before generating)
     from copygen.catalogue import parse_attributes
     from copygen.compliance import load_lexicon
-    from tqdm import tqdm
-
     from trainer import metrics
     from trainer.checkpoint import load_manifest
     from trainer.generation import Generator, Request

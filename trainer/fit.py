@@ -95,7 +95,7 @@ def evaluate_loss(model, examples, pad_id: int, device: str, batch_size: int = 3
     return total / max(count, 1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def bf16_available(device: str) -> bool:
     """bfloat16 autocast pays off on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX): ~2x here."""
     import torch
@@ -103,7 +103,7 @@ def bf16_available(device: str) -> bool:
     if device.startswith("cuda"):
         return torch.cuda.is_bf16_supported()
     try:
-        flags = open("/proc/cpuinfo", encoding="ascii", errors="ignore").read()
+        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="ignore")
     except OSError:
         return False
     return " avx512_bf16" in flags or " amx_bf16" in flags
