@@ -222,6 +222,8 @@ def train_on(opts: TrainOptions, train_pairs, val_pairs, texts, report, *, start
         else:
             train_ex = [e for e in (encode_pair(tokenizer, p, edges, max_len) for p in train_pairs) if e]
             val_ex = [e for e in (encode_pair(tokenizer, p, edges, max_len) for p in val_pairs) if e]
+            report["too_long_for_model"] = {"train": len(train_pairs) - len(train_ex),
+                                            "val": len(val_pairs) - len(val_ex), "max_tokens": max_len}
         max_seconds = None
         if opts.max_minutes is not None:
             left = opts.max_minutes * 60 - (time.monotonic() - started) - SAVE_MARGIN_SECONDS
