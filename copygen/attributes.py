@@ -32,15 +32,14 @@ off for that product, as does a value the vocabulary does not know.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 from copygen.compliance import fold, longest_first, word_pattern
+from copygen.datafile import read_json
 
 log = logging.getLogger(__name__)
 
@@ -173,27 +172,12 @@ def load_vocab(path: str | Path | None = None) -> AttributeVocab:
     """The vocabulary at `path`, or the one shipped with the package (read once, then cached)."""
     if path is None:
         return _default_vocab()
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise _fail(str(path), f"cannot be read ({reason})") from exc
-    return _parse_text(text, str(path))
-
-
-def _parse_text(text: str, source: str) -> AttributeVocab:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _fail(source, f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from exc
-    return parse_vocab(data, source)
+    return parse_vocab(*read_json(path, VOCAB_FILE))
 
 
 @functools.lru_cache(maxsize=1)
 def _default_vocab() -> AttributeVocab:
-    resource = resources.files("copygen") / "data" / VOCAB_FILE
-    return _parse_text(resource.read_text(encoding="utf-8"), f"copygen/data/{VOCAB_FILE}")
+    return parse_vocab(*read_json(None, VOCAB_FILE))
 
 
 def attribute_values(

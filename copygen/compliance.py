@@ -21,14 +21,13 @@ context), so the post-check stays the one that decides.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
+from copygen.datafile import read_json
 from copygen.textnorm import normalise
 
 log = logging.getLogger(__name__)
@@ -157,30 +156,12 @@ def load_lexicon(path: str | Path | None = None) -> Lexicon:
     """
     if path is None:
         return _default_lexicon()
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise _fail(str(path), f"cannot be read ({reason})") from exc
-    return _parse_text(text, str(path))
-
-
-def _parse_text(text: str, source: str) -> Lexicon:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _fail(source, f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from exc
-    lexicon = parse_lexicon(data, source)
-    log.debug("lexicon %s: version %s, %d terms, %d allowed phrases",
-              source, lexicon.version, len(lexicon.terms), len(lexicon.allow))
-    return lexicon
+    return parse_lexicon(*read_json(path, LEXICON_FILE))
 
 
 @functools.lru_cache(maxsize=1)
 def _default_lexicon() -> Lexicon:
-    resource = resources.files("copygen") / "data" / LEXICON_FILE
-    return _parse_text(resource.read_text(encoding="utf-8"), f"copygen/data/{LEXICON_FILE}")
+    return parse_lexicon(*read_json(None, LEXICON_FILE))
 
 
 def term_rate(texts: Iterable[str], lexicon: Lexicon | None = None) -> float:
