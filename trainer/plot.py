@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def loss_curve(history: list[dict], path: Path, title: str) -> Path:
+def loss_curve(history: list[dict], path: Path, title: str, stage_ends: list[int] = ()) -> Path:
     """Training loss (smoothed) and validation loss against optimiser steps, as a PNG."""
     import matplotlib
 
@@ -22,6 +22,10 @@ def loss_curve(history: list[dict], path: Path, title: str) -> Path:
         best_step, best = min(val, key=lambda p: p[1])
         ax.annotate(f"best {best:.3f}", (best_step, best), textcoords="offset points", xytext=(0, 10),
                     ha="center", fontsize=8)
+    for end in stage_ends:  # pre-training ends, fine-tuning begins
+        ax.axvline(end, color="grey", linestyle="--", linewidth=1)
+        ax.annotate("fine-tuning →", (end, 1), xycoords=("data", "axes fraction"), xytext=(4, -12),
+                    textcoords="offset points", fontsize=8, color="grey")
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("cross-entropy per token (nats)")
     ax.set_title(title)

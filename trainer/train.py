@@ -265,8 +265,13 @@ def train_on(opts: TrainOptions, train_pairs, val_pairs, texts, report, *, start
     )
     from trainer.plot import loss_curve
 
-    history = [h for r in results.values() for h in r.history]
-    plot = loss_curve(history, work_root / "loss.png", f"{opts.out.name}: {' + '.join(stages)}")
+    history, boundaries, offset = [], [], 0
+    for r in results.values():  # one step axis across the stages
+        history += [{**h, "step": h["step"] + offset} for h in r.history]
+        offset += r.steps
+        boundaries.append(offset)
+    plot = loss_curve(history, work_root / "loss.png", f"{opts.out.name}: {' + '.join(stages)}",
+                      stage_ends=boundaries[:-1])
     report_path = work_root / "report.json"
     report_path.write_text(json.dumps({"data": report, "training": training, "metrics": metrics},
                                       ensure_ascii=False, indent=2, default=str), encoding="utf-8")
