@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from logging.config import fileConfig
 
+from alembic import context
 from sqlalchemy import pool
 
-from alembic import context
 from db.engine import make_engine, normalise_url
 from db.models import VIEW_NAMES, Base, UTCDateTime
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -102,7 +103,9 @@ def alembic_config(url: str | URL):
             "or an editable install (pip install -e .), with alembic/ next to db/"
         )
     ini = REPO_ROOT / "alembic.ini"
-    config = Config(str(ini)) if ini.is_file() else Config()
+    # Alembic's default stdout is bound when alembic.config is first imported; if that happened
+    # while something had swapped sys.stdout (a CLI capturing output), the default is a closed file.
+    config = Config(str(ini) if ini.is_file() else None, stdout=sys.stdout)
     config.set_main_option("script_location", str(SCRIPT_LOCATION))
     rendered = normalise_url(url).render_as_string(hide_password=False)
     config.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))  # ConfigParser interpolation

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from alembic import command
 from sqlalchemy import inspect
 
-from alembic import command
 from db.engine import REPO_ROOT, alembic_config, make_engine, upgrade
 from db.models import VIEW_NAMES, Base
 
