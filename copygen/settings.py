@@ -20,7 +20,7 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
 
     chunk_size: int = Field(32, ge=1, le=1000, description="products per chunk task")
-    batch_size: int = Field(48, ge=1, description="sequences per generation batch")
+    batch_size: int = Field(96, ge=1, description="sequences decoded together (slots of the generation engine)")
     max_variants: int = Field(10, ge=1, le=50, description="largest variants-per-product a job may ask")
     max_products: int = Field(2_000_000, ge=1, description="largest catalogue one job may hold")
     max_attempts: int = Field(3, ge=1, description="tries of a chunk before it is parked as failed")

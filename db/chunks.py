@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from db.jobs import finish_job
 from db.models import Chunk, Job, JobItem, utcnow
 
 log = logging.getLogger(__name__)
@@ -219,9 +220,9 @@ def due_chunks(
     return [(job_id, chunk_no, queue) for job_id, chunk_no, queue in s.execute(stmt)]
 
 
-def _chunk_counts(job_ids=None):
+def _chunk_counts():
     """Per job in pending/running state: total, done, failed and pending chunk counts."""
-    stmt = (
+    return (
         select(
             JOBS.c.id,
             JOBS.c.status,
@@ -234,17 +235,15 @@ def _chunk_counts(job_ids=None):
         .where(JOBS.c.status.in_(("pending", "running")))
         .group_by(JOBS.c.id, JOBS.c.status)
     )
-    return stmt if job_ids is None else stmt.where(JOBS.c.id.in_(job_ids))
 
 
 def finish_jobs(s: Session, *, now: datetime | None = None) -> list[str]:
     """Settle unfinished jobs; return the ids of those this call finished.
 
-    A job whose chunks are all done or failed finishes: done if none failed, failed if all
-    failed, partial otherwise, with finished_at set. A pending job with a chunk that has been
-    claimed becomes running. Safe to run from several reconcilers at once: each job is finished
-    by exactly one of them, counted under its row lock (which mark_chunk_done also takes before
-    it reopens a finished job).
+    Each job whose chunks are all done or failed is settled by finish_job (done, partial or
+    failed). A pending job with a chunk that has been claimed becomes running. Safe to run from
+    several reconcilers and workers at once: each job is finished by exactly one of them, under
+    its row lock (which mark_chunk_done also takes before it reopens a finished job).
     """
     now = now or utcnow()
     finished = []
@@ -257,23 +256,6 @@ def finish_jobs(s: Session, *, now: datetime | None = None) -> list[str]:
                     .values(status="running")
                 )
             continue
-        # Looks finished: lock the job, then count again, now that nobody can reopen it under us.
-        s.execute(select(JOBS.c.id).where(JOBS.c.id == job_id).with_for_update()).first()
-        recount = s.execute(_chunk_counts([job_id])).first()
-        if recount is None:  # another reconciler finished it first
-            continue
-        _, _, total, done, failed, _ = recount
-        if done + failed < total:
-            continue
-        outcome = "done" if failed == 0 else "failed" if done == 0 else "partial"
-        finishing = (
-            update(JOBS)
-            .where(JOBS.c.id == job_id, JOBS.c.status.in_(("pending", "running")))
-            .values(status=outcome, finished_at=now)
-            .returning(JOBS.c.id)
-        )
-        if s.execute(finishing).first() is None:  # SQLite has no row locks; the guard does it there
-            continue
-        log.info("job %s finished: %s (%d of %d chunks failed)", job_id, outcome, failed, total)
-        finished.append(job_id)
+        if finish_job(s, job_id, now=now) is not None:
+            finished.append(job_id)
     return finished

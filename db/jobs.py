@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, insert, select
+from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from db.bulk import copy_rows, is_postgresql, json_text
 from db.models import Chunk, Job, JobItem, Variant, utcnow
 from db.upsert import dialect_insert
 
@@ -28,6 +30,7 @@ VARIANTS = Variant.__table__
 MAX_EXTERNAL_ID = ITEMS.c.external_id.type.length
 MAX_CATEGORY = ITEMS.c.category.type.length
 INSERT_BATCH = 10_000  # rows per executemany: bounded memory for a catalogue of millions
+ITEM_COLUMNS = ("job_id", "item_no", "chunk_no", "external_id", "title", "category", "attributes", "description")
 
 
 def _row_error(item_no: int, field: str, reason: str) -> ValueError:
@@ -95,8 +98,9 @@ def create_job(
     With an idempotency_key that a job already holds, nothing is written and that job's id comes
     back with created=False, also when two submissions race: the job row is inserted with
     ON CONFLICT DO NOTHING, so the loser waits for the winner's commit and then finds its job.
-    Items go in with executemany (INSERT_BATCH rows a statement), not per-row ORM objects: a
-    catalogue may hold millions. A product the store cannot hold raises ValueError (naming its row
+    Items go in by COPY on PostgreSQL and executemany (INSERT_BATCH rows a statement) on SQLite,
+    never as per-row ORM objects: a catalogue may hold millions. A product the store cannot hold
+    raises ValueError (naming its row
     and field) before anything is written. A job with no products is created already done.
     """
     if chunk_size < 1:
@@ -134,8 +138,13 @@ def create_job(
             log.info("idempotency key %r already names job %s; nothing written", idempotency_key, existing)
             return existing, False
 
-    for rows in item_batches(job_id, products, chunk_size):
-        s.execute(insert(ITEMS), rows)
+    if is_postgresql(s):  # COPY: a 100,000-product catalogue in a few seconds
+        copy_rows(s, ITEMS, ITEM_COLUMNS, (
+            tuple(json_text(row[c]) if c == "attributes" else row[c] for c in ITEM_COLUMNS)
+            for rows in item_batches(job_id, products, chunk_size) for row in rows))
+    else:
+        for rows in item_batches(job_id, products, chunk_size):
+            s.execute(insert(ITEMS), rows)
     n_chunks = (n_items + chunk_size - 1) // chunk_size
     if n_chunks:
         s.execute(
@@ -170,6 +179,58 @@ def job_chunks(s: Session, job_id: str) -> list[int]:
             select(CHUNKS.c.chunk_no).where(CHUNKS.c.job_id == job_id).order_by(CHUNKS.c.chunk_no)
         ).scalars()
     )
+
+
+UNFINISHED_CHUNK = ("pending", "running")
+FINISHED_JOB = ("done", "partial", "failed")
+
+
+def finish_job(s: Session, job_id: str, *, now: datetime | None = None) -> str | None:
+    """Settle one job if all its chunks are done or failed; return its new status, else None.
+
+    The outcome is done if no chunk failed, failed if every chunk failed, partial otherwise, with
+    finished_at set. None when a chunk is still pending or running, when the job is already
+    finished (by another worker or reconciler: each job is finished exactly once), or when there
+    is no such job. A worker calls this after storing each chunk, so the common case is cheap: one
+    indexed probe for an unfinished chunk, from the highest chunk number down (workers take chunks
+    roughly in order, so the last ones are the likeliest to be unfinished). Only a job that looks
+    finished is locked (the row lock mark_chunk_done takes before reopening a job) and counted.
+    """
+    now = now or utcnow()
+
+    def unfinished() -> bool:
+        return (
+            s.execute(
+                select(CHUNKS.c.chunk_no)
+                .where(CHUNKS.c.job_id == job_id, CHUNKS.c.status.in_(UNFINISHED_CHUNK))
+                .order_by(CHUNKS.c.chunk_no.desc())
+                .limit(1)
+            ).first()
+            is not None
+        )
+
+    if unfinished():
+        return None
+    status = s.execute(select(JOBS.c.status).where(JOBS.c.id == job_id).with_for_update()).scalar_one_or_none()
+    if status is None or status in FINISHED_JOB or unfinished():  # counted again under the lock
+        return None
+    done, failed = s.execute(
+        select(
+            func.coalesce(func.sum(case((CHUNKS.c.status == "done", 1), else_=0)), 0),
+            func.coalesce(func.sum(case((CHUNKS.c.status == "failed", 1), else_=0)), 0),
+        ).where(CHUNKS.c.job_id == job_id)
+    ).one()
+    outcome = "done" if failed == 0 else "failed" if done == 0 else "partial"
+    finishing = (
+        update(JOBS)
+        .where(JOBS.c.id == job_id, JOBS.c.status.in_(("pending", "running")))
+        .values(status=outcome, finished_at=now)
+        .returning(JOBS.c.id)
+    )
+    if s.execute(finishing).first() is None:  # SQLite has no row locks; the guard does it there
+        return None
+    log.info("job %s finished: %s (%d of %d chunks failed)", job_id, outcome, failed, done + failed)
+    return outcome
 
 
 def job_progress(s: Session, job_id: str) -> dict[str, Any] | None:

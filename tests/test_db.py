@@ -12,7 +12,7 @@ from sqlalchemy import func, select, text, update
 
 from db.chunks import claim_chunk, due_chunks, finish_jobs, mark_chunk_done, record_chunk_error
 from db.engine import make_engine, normalise_url, session_scope, upgrade
-from db.jobs import create_job, get_job, job_chunks, job_progress
+from db.jobs import create_job, finish_job, get_job, job_chunks, job_progress
 from db.model_versions import (
     ModelVersionConflict,
     get_model_version,
@@ -541,6 +541,46 @@ def test_reconcilers_settling_at_once_finish_each_job_exactly_once(engine):
         t.join(timeout=60)
     assert errors == []
     assert sorted(finished) == sorted(job_ids)
+
+
+def test_finish_job_settles_its_own_job_once_and_leaves_the_others(engine):
+    job_id = submit(engine, n=8, chunk_size=4)
+    other = submit(engine, n=4, chunk_size=4)
+    run_chunk(engine, other, 0)  # finished too, but not finish_job's business
+    run_chunk(engine, job_id, 0)
+    with session_scope(engine) as s:
+        assert finish_job(s, job_id) is None  # chunk 1 is still pending
+    fail_chunk_for_good(engine, job_id, 1)
+    with session_scope(engine) as s:
+        assert finish_job(s, job_id) == "partial"
+        assert finish_job(s, job_id) is None  # already finished
+        assert finish_job(s, "no-such-job") is None
+        assert get_job(s, other)["status"] == "running"
+        assert get_job(s, job_id)["finished_at"] is not None
+
+
+def test_workers_storing_the_last_chunks_at_once_finish_the_job_exactly_once(engine):
+    job_id = submit(engine, n=8, chunk_size=2)
+    for chunk_no in range(4):
+        run_chunk(engine, job_id, chunk_no)
+    barrier = threading.Barrier(4)
+    outcomes, errors = [], []
+
+    def settle():
+        try:
+            barrier.wait()
+            with session_scope(engine) as s:
+                outcomes.append(finish_job(s, job_id))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=settle) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert sorted(outcomes, key=str) == [None, None, None, "done"]
 
 
 def test_a_pending_job_becomes_running_once_a_chunk_is_claimed(engine):

@@ -11,7 +11,6 @@ import json
 import os
 import pickle
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,46 +18,24 @@ import uuid
 from pathlib import Path
 
 import pytest
+from helpers_worker import PG_ADMIN_URL, catalogue, require_service
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parent.parent
-PG_ADMIN_URL = os.environ.get("COPYGEN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("COPYGEN_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 # A Redis database of this module's own: the worker outlives single tests, so it must not share
 # the per-test database (COPYGEN_TEST_REDIS_DB, flushed by the redis_url fixture).
 REDIS_DB = int(os.environ.get("COPYGEN_TEST_REDIS_DB", "9")) + 1
 CATALOGUE_ROWS = 50
 VARIANTS = 3
-COLOURS = ("白色", "黑色", "红色", "粉色", "灰色")
-TYPES = (("上衣", "材质#棉"), ("裙", "裙长#连衣裙"), ("裤", "裤型#阔腿裤"))
-
-
-def _require(service: str, port: int) -> None:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        message = f"{service} is not reachable on 127.0.0.1:{port}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{message} (CI=true: a missing service is a failure, not a skip)")
-        pytest.skip(message)
-
-
-def catalogue(n: int, prefix: str = "P") -> list[dict]:
-    rows = []
-    for i in range(n):
-        kind, extra = TYPES[i % len(TYPES)]
-        colour = COLOURS[i % len(COLOURS)]
-        rows.append({"external_id": f"{prefix}-{i:04d}", "title": f"{colour}{kind}",
-                     "attributes": f"类型#{kind}*颜色#{colour}*{extra}"})
-    return rows
 
 
 @pytest.fixture(scope="module")
 def services(tmp_path_factory):
     """(database url, broker url): a fresh PostgreSQL database, migrated, and a flushed Redis db."""
-    _require("PostgreSQL", 5432)
-    _require("Redis", 6379)
+    require_service("PostgreSQL", 5432)
+    require_service("Redis", 6379)
     import redis
     from sqlalchemy import create_engine, text
 

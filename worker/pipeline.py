@@ -38,9 +38,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from copygen.catalogue import JobSettings, Product
 from copygen.textnorm import normalise
-from db.chunks import claim_chunk, finish_jobs, mark_chunk_done, record_chunk_error
+from db.chunks import claim_chunk, mark_chunk_done, record_chunk_error
 from db.engine import session_scope
-from db.jobs import get_job
+from db.jobs import finish_job, get_job
 from db.variants import upsert_variants
 from worker import filters
 
@@ -187,6 +187,8 @@ def run_chunk(engine: Engine, generator, job_id: str, chunk_no: int, settings: S
     if key in _unsaved:  # generated before a database outage: store it, do not generate it again
         rows = _unsaved[key]
         written = store_chunk(engine, job_id, chunk_no, rows, settings)
+        log.info("job %s chunk %d: stored the %d variants generated before the database outage", job_id,
+                 chunk_no, len(rows))
         return ChunkOutcome("done", written, sum(not r["passed"] for r in rows))
 
     with session_scope(engine) as s:
@@ -217,7 +219,7 @@ def run_chunk(engine: Engine, generator, job_id: str, chunk_no: int, settings: S
         with session_scope(engine) as s:
             parked = record_chunk_error(s, job_id, chunk_no, error, max_attempts=settings.max_attempts)
             if parked:
-                finish_jobs(s)
+                finish_job(s, job_id)
         log.warning("job %s chunk %d: %s (%s)", job_id, chunk_no, "parked" if parked else "will retry",
                     f"{type(exc).__name__}: {exc}")
         return ChunkOutcome("parked" if parked else "retry", error=f"{type(exc).__name__}: {exc}")
@@ -262,7 +264,7 @@ def store_chunk(engine: Engine, job_id: str, chunk_no: int, rows: list[dict[str,
     _unsaved.pop((job_id, chunk_no), None)
     try:
         with session_scope(engine) as s:
-            finish_jobs(s)
+            finish_job(s, job_id)
     except DBAPIError as exc:  # the reconciler settles the job later
         log.warning("job %s: could not settle the job now (%s)", job_id, exc)
     return written

@@ -29,6 +29,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# A worker must notice a database that stopped answering rather than wait on it forever: connect
+# attempts give up after 10 s (the task retries with backoff), and TCP keepalives detect a dead
+# peer on an idle connection in about 30 + 3 x 10 = 60 s.
+PG_CONNECT_ARGS = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+                   "keepalives_count": 3}
+
 _lock = threading.Lock()
 _engines: dict[str, tuple[int, Engine]] = {}  # url -> (pid, engine)
 _generators: dict[tuple[str, str, int], tuple[int, Generator]] = {}  # (checkpoint, device, batch) -> (pid, gen)
@@ -37,7 +43,7 @@ _lexicon: tuple[int, Lexicon] | None = None
 
 def engine(settings: Settings) -> Engine:
     """This process's engine for settings.database_url."""
-    from db.engine import make_engine
+    from db.engine import make_engine, normalise_url
 
     url = settings.database_url
     pid = os.getpid()
@@ -47,7 +53,8 @@ def engine(settings: Settings) -> Engine:
             return cached[1]
         if cached:  # inherited through fork: forget the parent's pooled connections, keep them open
             cached[1].dispose(close=False)
-        made = make_engine(url)
+        postgres = normalise_url(url).get_backend_name() == "postgresql"
+        made = make_engine(url, connect_args=dict(PG_CONNECT_ARGS)) if postgres else make_engine(url)
         _engines[url] = (pid, made)
         return made
 

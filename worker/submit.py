@@ -33,9 +33,8 @@ from copygen.catalogue import (
     validate_settings,
 )
 from copygen.settings import Settings, get_settings
-from db.chunks import finish_jobs
 from db.engine import session_scope
-from db.jobs import create_job, job_chunks, job_progress
+from db.jobs import create_job, finish_job, job_chunks, job_progress
 from db.model_versions import get_model_version, list_model_versions
 
 if TYPE_CHECKING:
@@ -227,7 +226,7 @@ def run_in_process(
         if on_chunk is not None:
             on_chunk(done, len(chunk_nos))
     with session_scope(engine) as s:
-        finish_jobs(s)
+        finish_job(s, job_id)
 
 
 def submit_job(

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import logging
 import random
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from celery import shared_task
 from sqlalchemy.exc import DBAPIError
@@ -28,6 +32,37 @@ DB_MAX_RETRIES = 24  # about 1.5 hours of outage; after that the reconciler take
 ERROR_RETRY_BASE_S = 2  # first wait before another attempt of a chunk whose generation failed
 
 
+@contextmanager
+def soft_time_limit(seconds: float) -> Iterator[None]:
+    """Raise SoftTimeLimitExceeded in this task after `seconds`, where the pool cannot.
+
+    The prefork pool enforces Celery's time limits from its parent process; the solo pool (the
+    default of `copygen worker`: one model per process) runs the task in the worker's main thread
+    and enforces none, so a chunk that hangs would hold the worker for good. There, a SIGALRM
+    timer raises SoftTimeLimitExceeded inside the task: run_chunk records it against the chunk
+    (retried, then parked like any failure) and the worker moves on. Elsewhere (a pool child, a
+    thread) this does nothing.
+    """
+    from billiard.process import current_process
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    if (not seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread()
+            or current_process().name != "MainProcess"):
+        yield
+        return
+
+    def expire(_signum, _frame):
+        raise SoftTimeLimitExceeded(f"the chunk ran past COPYGEN_TASK_SOFT_TIME_LIMIT ({seconds:g} s)")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def backoff(retries: int, base: float, cap: float = DB_RETRY_MAX_S) -> float:
     """Exponential backoff with full jitter: workers coming back together do not stampede."""
     return random.uniform(base / 2, min(cap, base * 2**retries))
@@ -37,7 +72,9 @@ def backoff(retries: int, base: float, cap: float = DB_RETRY_MAX_S) -> float:
 def generate_chunk(self, job_id: str, chunk_no: int) -> None:
     settings = settings_of(self.app)
     try:
-        outcome = run_chunk(runtime.engine(settings), runtime.generator(settings), job_id, int(chunk_no), settings)
+        with soft_time_limit(settings.task_soft_time_limit):
+            outcome = run_chunk(runtime.engine(settings), runtime.generator(settings), job_id, int(chunk_no),
+                                settings)
     except DBAPIError as exc:
         if not is_disconnect(exc) or self.request.retries >= DB_MAX_RETRIES:
             raise

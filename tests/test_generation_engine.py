@@ -1,0 +1,164 @@
+"""The generation engine the worker runs: continuous batching, sampling, banned phrases, on a tiny model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from trainer.generation import Generator, Request, _attention_kernel, _Sampler
+from trainer.testing import tiny_checkpoint
+
+SOURCES = [
+    "类型#上衣*颜色#白色*材质#棉*风格#简约",
+    "类型#裙*颜色#黑色*裙长#连衣裙*风格#复古",
+    "类型#裤*版型#宽松*裤型#阔腿裤*材质#牛仔布",
+    "类型#上衣*颜色#粉色*衣样式#卫衣*图案#字母",
+    "类型#裙*材质#雪纺*图案#碎花*裙型#a字",
+    "类型#上衣*材质#针织*衣样式#毛衣*颜色#灰色",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    _attention_kernel(32, wait=True)  # built once per machine: every generator below decodes the same way
+    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", steps=60)
+
+
+@pytest.fixture(scope="module")
+def engine(tiny):
+    return Generator.load(tiny, device="cpu", batch_size=4, dtype="float32")
+
+
+def mixed_requests() -> list[Request]:
+    """Requests whose rows end at different steps: different budgets, openings and variant counts."""
+    lengths = ["short", "medium", "short", "long", "medium", "short"]
+    openings = ["", "新品上市，", "", "这款", "", ""]
+    return [Request(s, variants=1 + n % 3, length=lengths[n], opening=openings[n]) for n, s in enumerate(SOURCES)]
+
+
+def test_every_request_gets_its_variants_in_order_each_starting_with_its_opening(engine):
+    requests = mixed_requests() + [Request(SOURCES[0], variants=0)]
+    texts = engine.generate(requests, seed=3, max_new_tokens=24)
+    assert [len(t) for t in texts] == [r.variants for r in requests]
+    for request, variants in zip(requests, texts):
+        assert all(t.startswith(request.opening) and len(t) > len(request.opening) for t in variants)
+        assert all("[" not in t for t in variants)  # no control code leaks out
+    assert engine.generate([], seed=3) == []
+
+
+def test_the_same_seed_repeats_the_copy_and_another_seed_changes_it(engine):
+    requests = mixed_requests()
+    first = engine.generate(requests, seed=11, max_new_tokens=30)
+    assert engine.generate(requests, seed=11, max_new_tokens=30) == first
+    assert engine.generate(requests, seed=12, max_new_tokens=30) != first
+
+
+def test_variants_of_one_product_differ_when_sampled(engine):
+    [variants] = engine.generate([Request(SOURCES[1], variants=6)], seed=5, max_new_tokens=40, temperature=1.2,
+                                 top_p=0.95)
+    assert len(set(variants)) > 1
+
+
+def test_rows_finishing_at_different_times_write_what_each_row_writes_alone_greedily(tiny):
+    batched = Generator.load(tiny, device="cpu", batch_size=3, dtype="float32")  # fewer slots than rows: refills
+    requests = mixed_requests()
+    together = batched.generate_ids(requests, greedy=True)
+    lengths = {len(ids) for variants in together for ids in variants}
+    assert len(lengths) > 1  # the rows really did end at different steps
+    alone = Generator.load(tiny, device="cpu", batch_size=1, dtype="float32")
+    for request, variants in zip(requests, together):
+        [mine] = alone.generate_ids([request], greedy=True)
+        assert variants == mine
+
+
+def test_a_sampled_row_depends_on_the_seed_and_its_request_not_on_its_batch(tiny):
+    requests = mixed_requests()
+    wide = Generator.load(tiny, device="cpu", batch_size=16, dtype="float32")
+    narrow = Generator.load(tiny, device="cpu", batch_size=2, dtype="float32")
+    assert wide.generate(requests, seed=9) == narrow.generate(requests, seed=9)
+    assert wide.generate(requests[:1], seed=9)[0] == wide.generate(requests, seed=9)[0]
+
+
+def test_the_native_gpt2_path_matches_the_hugging_face_forward(tiny, engine):
+    exact = Generator.load(tiny, device="cpu", batch_size=4, dtype="float32", attention="matmul")  # float32 cache
+    generic = Generator(engine.model, engine.tokenizer, engine.manifest, "cpu", batch_size=4, native=False)
+    requests = mixed_requests()
+    assert exact.generate_ids(requests, greedy=True) == generic.generate_ids(requests, greedy=True)
+    assert exact.generate(requests, seed=4) == generic.generate(requests, seed=4)
+    assert engine.generate_ids(requests, greedy=True) == exact.generate_ids(requests, greedy=True)
+
+
+def test_the_fused_attention_kernel_computes_masked_attention_over_a_bfloat16_cache():
+    attend = _attention_kernel(32, wait=True)
+    if attend is None:
+        pytest.skip("no C++ compiler for torch's Inductor here: the engine uses the matmul path")
+    g = torch.Generator().manual_seed(1)
+    for slots, heads, span, seen in ((3, 2, 8, 5), (17, 4, 60, 41), (5, 6, 20, 20)):
+        q = torch.randn(slots, heads, 32, generator=g)
+        keys, values = (torch.randn(slots, heads, span, 32, generator=g).to(torch.bfloat16) for _ in range(2))
+        bias = torch.zeros(slots, 1, seen)
+        bias[0, 0, seen // 2:] = float("-inf")  # a slot that has written only half the positions
+        weights = ((q[:, :, None, :] * keys[:, :, :seen].float()).sum(-1) + bias).softmax(-1)
+        expected = (weights[..., None] * values[:, :, :seen].float()).sum(2)
+        assert torch.allclose(attend(q, keys, values, bias), expected, atol=1e-5)
+
+
+def test_greedy_copy_is_what_hugging_face_generate_writes(engine):
+    request = Request(SOURCES[2], length="short")
+    [[mine]] = engine.generate_ids([request], greedy=True, max_new_tokens=40)
+    ids = engine.prompt_ids(request, 40)
+    with torch.inference_mode():
+        out = engine.model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                                    max_new_tokens=40, do_sample=False, eos_token_id=engine.eos_id,
+                                    pad_token_id=engine.pad_id, bad_words_ids=[[t] for t in engine._never_ids])
+    reference = out[0, len(ids):].tolist()
+    assert mine == reference[: reference.index(engine.eos_id)] if engine.eos_id in reference else reference
+
+
+def test_banned_phrases_are_never_written_even_across_the_opening(engine):
+    # Phrases the tiny corpus writes often, one of them four characters long, and an opening that
+    # ends inside a phrase: the only thing standing between the model and them is the blocker.
+    banned = ["百搭", "显瘦", "柔软亲肤", "简约"]
+    requests = [Request(s, variants=6, opening=o) for s in SOURCES[:3] for o in ("", "柔软亲", "百")]
+    free = engine.generate(requests, seed=1, max_new_tokens=40, temperature=1.3, top_p=1.0)
+    assert any(p in t for variants in free for t in variants for p in banned)
+    blocked = engine.generate(requests, seed=1, max_new_tokens=40, temperature=1.3, top_p=1.0, banned=banned)
+    assert not [t for variants in blocked for t in variants for p in banned if p in t]
+
+
+def test_nucleus_sampling_draws_only_inside_the_nucleus_in_proportion():
+    probs = torch.tensor([0.05, 0.5, 0.15, 0.3])  # nucleus for top_p 0.7: tokens 1 and 3
+    logits = probs.log().repeat(4000, 1)
+    keys = np.arange(4000, dtype=np.uint64) * np.uint64(7919)
+    tokens = _Sampler(temperature=1.0, top_p=0.7, greedy=False)(logits, keys, np.zeros(4000, dtype=np.int64),
+                                                                   np.ones(4000, dtype=bool))
+    counts = torch.bincount(tokens, minlength=4).tolist()
+    assert counts[0] == counts[2] == 0
+    assert abs(counts[1] / 4000 - 0.5 / 0.8) < 0.03
+    everything = _Sampler(temperature=1.0, top_p=1.0, greedy=False)(logits, keys, np.zeros(4000, dtype=np.int64),
+                                                                    np.ones(4000, dtype=bool))
+    assert abs(torch.bincount(everything, minlength=4)[2].item() / 4000 - 0.15) < 0.03
+
+
+def test_bfloat16_weights_generate_the_same_kind_of_copy(tiny):
+    fast = Generator.load(tiny, device="cpu", batch_size=4, dtype="bfloat16")
+    assert next(fast.model.parameters()).dtype == torch.bfloat16
+    texts = fast.generate(mixed_requests(), seed=2, max_new_tokens=20)
+    assert [len(t) for t in texts] == [r.variants for r in mixed_requests()]
+    with pytest.raises(ValueError, match="dtype"):
+        Generator.load(tiny, device="cpu", dtype="int3")
+
+
+def test_without_the_kernel_the_engine_decodes_with_matrix_products(tiny, tmp_path, monkeypatch):
+    from trainer.generation import _kernel_path
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # an empty kernel cache ...
+    marker = _kernel_path(32, torch.get_num_threads()).with_suffix(".failed")
+    marker.parent.mkdir(parents=True)
+    marker.write_text("no C++ compiler")  # ... where the build failed before: it is not tried again
+    fallback = Generator.load(tiny, device="cpu", batch_size=4, dtype="float32")
+    assert fallback._decoder.attention == "matmul" and fallback._decoder.cache_dtype == torch.float32
+    reference = Generator.load(tiny, device="cpu", batch_size=4, dtype="float32", attention="matmul")
+    assert fallback.generate(mixed_requests(), seed=3) == reference.generate(mixed_requests(), seed=3)
+    assert not list(marker.parent.glob("*.building"))
