@@ -35,12 +35,12 @@ services:
 	@scripts/services.sh
 
 test: $(BIN)/.installed services
-	$(BIN)/lint-imports --config pyproject.toml
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
-	$(BIN)/lint-imports --config pyproject.toml
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf var .pytest_cache
