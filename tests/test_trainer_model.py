@@ -10,7 +10,7 @@ import torch
 
 from trainer import checkpoint
 from trainer.checkpoint import CheckpointError, load_manifest
-from trainer.fit import FitConfig, evaluate_loss, fit
+from trainer.fit import WIDTH_MULTIPLE, FitConfig, collate, evaluate_loss, fit
 from trainer.generation import Generator, Request
 from trainer.testing import TINY, tiny_checkpoint, tiny_pairs
 from trainer.tokenizer import build_char_tokenizer
@@ -46,6 +46,16 @@ def test_loss_is_taken_on_the_copy_only():
     assert all(label == -100 for label in labels[: sep + 1])
     assert labels[sep + 1:] == ids[sep + 1:]
     assert tokenizer.decode(labels[sep + 1:-1]) == tiny_pairs(1)[0].copy
+
+
+def test_batches_are_padded_to_a_few_widths_within_the_position_limit():
+    examples = [([5] * n, [-100] + [5] * (n - 1)) for n in (3, 17, 40, 250)]
+    ids, labels, mask = collate(examples, [0, 1], pad_id=0)
+    assert ids.shape[1] == 2 * WIDTH_MULTIPLE  # 17 tokens -> 32: the kernels see few shapes
+    assert mask.sum(dim=1).tolist() == [3, 17] and (labels[mask == 0] == -100).all()  # padding is not learned
+    assert collate(examples, [2, 3], pad_id=0, max_width=256)[0].shape[1] == 256  # 250 -> 256 fits
+    assert collate(examples, [2, 3], pad_id=0, max_width=252)[0].shape[1] == 252  # the model takes no more
+    assert collate(examples, [3], pad_id=0, max_width=200)[0].shape[1] == 250  # never cuts an example
 
 
 def test_a_few_steps_of_training_lower_the_validation_loss(tmp_path):

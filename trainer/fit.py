@@ -58,10 +58,21 @@ def make_batches(examples, batch_size: int, rng: random.Random) -> list[list[int
     return batches
 
 
-def collate(examples, indices, pad_id: int):
+# Batches are padded to a multiple of this many tokens. The CPU kernels (oneDNN under bf16
+# autocast) cache a plan per input shape and never free it: with one width per batch a `small` run
+# grew to 10 GB of RSS; with widths in steps of 16 (measured with GPT-2 4x256, random widths
+# 40-300, 60 steps) memory stays at 1.8 GB instead of climbing past 2.9 GB. The padding is masked
+# out of the loss.
+WIDTH_MULTIPLE = 16
+
+
+def collate(examples, indices, pad_id: int, max_width: int | None = None):
     import torch
 
-    width = max(len(examples[i][0]) for i in indices)
+    longest = max(len(examples[i][0]) for i in indices)
+    width = -(-longest // WIDTH_MULTIPLE) * WIDTH_MULTIPLE
+    if max_width:
+        width = max(longest, min(width, max_width))
     ids = torch.full((len(indices), width), pad_id, dtype=torch.long)
     labels = torch.full((len(indices), width), IGNORE, dtype=torch.long)
     mask = torch.zeros((len(indices), width), dtype=torch.long)
@@ -84,7 +95,8 @@ def evaluate_loss(model, examples, pad_id: int, device: str, batch_size: int = 3
     order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]))
     with torch.inference_mode(), _autocast(device):
         for start in range(0, len(order), batch_size):
-            ids, labels, mask = (t.to(device) for t in collate(examples, order[start:start + batch_size], pad_id))
+            batch = collate(examples, order[start:start + batch_size], pad_id, max_positions(model))
+            ids, labels, mask = (t.to(device) for t in batch)
             logits = model(input_ids=ids, attention_mask=mask).logits.float()
             loss = torch.nn.functional.cross_entropy(
                 logits[:, :-1].reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1),
@@ -93,6 +105,11 @@ def evaluate_loss(model, examples, pad_id: int, device: str, batch_size: int = 3
             count += int((labels[:, 1:] != IGNORE).sum())
     model.train()
     return total / max(count, 1)
+
+
+def max_positions(model) -> int | None:
+    """The longest input the model's position embeddings take (None where it has no fixed limit)."""
+    return getattr(model.config, "max_position_embeddings", None)
 
 
 @functools.cache
@@ -187,7 +204,8 @@ def fit(model, train, val, *, pad_id: int, cfg: FitConfig, work_dir: Path, resum
     while result.steps < total_steps:
         batches = make_batches(train, cfg.batch_size, random.Random(cfg.seed * 1_000_003 + epoch))
         while batch_in_epoch < len(batches) and result.steps < total_steps:
-            ids, labels, mask = (t.to(cfg.device) for t in collate(train, batches[batch_in_epoch], pad_id))
+            batch = collate(train, batches[batch_in_epoch], pad_id, max_positions(model))
+            ids, labels, mask = (t.to(cfg.device) for t in batch)
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(result.steps, total_steps, cfg, time.monotonic() - started)
             with _autocast(cfg.device):
