@@ -165,13 +165,14 @@ def row_hf(spec, batched: bool) -> dict:
 
 def row_engine(spec) -> dict:
     from copygen.compliance import load_lexicon
-    from trainer.generation import Generator, Request
+    from trainer.generation import NO_REPEAT_NGRAM, Generator, Request
 
     engine = Generator.load(spec["checkpoint"], device=spec["device"], batch_size=spec["batch_size"],
                             dtype=spec["dtype"])
     banned = load_lexicon().terms  # as the worker passes them
     requests = [Request(source, variants=spec["variants"]) for source in spec["sources"]]
-    sample = {"temperature": spec["temperature"], "top_p": spec["top_p"], "max_new_tokens": spec["budget"], "banned": banned}
+    sample = {"temperature": spec["temperature"], "top_p": spec["top_p"], "max_new_tokens": spec["budget"],
+              "banned": banned, "no_repeat_ngram": NO_REPEAT_NGRAM}  # as the worker decodes
     engine.generate(requests[:2], seed=0, **{**sample, "max_new_tokens": 8})  # warm-up
     profile = None
     if spec.get("profile"):

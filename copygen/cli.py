@@ -42,7 +42,8 @@ def cmd_eval(args) -> int:
 
     summary = run_eval(EvalOptions(
         checkpoint=Path(args.checkpoint), data=[Path(p) for p in args.data], out=Path(args.out),
-        limit=args.limit, decoding=args.decoding, seed=args.seed, device=args.device,
+        limit=args.limit, decoding=args.decoding, no_repeat_ngram=args.no_repeat_ngram, seed=args.seed,
+        device=args.device,
         batch_size=args.batch_size, progress=not args.quiet))
     print(format_table(summary))
     print(f"wrote {Path(args.out) / 'predictions.jsonl'} and {Path(args.out) / 'metrics.json'}")
@@ -52,7 +53,7 @@ def cmd_eval(args) -> int:
 def cmd_generate(args) -> int:
     from copygen.catalogue import Product, parse_attributes
     from copygen.compliance import load_lexicon
-    from trainer.generation import Generator, Request
+    from trainer.generation import NO_REPEAT_NGRAM, Generator, Request
 
     try:
         attributes = parse_attributes(args.attributes)
@@ -66,7 +67,8 @@ def cmd_generate(args) -> int:
     lexicon = load_lexicon()
     [texts] = generator.generate(
         [Request(product.source(), args.variants, args.length, args.style, args.opening)],
-        temperature=args.temperature, top_p=args.top_p, seed=args.seed, banned=lexicon.terms)
+        temperature=args.temperature, top_p=args.top_p, seed=args.seed, banned=lexicon.terms,
+        no_repeat_ngram=NO_REPEAT_NGRAM)
     for i, text in enumerate(texts, 1):
         found = lexicon.find(text)
         print(f"{i}. {text}" + (f"   [广告法: {', '.join(found)}]" if found else ""))
@@ -358,6 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="evaluate the first N rows only")
     p.add_argument("--decoding", default="sample", choices=["greedy", "sample"],
                    help="sample = top_p 0.7, temperature 0.95 (the protocol)")
+    p.add_argument("--no-repeat-ngram", type=int, default=0, metavar="N",
+                   help="forbid repeating any N tokens, as the worker does with N=4 (default 0: the protocol)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=64, help="sequences per generation batch")

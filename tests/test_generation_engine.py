@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainer.generation import Generator, Request, _attention_kernel, _Sampler
+from trainer.generation import Generator, Request, _attention_kernel, _ban_repeats, _Sampler
 from trainer.testing import tiny_checkpoint
 
 SOURCES = [
@@ -125,6 +125,32 @@ def test_banned_phrases_are_never_written_even_across_the_opening(engine):
     assert any(p in t for variants in free for t in variants for p in banned)
     blocked = engine.generate(requests, seed=1, max_new_tokens=40, temperature=1.3, top_p=1.0, banned=banned)
     assert not [t for variants in blocked for t in variants for p in banned if p in t]
+
+
+def _repeats(ids: list[int], n: int) -> int:
+    grams = [tuple(ids[i:i + n]) for i in range(len(ids) - n + 1)]
+    return len(grams) - len(set(grams))
+
+
+def test_no_row_repeats_an_ngram_when_asked(engine):
+    requests = [Request(s, variants=3) for s in SOURCES]
+    sample = {"seed": 3, "max_new_tokens": 80, "temperature": 1.2, "top_p": 1.0}
+    free = engine.generate_ids(requests, **sample)
+    assert any(_repeats(row, 2) for variants in free for row in variants)  # small models stutter
+    ruled = engine.generate_ids(requests, **sample, no_repeat_ngram=2)
+    assert all(_repeats(row, 2) == 0 for variants in ruled for row in variants)
+    assert sum(len(row) for variants in ruled for row in variants) > 10 * len(SOURCES)  # still writes copy
+
+
+def test_the_repeat_rule_bans_exactly_the_followers_of_earlier_copies_of_the_last_tokens():
+    out = np.array([[1, 2, 3, 1, 2, 0, 0],    # ...1 2 -> 3 would repeat "1 2 3"
+                    [1, 2, 5, 1, 2, 6, 1],    # ...6 1: "6 1" never came before; nothing banned
+                    [4, 4, 4, 0, 0, 0, 0],    # ...4 4 -> 4 would repeat "4 4 4"
+                    [1, 2, 3, 1, 2, 0, 0]])   # the same as row 0, but its slot is not live
+    done = np.array([5, 7, 3, 5])
+    live = np.array([True, True, True, False])
+    banned = torch.isinf(_ban_repeats(torch.zeros(4, 8), out, done, live, 3)).nonzero().tolist()
+    assert banned == [[0, 3], [2, 4]]
 
 
 def test_nucleus_sampling_draws_only_inside_the_nucleus_in_proportion():

@@ -25,6 +25,7 @@ class EvalOptions:
     out: Path
     limit: int | None = None
     decoding: str = "sample"
+    no_repeat_ngram: int = 0  # 0: the protocol exactly; the worker decodes with NO_REPEAT_NGRAM
     seed: int = 0
     device: str = "auto"
     batch_size: int = 64
@@ -100,7 +101,8 @@ def run_eval(opts: EvalOptions) -> dict:
         part = rows[start:start + chunk]
         texts = generator.generate(
             [Request(source=p.source, variants=1, style=p.style) for p in part],
-            seed=opts.seed + start, greedy=opts.decoding == "greedy", **SAMPLE)
+            seed=opts.seed + start, greedy=opts.decoding == "greedy", no_repeat_ngram=opts.no_repeat_ngram,
+            **SAMPLE)
         predictions.extend(t[0] for t in texts)
         bar.update(len(part))
     bar.close()
@@ -131,7 +133,8 @@ def run_eval(opts: EvalOptions) -> dict:
             fh.write(json.dumps(line, ensure_ascii=False) + "\n")
     summary = {"checkpoint": str(opts.checkpoint), "model_version": manifest["name"], "split": split,
                "examples": len(rows), "decoding": opts.decoding,
-               "sampling": SAMPLE if opts.decoding == "sample" else None, "seed": opts.seed,
+               "sampling": SAMPLE if opts.decoding == "sample" else None, "no_repeat_ngram": opts.no_repeat_ngram,
+               "seed": opts.seed,
                "lexicon_version": lexicon.version, "results": results}
     (opts.out / "metrics.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
     return summary
@@ -147,7 +150,8 @@ COLUMNS = [  # (key, heading, scale): rates are shown as percentages
 def format_table(summary: dict) -> str:
     """The metrics as a fixed-width table, one row per system."""
     header = f"{'system':<20}" + "".join(f"{label:>10}" for _, label, _ in COLUMNS)
-    lines = [f"{summary['examples']} examples, {summary['split']}, {summary['decoding']} decoding", header,
+    rule = f", no repeated {summary['no_repeat_ngram']}-grams" if summary.get("no_repeat_ngram") else ""
+    lines = [f"{summary['examples']} examples, {summary['split']}, {summary['decoding']} decoding{rule}", header,
              "-" * len(header)]
     for system, values in summary["results"].items():
         cells = "".join(f"{values[key] * scale:>10.2f}" if key in values else f"{'':>10}"

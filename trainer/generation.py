@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
@@ -48,6 +49,10 @@ DEFAULT_MAX_NEW_TOKENS = {"short": 64, "medium": 200, "long": 300}
 KV_CACHE_BYTES = 512 * 2**20  # slots are capped so the KV cache stays within this
 REFILL_SHARE = 16  # refill once 1/16 of the slots (at least one) are free: fewer, larger prefills
 PREFILL_TOKENS = 2048  # prompt positions per prefill pass: bounded activations for a large refill
+# Copy must not write the same 4 tokens twice (characters, for the character tokenizer): the model's
+# own copy repeats 4-grams 3.7x as often as human copy (1.47% vs 0.40% of them, on the validation
+# split), which reads as stutter ("显瘦显瘦") and trips the repetition filter.
+NO_REPEAT_NGRAM = 4
 COMPACT_BELOW = 0.75  # with no rows waiting, drop finished slots once fewer than 3/4 are alive
 
 
@@ -195,21 +200,23 @@ class Generator:
 
     def generate(self, requests: Sequence[Request], *, temperature: float = 0.95, top_p: float = 0.7,
                  seed: int | None = None, max_new_tokens: int | None = None, banned: Iterable[str] = (),
-                 greedy: bool = False) -> list[list[str]]:
+                 greedy: bool = False, no_repeat_ngram: int = 0) -> list[list[str]]:
         """Request i -> its `variants` texts, in order; each text starts with the request's opening.
 
         With a seed the result is repeatable; sampled or greedy, a row's copy does not depend on
         the other requests of the call (up to floating-point rounding in a different batch).
+        With no_repeat_ngram=n, no row writes the same n tokens twice (0: no such rule).
         """
         ids = self.generate_ids(requests, temperature=temperature, top_p=top_p, seed=seed,
-                                max_new_tokens=max_new_tokens, banned=banned, greedy=greedy)
+                                max_new_tokens=max_new_tokens, banned=banned, greedy=greedy,
+                                no_repeat_ngram=no_repeat_ngram)
         flat = [row for variants in ids for row in variants]
         decoded = iter(self.tokenizer.batch_decode(flat, skip_special_tokens=True))
         return [[r.opening + next(decoded).strip() for _ in range(r.variants)] for r in requests]
 
     def generate_ids(self, requests: Sequence[Request], *, temperature: float = 0.95, top_p: float = 0.7,
                      seed: int | None = None, max_new_tokens: int | None = None, banned: Iterable[str] = (),
-                     greedy: bool = False) -> list[list[list[int]]]:
+                     greedy: bool = False, no_repeat_ngram: int = 0) -> list[list[list[int]]]:
         """Like generate(), but the generated token ids (without the prompt and the end token)."""
         import numpy as np
 
@@ -232,11 +239,12 @@ class Generator:
                          np.array([r.variant for r in rows], dtype=np.uint64))
         blocker = self._blocker(tuple(dict.fromkeys(banned)))
         sampler = _Sampler(temperature, top_p, greedy)
-        for row, tokens in zip(rows, self._decode(rows, keys, blocker, sampler)):
+        for row, tokens in zip(rows, self._decode(rows, keys, blocker, sampler, no_repeat_ngram)):
             out[row.request][row.variant] = tokens
         return out
 
-    def _decode(self, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sampler) -> list[list[int]]:
+    def _decode(self, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sampler,
+                no_repeat_ngram: int = 0) -> list[list[int]]:
         """Generated ids of each row (in the order of rows): the slot loop of continuous batching."""
         import numpy as np
         import torch
@@ -269,7 +277,10 @@ class Generator:
                 if not live.any():
                     break
 
-                tokens = sampler(blocker.mask(logits.float(), slots.state, live), slots.key, slots.done, live)
+                scores = blocker.mask(logits.float(), slots.state, live)
+                if no_repeat_ngram > 1:
+                    scores = _ban_repeats(scores, slots.out, slots.done, live, no_repeat_ngram)
+                tokens = sampler(scores, slots.key, slots.done, live)
                 got = tokens.cpu().numpy()
                 grow = live & (got != self.eos_id)
                 slots.out[grow, slots.done[grow]] = got[grow]
@@ -292,6 +303,31 @@ class Generator:
                 logits = dec.step(cache, tokens, at, int(at[live].max()) + 1)
                 slots.pos[live] += 1
         return results
+
+
+def _ban_repeats(scores, out, done, live, n: int):
+    """scores with -inf on each token that would make a live row write an n-gram it already wrote.
+
+    out[s, :done[s]] are slot s's tokens so far. Every earlier window equal to the slot's last n-1
+    tokens bans the token that followed it. Vectorised over slots: one comparison of all windows.
+    """
+    import numpy as np
+    import torch
+
+    m = n - 1
+    span = int(done[live].max(initial=0))
+    if span < n:
+        return scores
+    history = out[:, :span]
+    windows = np.lib.stride_tricks.sliding_window_view(history, m, axis=1)[:, :span - m]  # with a follower
+    tail = np.take_along_axis(history, np.clip(done[:, None] - m + np.arange(m), 0, span - 1), axis=1)
+    match = (windows == tail[:, None, :]).all(axis=2)
+    match &= (np.arange(span - m)[None, :] + m < done[:, None]) & (live & (done >= n))[:, None]
+    slot, start = np.nonzero(match)
+    if len(slot):
+        device = scores.device
+        scores[torch.from_numpy(slot).to(device), torch.from_numpy(history[slot, start + m]).to(device)] = -math.inf
+    return scores
 
 
 class _Slots:

@@ -126,11 +126,12 @@ def draft_variants(
     rounds: int,
 ) -> list[list[VariantDraft]]:
     """settings.variants checked, scored and ranked variants for each product, in product order."""
-    from trainer.generation import Request
+    from trainer.generation import NO_REPEAT_NGRAM, Request
 
     k = settings.variants
     sources = [p.source() for p in products]
-    sample = {"temperature": settings.temperature, "top_p": settings.top_p, "banned": lexicon.terms}
+    sample = {"temperature": settings.temperature, "top_p": settings.top_p, "banned": lexicon.terms,
+              "no_repeat_ngram": NO_REPEAT_NGRAM}
 
     def request(i: int, n: int) -> Request:
         return Request(source=sources[i], variants=n, length=settings.length, style=settings.style,
