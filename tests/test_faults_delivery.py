@@ -63,7 +63,10 @@ def conf(broker, promo_file, tmp_path_factory):
         yield {
             "database_url": database_url, "broker_url": broker.url, "schedule_file": promo_file,
             "checkpoint": slow_checkpoint(tmp_path_factory.getbasetemp()), "chunk_size": 3,
-            "lease_seconds": 30, "visibility_timeout": 3600, "task_soft_time_limit": 60, "task_time_limit": 120,
+            # Limits far above any chunk here, however slow the machine: a chunk that outlived its
+            # lease could rightly be claimed again by the second delivery (on CI a first chunk once
+            # took over 60 s while the two workers, two beats and a kernel build shared 2 cores).
+            "lease_seconds": 900, "visibility_timeout": 3600, "task_soft_time_limit": 600, "task_time_limit": 700,
             "reconcile_seconds": 3600,  # no reconciler here: every message in these tests is one the test sent
         }
 
@@ -122,12 +125,14 @@ def test_every_chunk_delivered_twice_at_once_to_two_workers_is_stored_once(setti
 
     workers = processes["workers"]
     k = 3
-    chunk = chunk_size_for(2, settings.checkpoint, k)
+    # Two workers decoding at once run far slower than the one-process timing that sizes chunks
+    # (75 s for a chunk sized at 2 s, once): a few products per chunk are enough to race over.
+    chunk = chunk_size_for(2, settings.checkpoint, k, high=8)
     n = 4 * chunk  # 4 chunks, each sent twice in a row: both workers race for most of them
     job_id = write_job(engine, settings, n, variants=k, prefix="TWICE", length="short", chunk_size=chunk)
     send_chunks(broker.url, job_id, range(4), queue="interactive", copies=2)
 
-    progress = wait_for_job(engine, job_id, poll=0.5, timeout=120)
+    progress = wait_for_job(engine, job_id, poll=0.5, timeout=300)
     wait_until(lambda: idle(broker, workers), 60, "both workers to finish every delivery")
     assert progress["status"] == "done" and progress["variants"] == n * k
     assert_exactly_k(engine, job_id, k, n)
