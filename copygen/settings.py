@@ -19,6 +19,8 @@ class Settings(BaseSettings):
     checkpoint: Path = Field(Path("models/demo"), description="checkpoint directory the worker loads")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
 
+    # torch uses every core in each process: several CPU workers on one host should split them.
+    threads: int = Field(0, ge=0, description="CPU threads of a worker's model; 0: torch's default (all cores)")
     chunk_size: int = Field(32, ge=1, le=1000, description="products per chunk task")
     batch_size: int = Field(96, ge=1, description="sequences decoded together (slots of the generation engine)")
     max_variants: int = Field(10, ge=1, le=50, description="largest variants-per-product a job may ask")

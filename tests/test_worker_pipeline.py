@@ -304,3 +304,16 @@ def test_the_embedded_default_runs_a_job_in_process_with_a_real_model(sqlite_url
         assert [r["text"] for r in variants_of(engine, again)] == [r["text"] for r in rows]  # same seed, same copy
     finally:
         runtime.reset()
+
+
+def test_a_worker_takes_the_cpu_threads_it_is_given(checkpoint):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        runtime.generator(Settings(checkpoint=checkpoint, device="cpu", threads=1))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+        runtime.reset()

@@ -70,6 +70,10 @@ def generator(settings: Settings, checkpoint: str | os.PathLike | None = None) -
         cached = _generators.get(key)
         if cached and cached[0] == pid:
             return cached[1]
+        if settings.threads:
+            import torch
+
+            torch.set_num_threads(settings.threads)
         loaded = Generator.load(path, device=settings.device, batch_size=settings.batch_size)
         _generators[key] = (pid, loaded)
         return loaded
