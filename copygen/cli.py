@@ -43,8 +43,7 @@ def cmd_eval(args) -> int:
     summary = run_eval(EvalOptions(
         checkpoint=Path(args.checkpoint), data=[Path(p) for p in args.data], out=Path(args.out),
         limit=args.limit, decoding=args.decoding, no_repeat_ngram=args.no_repeat_ngram, seed=args.seed,
-        device=args.device,
-        batch_size=args.batch_size, progress=not args.quiet))
+        device=args.device, batch_size=args.batch_size, progress=not args.quiet))
     print(format_table(summary))
     print(f"wrote {Path(args.out) / 'predictions.jsonl'} and {Path(args.out) / 'metrics.json'}")
     return 0

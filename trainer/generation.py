@@ -322,7 +322,7 @@ def _ban_repeats(scores, out, done, live, n: int):
     windows = np.lib.stride_tricks.sliding_window_view(history, m, axis=1)[:, :span - m]  # with a follower
     tail = np.take_along_axis(history, np.clip(done[:, None] - m + np.arange(m), 0, span - 1), axis=1)
     match = (windows == tail[:, None, :]).all(axis=2)
-    match &= (np.arange(span - m)[None, :] + m < done[:, None]) & (live & (done >= n))[:, None]
+    match &= (np.arange(span - m)[None, :] + m < done[:, None]) & live[:, None]  # the follower is written
     slot, start = np.nonzero(match)
     if len(slot):
         device = scores.device
