@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,16 +171,6 @@ def term_rate(texts: Iterable[str], lexicon: Lexicon | None = None) -> float:
     if not texts:
         return 0.0
     return sum(1 for text in texts if lexicon.find(text)) / len(texts)
-
-
-def family_counts(texts: Iterable[str], lexicon: Lexicon | None = None) -> Mapping[str, int]:
-    """How many texts hold a term of each family, for reports (families without hits left out)."""
-    lexicon = lexicon or load_lexicon()
-    counts: dict[str, int] = {}
-    for text in texts:
-        for family in {lexicon.family_of(term) or "?" for term in lexicon.find(text)}:
-            counts[family] = counts.get(family, 0) + 1
-    return counts
 
 
 def banned_phrases_for_decoding(lexicon: Lexicon | None = None) -> list[str]:

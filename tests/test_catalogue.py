@@ -28,6 +28,7 @@ from copygen.catalogue import (
     validate_products,
     validate_settings,
 )
+from copygen.catalogue.job_settings import _SETTING_CHECKS
 from copygen.prompt import LENGTHS, STYLE_CODES
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -206,6 +207,28 @@ def test_a_file_without_an_id_column_lists_the_columns_it_has(tmp_path):
     path = write(tmp_path / "noid.csv", "name,colour\n白色衬衫,白\n")
     with pytest.raises(CatalogueError, match=r"no id column.*'name', 'colour'"):
         read_catalogue(path)
+
+
+def test_the_missing_id_column_error_names_every_accepted_alias(tmp_path):
+    path = write(tmp_path / "noid.csv", "标题,类目\n白色衬衫,上衣\n")
+    with pytest.raises(CatalogueError) as exc:
+        read_catalogue(path)
+    message = str(exc.value)
+    assert "no id column" in message
+    for alias in ("external_id", "id", "sku", "product_id", "商品ID", "商品编号", "货号"):
+        assert alias in message
+
+
+def test_a_json_file_without_an_id_names_every_accepted_alias(tmp_path):
+    path = write(tmp_path / "noid.jsonl", '{"title": "白色衬衫"}\n')
+    with pytest.raises(CatalogueError, match="no row has an id") as exc:
+        read_catalogue(path)
+    assert "商品ID" in str(exc.value) and "货号" in str(exc.value)
+
+
+def test_a_row_without_an_id_names_every_accepted_alias():
+    error = only_error([{"title": "白色衬衫"}])
+    assert error.field == "external_id" and "商品ID" in error.reason and "货号" in error.reason
 
 
 def test_two_columns_giving_the_id_are_refused_as_ambiguous(tmp_path):
@@ -595,8 +618,16 @@ def test_empty_settings_are_the_defaults():
     assert validate_settings(None, MAX_VARIANTS) == JobSettings()
 
 
+def test_the_job_setting_defaults_are_the_named_constants():
+    settings = JobSettings()
+    assert (settings.variants, settings.length, settings.style, settings.queue) == (
+        catalogue.DEFAULT_VARIANTS, catalogue.DEFAULT_LENGTH, catalogue.DEFAULT_STYLE, catalogue.DEFAULT_QUEUE)
+    assert (settings.temperature, settings.top_p) == (catalogue.DEFAULT_TEMPERATURE, catalogue.DEFAULT_TOP_P)
+    assert (catalogue.DEFAULT_TEMPERATURE, catalogue.DEFAULT_TOP_P) == (0.95, 0.7)
+
+
 def test_every_setting_has_a_check():
-    assert set(catalogue._SETTING_CHECKS) == {f.name for f in dataclasses.fields(JobSettings)}
+    assert set(_SETTING_CHECKS) == {f.name for f in dataclasses.fields(JobSettings)}
 
 
 def test_settings_at_their_bounds_are_accepted():
