@@ -6,7 +6,10 @@ import argparse
 import json
 import logging
 import sys
+import time
 from pathlib import Path
+
+from copygen.catalogue import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, DEFAULT_VARIANTS
 
 log = logging.getLogger("copygen")
 
@@ -51,9 +54,13 @@ def cmd_eval(args) -> int:
 
 def cmd_generate(args) -> int:
     from copygen.catalogue import Product, parse_attributes
-    from copygen.compliance import load_lexicon
+    from copygen.compliance import banned_phrases_for_decoding, load_lexicon
+    from copygen.settings import get_settings
     from trainer.generation import NO_REPEAT_NGRAM, Generator, Request
 
+    max_variants = get_settings().max_variants
+    if not 1 <= args.variants <= max_variants:
+        raise CommandError(f"--variants: need 1 to {max_variants} (COPYGEN_MAX_VARIANTS), got {args.variants}")
     try:
         attributes = parse_attributes(args.attributes)
     except ValueError as exc:
@@ -66,7 +73,7 @@ def cmd_generate(args) -> int:
     lexicon = load_lexicon()
     [texts] = generator.generate(
         [Request(product.source(), args.variants, args.length, args.style, args.opening)],
-        temperature=args.temperature, top_p=args.top_p, seed=args.seed, banned=lexicon.terms,
+        temperature=args.temperature, top_p=args.top_p, seed=args.seed, banned=banned_phrases_for_decoding(lexicon),
         no_repeat_ngram=NO_REPEAT_NGRAM)
     for i, text in enumerate(texts, 1):
         found = lexicon.find(text)
@@ -100,18 +107,11 @@ def cmd_models(args) -> int:
 
 # -- catalogue jobs --------------------------------------------------------------------------------
 
-FINISHED = ("done", "partial", "failed")
-
-
-def _engine(settings):
-    """The copy store's engine; the embedded SQLite store is created or upgraded on first use."""
+def _store(settings):
+    """The copy store, its schema checked: the embedded SQLite store is created, others must be migrated."""
     from worker import runtime
 
-    if settings.database_url.startswith("sqlite"):
-        from db.engine import upgrade
-
-        upgrade(settings.database_url)
-    return runtime.engine(settings)
+    return runtime.current().store(settings)
 
 
 def _exit_status(status: str) -> int:
@@ -125,16 +125,53 @@ def _progress_line(p: dict) -> str:
             f"({p['flagged']} flagged), {p['rejected']} rows rejected at submission")
 
 
-def _follow(engine, job_id: str, *, quiet: bool) -> dict:
-    """Poll until the job ends, with a progress bar over its chunks (on stderr)."""
+def _job_line(settings: dict) -> str:
+    shown = {k: v for k, v in settings.items() if v not in (None, "")}
+    return ", ".join(f"{k}={v}" for k, v in shown.items())
+
+
+class _Stall:
+    """Gives up on a job that has not moved for `seconds` and that nothing can move (worker.submit.why_stalled)."""
+
+    def __init__(self, settings, queue: str, seconds: float):
+        self.settings, self.queue, self.seconds = settings, queue, seconds
+        self.seen: tuple | None = None
+        self.since = time.monotonic()
+
+    def check(self, p: dict) -> None:
+        from worker import runtime
+        from worker.submit import why_stalled
+
+        state = (p["status"], p["chunks_done"], p["chunks_failed"], p["chunks_running"], p["variants"])
+        if state != self.seen:
+            self.seen, self.since = state, time.monotonic()
+            return
+        if time.monotonic() - self.since < self.seconds:
+            return
+        reason = why_stalled(runtime.current(), self.settings, p, self.queue)
+        if reason:
+            raise CommandError(f"job {p['job_id']} is {p['status']} and has not moved for {self.seconds:g} s: {reason}")
+        self.since = time.monotonic()  # something can move it: look again after another while
+
+
+def _follow(settings, engine, job_id: str, *, quiet: bool, give_up_after: float) -> dict:
+    """Poll until the job ends, with a progress bar over its chunks (on stderr); give up on a stalled job."""
     from tqdm import tqdm
 
+    from db.engine import session_scope
+    from db.jobs import get_job
     from worker.submit import wait_for_job
 
+    with session_scope(engine) as s:
+        job = get_job(s, job_id)
+    if job is None:
+        raise CommandError(f"no job {job_id}")
+    stall = _Stall(settings, job["queue"], give_up_after)
     bar = None
 
     def show(p):
         nonlocal bar
+        stall.check(p)
         if quiet:
             return
         if bar is None:
@@ -154,7 +191,6 @@ def cmd_enqueue(args) -> int:
 
     from copygen.catalogue import read_catalogue, rejection_message, validate_settings
     from copygen.settings import get_settings
-    from worker.celery_app import uses_memory_broker
     from worker.submit import submit
 
     settings = get_settings()
@@ -166,7 +202,6 @@ def cmd_enqueue(args) -> int:
         "temperature": args.temperature, "top_p": args.top_p, "seed": args.seed,
         "model_version": args.model_version, "queue": args.queue, "campaign": args.campaign,
     }.items() if v is not None}, settings.max_variants)
-    engine = _engine(settings)
     bar = None
 
     def on_chunk(done: int, total: int) -> None:  # in-process execution (the embedded default)
@@ -184,39 +219,62 @@ def cmd_enqueue(args) -> int:
         if bar is not None:
             bar.close()
     if not args.quiet:
-        verb = "submitted" if submission.created else "already submitted (same idempotency key)"
-        where = "ran in this process" if uses_memory_broker(settings) else f"queued on '{job.queue}'"
-        print(f"job {submission.job_id} {verb}: {submission.accepted} products × {job.variants} variants, "
-              f"{len({e.row for e in submission.rejected})} rows rejected; {where}", file=sys.stderr)
+        rejected = len({e.row for e in submission.rejected})
+        if submission.created:
+            where = "ran in this process" if settings.in_process else f"queued on '{job.queue}'"
+            print(f"job {submission.job_id} submitted: {submission.accepted} products × {job.variants} variants, "
+                  f"{rejected} rows rejected; {where}", file=sys.stderr)
+        else:
+            print(f"job {submission.job_id} already exists under idempotency key {args.idempotency_key!r}: "
+                  f"{submission.accepted} products, {_job_line(submission.settings)}; nothing new was submitted",
+                  file=sys.stderr)
+            if submission.differs:
+                given = job.to_json()
+                print("  the settings given differ from the job's, which stand: " + ", ".join(
+                    f"{k} {given[k]!r} (job: {submission.settings.get(k)!r})" for k in submission.differs)
+                    + "; use another --idempotency-key for a new job", file=sys.stderr)
     print(submission.job_id)
     if args.wait:
-        final = _follow(engine, submission.job_id, quiet=args.quiet)
+        final = _follow(settings, _store(settings), submission.job_id, quiet=args.quiet,
+                        give_up_after=args.give_up_after)
         if not args.quiet:
             print(_progress_line(final), file=sys.stderr)
         return _exit_status(final["status"])
     return 0
 
 
+SHOWN_REJECTIONS = 5  # rejected rows `copygen status` lists; --json has them all
+
+
 def cmd_status(args) -> int:
     from copygen.settings import get_settings
     from db.engine import session_scope
-    from db.jobs import job_progress
+    from db.jobs import FINISHED_JOB, get_job, job_progress
 
-    engine = _engine(get_settings())
+    settings = get_settings()
+    engine = _store(settings)
+    with session_scope(engine) as s:
+        job = get_job(s, args.job)
+    if job is None:
+        raise CommandError(f"no job {args.job}")
     if args.follow:
-        progress = _follow(engine, args.job, quiet=args.json)
+        progress = _follow(settings, engine, args.job, quiet=args.json, give_up_after=args.give_up_after)
     else:
         with session_scope(engine) as s:
             progress = job_progress(s, args.job)
-    if progress is None:
-        raise CommandError(f"no job {args.job}")
+    rejections = job["rejected"] or []
     if args.json:
-        print(json.dumps(progress, ensure_ascii=False, default=str, indent=2))
+        print(json.dumps({**progress, "rejections": rejections}, ensure_ascii=False, default=str, indent=2))
     else:
         print(_progress_line(progress))
         for failure in progress["failures"]:
             print(f"  chunk {failure['chunk_no']} failed after {failure['attempts']} attempt(s): {failure['error']}")
-    if progress["status"] in FINISHED:
+        for rejection in rejections[:SHOWN_REJECTIONS]:
+            print(f"  rejected: row {rejection.get('row')}, field {rejection.get('field')!r}: {rejection.get('reason')}")
+        if len(rejections) > SHOWN_REJECTIONS:
+            print(f"  ... and {len(rejections) - SHOWN_REJECTIONS} more rejected rows: "
+                  f"copygen status {args.job} --json lists them all")
+    if progress["status"] in FINISHED_JOB:
         return _exit_status(progress["status"])
     return 0
 
@@ -232,27 +290,29 @@ def cmd_export(args) -> int:
 
     if args.format != "table" and not args.out:
         raise CommandError(f"--out is required for --format {args.format}")
-    engine = _engine(get_settings())
-    with session_scope(engine) as s:
+    with session_scope(_store(get_settings())) as s:
         if get_job(s, args.job) is None:
             raise CommandError(f"no job {args.job}")
         rows = [{**{k: row[k] for k in EXPORT_COLUMNS}, "title": row["title"]} for row in iter_job_variants(s, args.job)]
     for row in rows:
         row["score"] = round(row["score"], 4) if row["score"] is not None else None
-        row["flags"] = ";".join(row["flags"] or [])
-    if args.format == "table":
-        print_table(rows)
+        row["flags"] = list(row["flags"] or [])
+    if args.format == "table" and not args.out:
+        print_table(rows, sys.stdout)
         return 0
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if args.format == "jsonl":
+    if args.format == "table":
+        with out.open("w", encoding="utf-8") as fh:
+            print_table(rows, fh)
+    elif args.format == "jsonl":  # flags stay a JSON array, as in SQL
         with out.open("w", encoding="utf-8") as fh:
             for row in rows:
                 fh.write(json.dumps({k: row[k] for k in EXPORT_COLUMNS}, ensure_ascii=False) + "\n")
     else:
-        import pandas as pd
+        import pandas as pd  # heavy: only the spreadsheet formats need it
 
-        frame = pd.DataFrame(rows, columns=EXPORT_COLUMNS)
+        frame = pd.DataFrame([{**row, "flags": ";".join(row["flags"])} for row in rows], columns=EXPORT_COLUMNS)
         if args.format == "csv":
             frame.to_csv(out, index=False, encoding="utf-8-sig")  # the BOM lets Excel read the Chinese
         else:
@@ -261,32 +321,27 @@ def cmd_export(args) -> int:
     return 0
 
 
-def print_table(rows: list[dict]) -> None:
+def print_table(rows: list[dict], out) -> None:
     """Variants grouped by product, best first, for reading in a terminal."""
     current = None
     for row in rows:
         if row["external_id"] != current:
             current = row["external_id"]
-            print(f"\n{current}  {row['title'] or ''}")
+            print(f"\n{current}  {row['title'] or ''}", file=out)
         mark = "✓" if row["passed"] else "✗"
-        flags = f"  [{row['flags']}]" if row["flags"] else ""
-        print(f"  {row['rank'] or '-'}. {mark} {row['score']:>6.2f}  {row['text']}{flags}")
-    print()
+        flags = f"  [{';'.join(row['flags'])}]" if row["flags"] else ""
+        print(f"  {row['rank'] or '-'}. {mark} {row['score']:>6.2f}  {row['text']}{flags}", file=out)
+    print(file=out)
 
 
 def cmd_worker(args) -> int:
     from copygen.settings import get_settings
-    from db.engine import session_scope
-    from db.model_versions import register_model_version
-    from trainer.checkpoint import load_manifest
     from worker.celery_app import run_worker
 
     settings = get_settings()
     if args.checkpoint:
         settings = settings.model_copy(update={"checkpoint": Path(args.checkpoint)})
-    manifest = load_manifest(settings.checkpoint)  # one clear line if it is not a usable checkpoint
-    with session_scope(_engine(settings)) as s:  # jobs may name this version once a worker serves it
-        register_model_version(s, manifest["name"], str(Path(settings.checkpoint).resolve()), manifest)
+    # the worker checks its checkpoint and the schema as it starts, and registers its model version
     run_worker(settings, queues=args.queues, concurrency=args.concurrency, loglevel=args.log_level or settings.log_level)
     return 0
 
@@ -298,17 +353,21 @@ def cmd_beat(args) -> int:
     settings = get_settings()
     if args.schedule:
         settings = settings.model_copy(update={"schedule_file": Path(args.schedule)})
-    run_beat(settings, schedule_db=args.state, loglevel=args.log_level or settings.log_level)
+    if args.state:
+        settings = settings.model_copy(update={"beat_state": Path(args.state)})
+    run_beat(settings, loglevel=args.log_level or settings.log_level)
     return 0
 
 
 def cmd_reconcile(args) -> int:
     from copygen.settings import get_settings
+    from worker import runtime
     from worker.reconcile import reconcile
-    from worker.submit import app_for
 
     settings = get_settings()
-    counts = reconcile(_engine(settings), app_for(settings), settings)
+    rt = runtime.current()
+    rt.store(settings)
+    counts = reconcile(rt, rt.sender(settings), settings)
     print(", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
 
@@ -325,11 +384,7 @@ def cmd_migrate(args) -> int:
 
 # -- argument parsing ------------------------------------------------------------------------------
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="copygen", description=__doc__)
-    parser.add_argument("--log-level", default=None, help="logging level (default: COPYGEN_LOG_LEVEL or INFO)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def add_training_commands(sub) -> None:
     p = sub.add_parser("train", help="train a checkpoint on marketing data")
     p.add_argument("--data", action="append", required=True, metavar="PATH",
                    help="AdvertiseGen JSONL, Taobao src/tgt directory, CSV/Excel, or .txt for pre-training; repeatable")
@@ -373,11 +428,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", help="product title")
     p.add_argument("--description", help="free-text description")
     p.add_argument("--opening", default="", help='phrase the copy starts with, e.g. "新品上市，"')
-    p.add_argument("--variants", type=int, default=3, help="how many variants (default 3)")
+    p.add_argument("--variants", type=int, default=DEFAULT_VARIANTS,
+                   help=f"how many variants, 1 to COPYGEN_MAX_VARIANTS (default {DEFAULT_VARIANTS})")
     p.add_argument("--length", default="medium", choices=["short", "medium", "long"])
     p.add_argument("--style", default="ad", choices=["ad", "description"])
-    p.add_argument("--temperature", type=float, default=0.95)
-    p.add_argument("--top-p", type=float, default=0.7)
+    p.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
+    p.add_argument("--top-p", type=float, default=DEFAULT_TOP_P)
     p.add_argument("--seed", type=int, help="sampling seed (default: random)")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_generate)
@@ -386,6 +442,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", default="models", help="directory holding checkpoints (default models/)")
     p.set_defaults(func=cmd_models)
 
+
+def add_follow_option(p) -> None:
+    p.add_argument("--give-up-after", type=float, default=60.0, metavar="SECONDS",
+                   help="stop waiting when the job has not moved for this long and nothing can move it "
+                        "(no worker on its queue; in-process, no process running it); default 60")
+
+
+def add_job_commands(sub) -> None:
     p = sub.add_parser("enqueue", help="submit a catalogue file (CSV, Excel, JSON Lines) as a job; prints its id")
     p.add_argument("file", help="catalogue: .csv, .xlsx, .jsonl")
     p.add_argument("--variants", type=int, help="variants per product (default 3)")
@@ -398,33 +462,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-version", help="registered model version to use (default: the worker's)")
     p.add_argument("--queue", choices=["batch", "interactive"], help="worker queue (default batch)")
     p.add_argument("--campaign", help="campaign name, for campaign tools")
-    p.add_argument("--idempotency-key", help="submitting again with the same key returns the same job")
+    p.add_argument("--idempotency-key",
+                   help="submitting again with the same key returns the same job (its first settings stand)")
     p.add_argument("--strict", action="store_true", help="reject the whole file if any row is bad")
     p.add_argument("--wait", action="store_true", help="show progress until the job ends; exit 1 unless done")
-    p.add_argument("--quiet", action="store_true", help="print only the job id")
+    add_follow_option(p)
+    p.add_argument("--quiet", action="store_true", help="print only the job id (and errors)")
     p.set_defaults(func=cmd_enqueue)
 
-    p = sub.add_parser("status", help="a job's progress and failures")
+    p = sub.add_parser("status", help="a job's progress, failures and rejected rows")
     p.add_argument("job")
     p.add_argument("--follow", action="store_true", help="wait until the job ends; exit 0 if done, 1 otherwise")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_follow_option(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output, every rejected row included")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("export", help="a job's variants as CSV, JSON Lines, Excel or a printed table")
     p.add_argument("job")
     p.add_argument("--format", default="csv", choices=["csv", "jsonl", "xlsx", "table"])
-    p.add_argument("--out", help="file to write (not for --format table)")
+    p.add_argument("--out", help="file to write (--format table prints to the terminal without it)")
     p.set_defaults(func=cmd_export)
 
+
+def add_service_commands(sub) -> None:
     p = sub.add_parser("worker", help="run a Celery worker that generates copy (needs COPYGEN_BROKER_URL)")
     p.add_argument("--checkpoint", help="checkpoint directory (default COPYGEN_CHECKPOINT)")
     p.add_argument("--queues", default="interactive,batch,celery", help="queues to consume, comma-separated")
-    p.add_argument("--concurrency", type=int, default=1, help="processes; each loads the model once (default 1)")
+    p.add_argument("--concurrency", type=int, default=1,
+                   help="processes, each loading the model once (default 1: one process, the solo pool; "
+                        "more runs Celery's prefork pool)")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("beat", help="run Celery beat: the reconciler and the promo schedules")
     p.add_argument("--schedule", help="schedule file (default COPYGEN_SCHEDULE_FILE)")
-    p.add_argument("--state", help="beat's state file (default celerybeat-schedule in the working directory)")
+    p.add_argument("--state", help="beat's state file (default COPYGEN_BEAT_STATE, var/celerybeat-schedule)")
     p.set_defaults(func=cmd_beat)
 
     p = sub.add_parser("reconcile", help="re-enqueue pending or lapsed chunks and settle finished jobs, once")
@@ -433,29 +504,52 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("migrate", help="bring the database schema to the latest version (alembic upgrade head)")
     p.set_defaults(func=cmd_migrate)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="copygen", description=__doc__)
+    parser.add_argument("--log-level", default=None, help="logging level (default: COPYGEN_LOG_LEVEL or INFO)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_training_commands(sub)
+    add_job_commands(sub)
+    add_service_commands(sub)
     return parser
 
 
+def configure_logging(args, default_level: str) -> None:
+    level = (args.log_level or default_level).upper()
+    if getattr(args, "quiet", False) and not args.log_level:
+        level = "WARNING"  # --quiet: the job id and what went wrong, nothing else
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("alembic", "matplotlib", "urllib3", "httpx", "db.engine"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
 def main(argv: list[str] | None = None) -> int:
-    from copygen.settings import get_settings
+    from kombu.exceptions import OperationalError as BrokerError
+    from sqlalchemy.exc import OperationalError as DatabaseError
+
+    from copygen.settings import get_settings, mask_url
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = args.log_level or get_settings().log_level
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("alembic", "matplotlib", "urllib3", "httpx", "db.engine"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    configure_logging(args, get_settings().log_level)
+
+    def fail(message: str, status: int = 2) -> int:
+        print(f"copygen {args.command}: {message}", file=sys.stderr)
+        return status
+
     try:
         return args.func(args) or 0
-    except CommandError as exc:
-        print(f"copygen {args.command}: {exc}", file=sys.stderr)
-        return 2
+    except (CommandError, LookupError) as exc:
+        return fail(str(exc).strip("'\""))
     except ValueError as exc:  # our domain errors (CheckpointError, TrainError, CatalogueError...) are ValueErrors
-        print(f"copygen {args.command}: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
+    except DatabaseError as exc:
+        return fail(f"cannot use the database {mask_url(get_settings().database_url)}: {exc.orig or exc}".strip())
+    except BrokerError as exc:
+        return fail(f"cannot reach the broker {mask_url(get_settings().broker_url)}: {exc}")
     except KeyboardInterrupt:
-        print(f"copygen {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return fail("interrupted", 130)
     except BrokenPipeError:  # e.g. `copygen export JOB --format table | head`
         sys.stderr.close()
         return 0

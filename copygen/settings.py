@@ -35,7 +35,14 @@ class Settings(BaseSettings):
     task_time_limit: int = Field(2100, ge=10, description="hard time limit of a chunk task, seconds")
     reconcile_seconds: int = Field(60, ge=5, description="period of the reconciler under beat")
     schedule_file: Path | None = Field(None, description="promo schedule file (YAML or JSON) for beat")
+    # Beat remembers when each schedule last ran; kept under var/ rather than the working directory.
+    beat_state: Path = Field(Path("var/celerybeat-schedule"), description="beat's state file")
     log_level: str = Field("INFO", description="logging level of the CLI and workers")
+
+    @property
+    def in_process(self) -> bool:
+        """The embedded default: no broker, a job's chunks run in the process that submits it."""
+        return self.broker_url.startswith("memory://")
 
 
 @functools.lru_cache(maxsize=1)

@@ -193,26 +193,22 @@ def due_chunks(
     now: datetime | None = None,
     min_pending_age: float = 0.0,
     limit: int | None = None,
+    pending: bool = True,
 ) -> list[tuple[str, int, str]]:
     """(job_id, chunk_no, queue) of chunks a worker should be given: pending, or running with a
     lapsed lease (a killed worker, a queue that lost its message); oldest jobs first.
 
     min_pending_age (seconds) skips pending chunks touched more recently than that, so a
-    reconciler does not re-enqueue what submission has just enqueued.
+    reconciler does not re-enqueue what submission has just enqueued; pending=False lists the
+    lapsed leases only.
     """
     now = now or utcnow()
+    lapsed = and_(CHUNKS.c.status == "running", CHUNKS.c.lease_until < now)
+    waiting = and_(CHUNKS.c.status == "pending", CHUNKS.c.updated_at <= now - timedelta(seconds=min_pending_age))
     stmt = (
         select(CHUNKS.c.job_id, CHUNKS.c.chunk_no, JOBS.c.queue)
         .join(JOBS, JOBS.c.id == CHUNKS.c.job_id)
-        .where(
-            or_(
-                and_(
-                    CHUNKS.c.status == "pending",
-                    CHUNKS.c.updated_at <= now - timedelta(seconds=min_pending_age),
-                ),
-                and_(CHUNKS.c.status == "running", CHUNKS.c.lease_until < now),
-            )
-        )
+        .where(or_(waiting, lapsed) if pending else lapsed)
         .order_by(JOBS.c.created_at, CHUNKS.c.job_id, CHUNKS.c.chunk_no)
     )
     if limit is not None:

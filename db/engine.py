@@ -113,6 +113,42 @@ def alembic_config(url: str | URL):
     return config
 
 
+class SchemaError(ValueError):
+    """The copy store's schema is missing or behind the code; the message says what to run."""
+
+
+def head_revision() -> str:
+    """The latest migration in alembic/."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The migration the database at engine is at; None for a database without copygen's schema."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def prepare_schema(engine: Engine) -> None:
+    """Make sure the copy store has the latest schema before anything is read or written.
+
+    The embedded SQLite store is created or upgraded here: it belongs to this installation. Any
+    other database is migrated by its operator (`copygen migrate`), so a missing or older schema
+    is a SchemaError naming that command, never a "relation does not exist" deep in a job.
+    """
+    if engine.url.get_backend_name() == "sqlite":
+        upgrade(engine.url)
+        return
+    head, current = head_revision(), current_revision(engine)
+    if current != head:
+        where = engine.url.render_as_string(hide_password=True)
+        state = "has no copygen schema" if current is None else f"is at migration {current}, not the latest ({head})"
+        raise SchemaError(f"the database {where} {state}: run `copygen migrate` first")
+
+
 def upgrade(url: str | URL, revision: str = "head") -> None:
     """Bring the database at url up to revision (alembic upgrade head), creating it if empty."""
     from alembic import command

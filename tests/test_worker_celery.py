@@ -13,7 +13,9 @@ from kombu import Connection, Consumer, Exchange, Producer, Queue
 from kombu.exceptions import ContentDisallowed
 
 from copygen.settings import Settings
-from worker.celery_app import celery_config, create_app, worker_argv
+from worker.celery_app import create_app, run_beat, worker_argv
+from worker.config import celery_config
+from worker.schedule import PromoScheduler, ScheduleError
 
 REPO = Path(__file__).resolve().parent.parent
 TASK_NAMES = {"copygen.generate_chunk", "copygen.submit_job", "copygen.reconcile", "copygen.fire_promo"}
@@ -47,6 +49,7 @@ def test_the_app_has_interactive_batch_and_celerys_default_queue_and_the_four_na
     app = create_app(settings())
     assert {q.name for q in app.conf.task_queues} == {"interactive", "batch", "celery"}
     assert app.conf.task_default_queue == "batch"
+    app.loader.import_default_modules()  # what a starting worker does with the app's include=[...]
     assert TASK_NAMES <= set(app.tasks)
     for name in TASK_NAMES:
         assert app.tasks[name].ignore_result is True
@@ -77,12 +80,33 @@ def test_beat_adds_one_entry_per_promo_schedule_in_the_files_timezone(tmp_path):
         "  - {name: weekly, cron: '30 9 * * 1', catalogue: c.csv}\n",
         encoding="utf-8",
     )
-    conf = create_app(settings(schedule_file=schedule)).conf
-    assert conf.timezone == "Asia/Shanghai"
-    nightly = conf.beat_schedule["promo:nightly"]
-    assert nightly["task"] == "copygen.fire_promo" and nightly["args"] == ("nightly",)
-    assert nightly["schedule"].hour == {2} and nightly["schedule"].minute == {0}
-    assert conf.beat_schedule["promo:weekly"]["schedule"].day_of_week == {1}
+    app = create_app(settings(schedule_file=schedule))
+    beat = PromoScheduler(app=app, schedule_filename=str(tmp_path / "beat-state"))
+    assert str(app.timezone) == "Asia/Shanghai"
+    nightly = beat.schedule["promo:nightly"]
+    assert nightly.task == "copygen.fire_promo" and tuple(nightly.args) == ("nightly",)
+    assert nightly.schedule.hour == {2} and nightly.schedule.minute == {0}
+    assert beat.schedule["promo:weekly"].schedule.day_of_week == {1}
+    assert "copygen.reconcile" in beat.schedule
+    beat.close()
+
+
+def test_a_bad_schedule_file_stops_beat_but_not_workers_or_submissions(tmp_path):
+    schedule = tmp_path / "promo.yaml"
+    schedule.write_text("- {name: nightly, cron: 'every night', catalogue: c.csv}\n", encoding="utf-8")
+    app = create_app(settings(schedule_file=schedule))
+    assert app.conf.task_default_queue == "batch"  # the app a worker or a submission uses is configured
+    with pytest.raises(ScheduleError, match="schedule 1 \\(nightly\\): field 'cron'"):
+        PromoScheduler(app=app, schedule_filename=str(tmp_path / "beat-state"))
+
+
+def test_beat_keeps_its_state_under_var_not_in_the_working_directory(monkeypatch, tmp_path):
+    started = []
+    monkeypatch.setattr("celery.Celery.start", lambda app, argv=None: started.append(argv))
+    run_beat(settings(beat_state=tmp_path / "var" / "beat-state"))
+    assert started == [["beat", "--loglevel=INFO", f"--schedule={tmp_path / 'var' / 'beat-state'}"]]
+    assert (tmp_path / "var").is_dir()
+    assert Settings().beat_state == Path("var/celerybeat-schedule")
 
 
 def test_a_pickled_message_is_refused_and_a_json_one_accepted():
@@ -126,10 +150,17 @@ def test_importing_the_celery_module_reads_no_settings_and_loads_no_model():
 
 def test_the_worker_command_line_is_solo_one_process_on_every_queue_by_default():
     argv = worker_argv()
-    assert "--pool=solo" in argv and "--concurrency=1" in argv and "--queues=interactive,batch,celery" in argv
+    assert "--pool=solo" in argv and "--concurrency=1" in argv and "--queues=batch,interactive,celery" in argv
     assert "--queues=batch" in worker_argv(queues="batch")
     with pytest.raises(ValueError, match="unknown queue"):
         worker_argv(queues="batch,urgent")
+
+
+def test_concurrency_above_one_runs_that_many_prefork_processes():
+    argv = worker_argv(concurrency=3)
+    assert "--pool=prefork" in argv and "--concurrency=3" in argv
+    with pytest.raises(ValueError, match="--concurrency"):
+        worker_argv(concurrency=0)
 
 
 def test_a_worker_whose_checkpoint_is_missing_refuses_to_start_with_one_line(tmp_path):

@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from copygen.catalogue import CatalogueError, JobSettings, SettingsError
@@ -19,6 +19,7 @@ from db.models import Chunk, utcnow
 from db.variants import job_variants
 from worker import pipeline, runtime
 from worker.celery_app import create_app
+from worker.dispatch import execute_chunk
 from worker.reconcile import queue_depth, reconcile
 from worker.submit import ModelVersionError, submit, submit_job, wait_for_job
 
@@ -63,7 +64,7 @@ def env(sqlite_url):
     with app.connection_for_write() as conn:  # kombu's in-memory broker lives as long as the process
         for queue in ("batch", "interactive"):
             conn.default_channel.queue_purge(queue)
-    engine = runtime.engine(settings)
+    engine = runtime.current().engine(settings)
     yield engine, settings, app
     runtime.reset()
 
@@ -79,14 +80,10 @@ def run_all(env, generator, job_id):
         chunks = job_progress(s, job_id)["chunks_total"]
     for chunk_no in range(chunks):
         for _ in range(settings.max_attempts):
-            if pipeline.run_chunk(engine, generator, job_id, chunk_no, settings, lexicon=lexicon()).status != "retry":
+            if pipeline.run_chunk(runtime.current(), generator, job_id, chunk_no, settings).status != "retry":
                 break
 
 
-def lexicon():
-    from copygen.compliance import load_lexicon
-
-    return load_lexicon()
 
 
 def variants_of(engine, job_id):
@@ -98,10 +95,10 @@ def test_a_chunk_stores_k_checked_ranked_variants_per_product_and_the_job_finish
     engine, settings, _ = env
     job_id = new_job(env, n=3, variants=3)
     generator = ScriptedGenerator()
-    outcome = pipeline.run_chunk(engine, generator, job_id, 0, settings, lexicon=lexicon())
+    outcome = pipeline.run_chunk(runtime.current(), generator, job_id, 0, settings)
     assert (outcome.status, outcome.variants, outcome.flagged) == ("done", 6, 0)
     assert len(generator.calls) == 1 and len(generator.calls[0]) == 2  # the chunk's products in one call
-    pipeline.run_chunk(engine, generator, job_id, 1, settings, lexicon=lexicon())
+    pipeline.run_chunk(runtime.current(), generator, job_id, 1, settings)
     rows = variants_of(engine, job_id)
     assert len(rows) == 9
     for sku in ("SKU-000", "SKU-001", "SKU-002"):
@@ -118,14 +115,14 @@ def test_a_second_delivery_of_a_chunk_stores_nothing_twice(env):
     engine, settings, _ = env
     job_id = new_job(env, n=2, variants=3)
     generator = ScriptedGenerator()
-    assert pipeline.run_chunk(engine, generator, job_id, 0, settings, lexicon=lexicon()).status == "done"
-    assert pipeline.run_chunk(engine, generator, job_id, 0, settings, lexicon=lexicon()).status == "skipped"
+    assert pipeline.run_chunk(runtime.current(), generator, job_id, 0, settings).status == "done"
+    assert pipeline.run_chunk(runtime.current(), generator, job_id, 0, settings).status == "skipped"
     assert len(generator.calls) == 1
     # a delivery that generated concurrently and writes late: its rows lose to the stored ones
     first = variants_of(engine, job_id)
     late = [{"job_item_id": r["job_item_id"], "variant_no": r["variant_no"], "text": "迟到的文案",
              "passed": True} for r in first]
-    assert pipeline.store_chunk(engine, job_id, 0, late, settings) == 0
+    assert pipeline.store_chunk(runtime.current(), engine, job_id, 0, late, settings) == 0
     assert variants_of(engine, job_id) == first
 
 
@@ -133,7 +130,7 @@ def test_a_failing_variant_is_regenerated_and_the_better_text_kept(env):
     engine, settings, _ = env
     job_id = new_job(env, n=1, variants=3)
     generator = ScriptedGenerator(lambda call, i, v: BANNED if call == 0 and v == 1 else COPY[v if call == 0 else 1])
-    pipeline.run_chunk(engine, generator, job_id, 0, settings, lexicon=lexicon())
+    pipeline.run_chunk(runtime.current(), generator, job_id, 0, settings)
     rows = {r["variant_no"]: r for r in variants_of(engine, job_id)}
     assert len(generator.calls) == 2 and generator.calls[1][0].variants == 1  # only the failing slot
     assert rows[2]["text"] == COPY[1] and rows[2]["passed"] and rows[2]["regenerations"] == 1
@@ -144,7 +141,7 @@ def test_a_variant_that_keeps_failing_is_stored_flagged_with_its_reasons_and_ran
     engine, settings, _ = env
     job_id = new_job(env, n=1, variants=3)
     generator = ScriptedGenerator(lambda call, i, v: BANNED if v == 0 or call > 0 else COPY[v])
-    pipeline.run_chunk(engine, generator, job_id, 0, settings, lexicon=lexicon())
+    pipeline.run_chunk(runtime.current(), generator, job_id, 0, settings)
     rows = {r["variant_no"]: r for r in variants_of(engine, job_id)}
     assert len(generator.calls) == 1 + settings.regenerate_rounds
     assert rows[1]["passed"] is False and "ad_law:最好" in rows[1]["flags"]
@@ -155,8 +152,7 @@ def test_a_variant_that_keeps_failing_is_stored_flagged_with_its_reasons_and_ran
 def test_identical_variants_are_flagged_near_duplicate_rather_than_dropped(env):
     engine, settings, _ = env
     job_id = new_job(env, n=1, variants=3)
-    pipeline.run_chunk(engine, ScriptedGenerator(lambda call, i, v: COPY[0]), job_id, 0, settings,
-                       lexicon=lexicon())
+    pipeline.run_chunk(runtime.current(), ScriptedGenerator(lambda call, i, v: COPY[0]), job_id, 0, settings)
     rows = sorted(variants_of(engine, job_id), key=lambda r: r["variant_no"])
     assert len(rows) == 3
     assert rows[0]["passed"] and [r["flags"] for r in rows[1:]] == [["near_duplicate"]] * 2
@@ -189,7 +185,7 @@ def test_a_short_database_outage_while_storing_is_waited_out_without_generating_
     monkeypatch.setattr(pipeline, "upsert_variants", flaky)
     monkeypatch.setattr(pipeline, "STORE_BACKOFF_S", (0.01, 0.01))
     generator = ScriptedGenerator()
-    assert pipeline.run_chunk(engine, generator, job_id, 0, settings, lexicon=lexicon()).status == "done"
+    assert pipeline.run_chunk(runtime.current(), generator, job_id, 0, settings).status == "done"
     assert failures and len(generator.calls) == 1
     assert len(variants_of(engine, job_id)) == 4
 
@@ -208,20 +204,40 @@ def test_after_a_longer_outage_the_retry_stores_the_copy_already_generated(env, 
     monkeypatch.setattr(pipeline, "STORE_BACKOFF_S", (0.01,))
     generator = ScriptedGenerator()
     with pytest.raises(OperationalError):
-        pipeline.run_chunk(engine, generator, job_id, 0, settings, lexicon=lexicon())
+        pipeline.run_chunk(runtime.current(), generator, job_id, 0, settings)
     assert variants_of(engine, job_id) == []  # nothing partial is visible
     down[0] = False
-    assert pipeline.run_chunk(engine, generator, job_id, 0, settings, lexicon=lexicon()).status == "done"
+    assert pipeline.run_chunk(runtime.current(), generator, job_id, 0, settings).status == "done"
     assert len(generator.calls) == 1 and len(variants_of(engine, job_id)) == 4
 
 
-def test_a_job_for_another_model_version_is_not_generated_by_this_worker(env):
+def test_a_job_for_another_model_version_is_handed_back_without_costing_an_attempt(env):
     engine, settings, _ = env
     with session_scope(engine) as s:
         register_model_version(s, "other-2", "/models/other-2", {"name": "other-2"})
     job_id = new_job(env, n=1, model_version="other-2")
-    outcome = pipeline.run_chunk(engine, ScriptedGenerator(), job_id, 0, settings, lexicon=lexicon())
-    assert outcome.status == "retry" and "asks for model 'other-2'" in outcome.error
+    generator = ScriptedGenerator()
+    for _ in range(settings.max_attempts + 1):  # more deliveries than a chunk has attempts
+        outcome = execute_chunk(runtime.current(), settings, generator, job_id, 0)
+        assert outcome.status == "mismatch" and "asks for model 'other-2'" in outcome.error
+        assert outcome.retry_in > 0  # offered again later, for a worker that serves it
+    with session_scope(engine) as s:
+        chunk = s.execute(select(Chunk.status, Chunk.attempts).where(Chunk.job_id == job_id)).one()
+    assert tuple(chunk) == ("pending", 0) and generator.calls == []
+
+
+def test_decoding_blocks_every_spelling_of_a_latin_advertising_law_term(env):
+    engine, settings, _ = env
+    job_id = new_job(env, n=1, variants=1)
+    seen = []
+
+    class Recording(ScriptedGenerator):
+        def generate(self, requests, **kwargs):
+            seen.append(kwargs["banned"])
+            return super().generate(requests, **kwargs)
+
+    pipeline.run_chunk(runtime.current(), Recording(), job_id, 0, settings)
+    assert seen and all({"NO.1", "No.1", "no.1"} <= set(banned) for banned in seen)
 
 
 def test_submission_reports_bad_rows_and_keeps_the_good_ones(env):
@@ -269,10 +285,10 @@ def test_the_reconciler_resends_lapsed_chunks_and_pending_ones_only_when_their_q
     with session_scope(engine) as s:
         claim_chunk(s, job_id, 0, lease_seconds=60, max_attempts=3, now=utcnow() - timedelta(hours=1))
         s.execute(update(Chunk).where(Chunk.job_id == job_id).values(updated_at=utcnow() - timedelta(hours=1)))
-    assert reconcile(engine, app, settings) == {"due": 2, "enqueued": 1, "finished": 0}  # queue not empty
+    assert reconcile(runtime.current(), app, settings) == {"due": 2, "enqueued": 1, "finished": 0}  # queue not empty
     with app.connection_for_write() as conn:
         conn.default_channel.queue_purge("batch")  # the broker lost its queue
-    assert reconcile(engine, app, settings) == {"due": 2, "enqueued": 2, "finished": 0}
+    assert reconcile(runtime.current(), app, settings) == {"due": 2, "enqueued": 2, "finished": 0}
     assert queue_depth(app, "batch") == 2
 
 
@@ -295,7 +311,7 @@ def test_the_embedded_default_runs_a_job_in_process_with_a_real_model(sqlite_url
                         regenerate_rounds=1)
     try:
         job_id = submit_job(products(5), 2, length="short", seed=11, settings=settings)
-        engine = runtime.engine(settings)
+        engine = runtime.current().engine(settings)
         assert wait_for_job(engine, job_id, timeout=5)["status"] == "done"  # finished before submit returned
         rows = variants_of(engine, job_id)
         assert len(rows) == 10 and all(r["text"] for r in rows)
@@ -312,7 +328,7 @@ def test_a_worker_takes_the_cpu_threads_it_is_given(checkpoint):
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        runtime.generator(Settings(checkpoint=checkpoint, device="cpu", threads=1))
+        runtime.current().generator(Settings(checkpoint=checkpoint, device="cpu", threads=1))
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)

@@ -7,10 +7,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from copygen.catalogue import CatalogueError
+
 from copygen.settings import Settings
 from db.engine import make_engine, session_scope, upgrade
 from db.jobs import get_job, job_chunks
 from db.promo import get_promo_run
+from worker import runtime
 from worker.celery_app import create_app
 from worker.reconcile import queue_depth
 from worker.schedule import (
@@ -98,12 +101,13 @@ def promo_env(tmp_path, sqlite_url):
     engine = make_engine(sqlite_url)
     yield engine, app, settings
     engine.dispose()
+    runtime.reset()
 
 
 def test_firing_a_slot_twice_creates_one_job_and_enqueues_its_chunks_once(promo_env):
     engine, app, settings = promo_env
-    first = fire_promo(engine, app, settings, "nightly", "2025-11-11T02:00")
-    second = fire_promo(engine, app, settings, "nightly", "2025-11-11T02:00")
+    first = fire_promo(runtime.current(), app, settings, "nightly", "2025-11-11T02:00")
+    second = fire_promo(runtime.current(), app, settings, "nightly", "2025-11-11T02:00")
     assert first == second
     with session_scope(engine) as s:
         job = get_job(s, first)
@@ -117,11 +121,21 @@ def test_firing_a_slot_twice_creates_one_job_and_enqueues_its_chunks_once(promo_
 
 def test_the_next_slot_creates_a_new_job(promo_env):
     engine, app, settings = promo_env
-    assert (fire_promo(engine, app, settings, "nightly", "2025-11-11T02:00")
-            != fire_promo(engine, app, settings, "nightly", "2025-11-12T02:00"))
+    assert (fire_promo(runtime.current(), app, settings, "nightly", "2025-11-11T02:00")
+            != fire_promo(runtime.current(), app, settings, "nightly", "2025-11-12T02:00"))
 
 
 def test_firing_an_unknown_schedule_names_it(promo_env):
     engine, app, settings = promo_env
     with pytest.raises(ScheduleError, match="no schedule named 'weekly'"):
-        fire_promo(engine, app, settings, "weekly", "2025-11-11T02:00")
+        fire_promo(runtime.current(), app, settings, "weekly", "2025-11-11T02:00")
+
+
+def test_a_promo_catalogue_larger_than_the_job_limit_is_refused_and_stores_no_job(promo_env):
+    engine, app, settings = promo_env
+    small = settings.model_copy(update={"max_products": 1})
+    with pytest.raises(CatalogueError, match="COPYGEN_MAX_PRODUCTS"):
+        fire_promo(runtime.current(), app, small, "nightly", "2025-11-11T02:00")
+    with session_scope(engine) as s:
+        assert get_promo_run(s, "nightly", "2025-11-11T02:00") is None  # the slot is free to fire again
+    assert queue_depth(app, "batch") == 0

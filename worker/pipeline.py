@@ -3,10 +3,13 @@
 run_chunk is a plain function (no Celery): the chunk task, the embedded in-process mode and the
 tests all call it. Its steps, each in its own short transaction:
 
-1. claim the chunk in SQL (counts an attempt, takes a lease); None -> nothing to do (done,
-   parked, or leased by another worker: a duplicate delivery);
+1. read the job: a job that asks for a model version this worker does not serve is handed
+   back untouched (no attempt counted, outcome "mismatch"); then claim the chunk in SQL (counts
+   an attempt, takes a lease); None -> nothing to do (done, parked, or leased by another
+   worker: a duplicate delivery);
 2. generate k variants for each of the chunk's products in one call (the Generator sorts by
-   prompt length and batches), Advertising Law terms blocked at decode time;
+   prompt length and batches), Advertising Law terms (in every spelling a model writes: NO.1,
+   No.1, no.1) blocked at decode time;
 3. check every variant (worker.filters); regenerate the failing ones, at most
    settings.regenerate_rounds rounds, keeping a new text only when it has fewer flags;
 4. score and rank each product's variants;
@@ -16,7 +19,7 @@ tests all call it. Its steps, each in its own short transaction:
 A failure in steps 2-4 is recorded against the chunk (record_chunk_error), which parks it as
 failed after settings.max_attempts attempts. A database outage in step 5 is waited out with
 backoff for a while, keeping the generated copy; if it lasts longer, the exception goes to the
-caller (the task retries it) and the copy is kept in this process for the retry.
+caller (worker.dispatch retries it) and the copy is kept in the process's Runtime for the retry.
 
 Sampling is deterministic per (job seed, chunk, round): the seed of a generate call is derived
 from the job's seed (or, without one, from its id), the chunk number and the regeneration round,
@@ -29,42 +32,42 @@ import hashlib
 import logging
 import time
 import traceback
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from copygen.catalogue import JobSettings, Product
+from copygen.compliance import Lexicon, banned_phrases_for_decoding
+from copygen.settings import Settings
 from copygen.textnorm import normalise
 from db.chunks import claim_chunk, mark_chunk_done, record_chunk_error
 from db.engine import session_scope
 from db.jobs import finish_job, get_job
 from db.variants import upsert_variants
+from trainer.generation import NO_REPEAT_NGRAM, Generator, Request
 from worker import filters
-
-if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
-    from copygen.settings import Settings
+from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 PRODUCT_FIELDS = ("external_id", "title", "category", "attributes", "description")
 STORE_BACKOFF_S = (1, 2, 4, 8, 15, 30)  # waits between tries of the final write when the database is away
-UNSAVED_CHUNKS = 4  # generated chunks kept in memory for a retry after a database outage
 
 
 @dataclass
 class ChunkOutcome:
-    """What run_chunk did. status: done, skipped (nothing to do), retry (error recorded, the chunk
-    is pending again) or parked (error recorded, attempts used up)."""
+    """What run_chunk did. status: done, skipped (nothing to do), mismatch (the job wants another
+    model; nothing claimed), retry (error recorded, the chunk is pending again) or parked (error
+    recorded, attempts used up). retry_in: seconds after which the caller should run it again."""
 
     status: str
     variants: int = 0  # rows this call wrote (0 for a duplicate delivery)
     flagged: int = 0  # of the chunk's variants, those stored with flags
     error: str | None = None
+    retry_in: float | None = None
 
 
 @dataclass
@@ -79,10 +82,6 @@ class VariantDraft:
     @property
     def passed(self) -> bool:
         return not self.flags
-
-
-class ModelMismatch(RuntimeError):
-    """The job asks for a model version this worker does not serve."""
 
 
 def is_disconnect(exc: BaseException) -> bool:
@@ -117,21 +116,19 @@ def _evaluate(texts: list[str], product: Product, lexicon, length: str) -> list[
 
 
 def draft_variants(
-    generator,
+    generator: Generator,
     products: Sequence[Product],
     settings: JobSettings,
-    lexicon,
+    lexicon: Lexicon,
     *,
     seed: int,
     rounds: int,
 ) -> list[list[VariantDraft]]:
     """settings.variants checked, scored and ranked variants for each product, in product order."""
-    from trainer.generation import NO_REPEAT_NGRAM, Request
-
     k = settings.variants
     sources = [p.source() for p in products]
-    sample = {"temperature": settings.temperature, "top_p": settings.top_p, "banned": lexicon.terms,
-              "no_repeat_ngram": NO_REPEAT_NGRAM}
+    sample = {"temperature": settings.temperature, "top_p": settings.top_p,
+              "banned": banned_phrases_for_decoding(lexicon), "no_repeat_ngram": NO_REPEAT_NGRAM}
 
     def request(i: int, n: int) -> Request:
         return Request(source=sources[i], variants=n, length=settings.length, style=settings.style,
@@ -178,52 +175,41 @@ def draft_variants(
 
 # -- one chunk, with SQL ------------------------------------------------------------------------
 
-_unsaved: OrderedDict[tuple[str, int], list[dict[str, Any]]] = OrderedDict()
 
-
-def run_chunk(engine: Engine, generator, job_id: str, chunk_no: int, settings: Settings,
-              *, lexicon=None) -> ChunkOutcome:
+def run_chunk(rt: Runtime, generator: Generator, job_id: str, chunk_no: int, settings: Settings) -> ChunkOutcome:
     """Generate, check and store one chunk's variants; see the module docstring."""
-    key = (job_id, chunk_no)
-    if key in _unsaved:  # generated before a database outage: store it, do not generate it again
-        rows = _unsaved[key]
-        written = store_chunk(engine, job_id, chunk_no, rows, settings)
+    engine = rt.engine(settings)
+    rows = rt.unsaved.get(job_id, chunk_no)
+    if rows is not None:  # generated before a database outage: store it, do not generate it again
+        written = store_chunk(rt, engine, job_id, chunk_no, rows, settings)
         log.info("job %s chunk %d: stored the %d variants generated before the database outage", job_id,
                  chunk_no, len(rows))
         return ChunkOutcome("done", written, sum(not r["passed"] for r in rows))
 
     with session_scope(engine) as s:
+        job = get_job(s, job_id)
+        wanted = job["model_version"] if job else None
+        if wanted and wanted != generator.model_version:  # checked before the claim: costs no attempt
+            log.info("job %s chunk %d: wants model %r, this worker serves %r; handed back", job_id, chunk_no,
+                     wanted, generator.model_version)
+            return ChunkOutcome("mismatch", error=f"job {job_id} asks for model {wanted!r}; this worker serves "
+                                                  f"{generator.model_version!r}")
         items = claim_chunk(s, job_id, chunk_no, lease_seconds=settings.lease_seconds,
-                            max_attempts=settings.max_attempts)
-        job = get_job(s, job_id) if items is not None else None
+                            max_attempts=settings.max_attempts) if job else None
     if items is None:
         log.info("job %s chunk %d: nothing to do (done, parked or claimed elsewhere)", job_id, chunk_no)
         return ChunkOutcome("skipped")
 
     started = time.monotonic()
     try:
-        if lexicon is None:
-            from worker.runtime import lexicon as process_lexicon
-
-            lexicon = process_lexicon()
-        if job["model_version"] and job["model_version"] != generator.model_version:
-            raise ModelMismatch(f"job {job_id} asks for model {job['model_version']!r}; this worker serves "
-                                f"{generator.model_version!r} (start a worker with that checkpoint)")
         js = job_settings(job["settings"])
         base_seed = js.seed if js.seed is not None else derive_seed(job_id)
-        drafts = draft_variants(generator, [product_of(item) for item in items], js, lexicon,
+        drafts = draft_variants(generator, [product_of(item) for item in items], js, rt.lexicon(),
                                 seed=derive_seed(base_seed, chunk_no), rounds=settings.regenerate_rounds)
     except Exception as exc:
         if isinstance(exc, DBAPIError) and is_disconnect(exc):
             raise
-        error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
-        with session_scope(engine) as s:
-            parked = record_chunk_error(s, job_id, chunk_no, error, max_attempts=settings.max_attempts)
-            if parked:
-                finish_job(s, job_id)
-        log.warning("job %s chunk %d: %s (%s)", job_id, chunk_no, "parked" if parked else "will retry",
-                    f"{type(exc).__name__}: {exc}")
-        return ChunkOutcome("parked" if parked else "retry", error=f"{type(exc).__name__}: {exc}")
+        return record_failure(engine, job_id, chunk_no, exc, settings)
 
     rows = [
         {
@@ -233,21 +219,32 @@ def run_chunk(engine: Engine, generator, job_id: str, chunk_no: int, settings: S
         }
         for item, row in zip(items, drafts) for d in row
     ]
-    _unsaved[key] = rows
-    while len(_unsaved) > UNSAVED_CHUNKS:
-        _unsaved.popitem(last=False)
-    written = store_chunk(engine, job_id, chunk_no, rows, settings)
+    rt.unsaved.keep(job_id, chunk_no, rows)
+    written = store_chunk(rt, engine, job_id, chunk_no, rows, settings)
     flagged = sum(not r["passed"] for r in rows)
     log.info("job %s chunk %d: %d products, %d variants (%d flagged) in %.1f s", job_id, chunk_no,
              len(items), len(rows), flagged, time.monotonic() - started)
     return ChunkOutcome("done", written, flagged)
 
 
-def store_chunk(engine: Engine, job_id: str, chunk_no: int, rows: list[dict[str, Any]], settings: Settings) -> int:
+def record_failure(engine: Engine, job_id: str, chunk_no: int, exc: BaseException, settings: Settings) -> ChunkOutcome:
+    """Record a failed attempt against the chunk: pending again ("retry") or parked once attempts run out."""
+    error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
+    with session_scope(engine) as s:
+        parked = record_chunk_error(s, job_id, chunk_no, error, max_attempts=settings.max_attempts)
+        if parked:
+            finish_job(s, job_id)
+    log.warning("job %s chunk %d: %s (%s)", job_id, chunk_no, "parked" if parked else "will retry",
+                f"{type(exc).__name__}: {exc}")
+    return ChunkOutcome("parked" if parked else "retry", error=f"{type(exc).__name__}: {exc}")
+
+
+def store_chunk(rt: Runtime, engine: Engine, job_id: str, chunk_no: int, rows: list[dict[str, Any]],
+                settings: Settings) -> int:
     """Write a chunk's variants and mark it done in one transaction; wait out a short outage.
 
     Returns the number of rows written (0 when another delivery stored them first). Raises the
-    database error when the outage outlasts the backoff (the chunk's copy stays in _unsaved).
+    database error when the outage outlasts the backoff (the chunk's copy stays in rt.unsaved).
     """
     deadline = time.monotonic() + min(settings.lease_seconds / 2, sum(STORE_BACKOFF_S))
     for delay in (*STORE_BACKOFF_S, None):
@@ -262,7 +259,7 @@ def store_chunk(engine: Engine, job_id: str, chunk_no: int, rows: list[dict[str,
             log.warning("job %s chunk %d: database unavailable (%s); retrying in %d s", job_id, chunk_no,
                         type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__, delay)
             time.sleep(delay)
-    _unsaved.pop((job_id, chunk_no), None)
+    rt.unsaved.forget(job_id, chunk_no)
     try:
         with session_scope(engine) as s:
             finish_job(s, job_id)

@@ -10,7 +10,8 @@ Run periodically by beat (copygen.reconcile every COPYGEN_RECONCILE_SECONDS) and
    backlog is not enqueued a second time every period; once it drains, whatever is still pending
    is sent again. A duplicate message is harmless: claim_chunk hands a chunk to one worker at a
    time and variants are written with ON CONFLICT DO NOTHING;
-3. settles jobs whose chunks are all done or failed (done, partial or failed).
+3. settles jobs whose chunks are all done or failed (done, partial or failed) — also when the
+   broker is unreachable.
 
 With the embedded memory:// broker the due chunks run in this process instead.
 """
@@ -19,29 +20,26 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from typing import TYPE_CHECKING
+from itertools import groupby
 
+from celery import Celery
+from kombu.exceptions import ChannelError
+from kombu.exceptions import OperationalError as BrokerError
+
+from copygen.settings import Settings
 from db.chunks import due_chunks, finish_jobs
 from db.engine import session_scope
-
-if TYPE_CHECKING:
-    from celery import Celery
-    from sqlalchemy import Engine
-
-    from copygen.settings import Settings
+from db.jobs import get_job
+from worker.dispatch import Chunk, run_here, send_chunks
+from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-GENERATE_CHUNK = "copygen.generate_chunk"
 MAX_DUE_PER_RUN = 100_000  # messages one run may send; the next run sends the rest
-_NO_PENDING = 100 * 365 * 86400.0  # a min_pending_age no pending chunk reaches
 
 
 def queue_depth(app: Celery, queue: str) -> int | None:
     """Messages waiting in a broker queue (0 if the queue does not exist), None if unknown."""
-    from kombu.exceptions import ChannelError
-    from kombu.exceptions import OperationalError as BrokerError
-
     try:
         with app.connection_for_write() as conn:
             return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
@@ -52,51 +50,51 @@ def queue_depth(app: Celery, queue: str) -> int | None:
         return None
 
 
-def reconcile(engine: Engine, app: Celery, settings: Settings) -> dict[str, int]:
+def chunks_to_send(app: Celery, due: list[Chunk], lapsed: set[Chunk]) -> list[Chunk]:
+    """Of the due chunks: every lapsed one, and the pending ones of queues that are empty."""
+    by_queue: dict[str, list[Chunk]] = defaultdict(list)
+    for chunk in due:
+        by_queue[chunk[2]].append(chunk)
+    send: list[Chunk] = []
+    for queue, chunks in by_queue.items():
+        pending = [c for c in chunks if c not in lapsed]
+        send += [c for c in chunks if c in lapsed]
+        if pending:
+            depth = queue_depth(app, queue)
+            if depth == 0:
+                send += pending
+            else:
+                log.info("reconcile: queue %s holds %s message(s); its %d pending chunk(s) are presumed queued",
+                         queue, "an unknown number of" if depth is None else depth, len(pending))
+    return send
+
+
+def run_due_here(rt: Runtime, settings: Settings, due: list[Chunk]) -> int:
+    """In-process mode: run the due chunks in this process, job by job."""
+    engine = rt.engine(settings)
+    for job_id, chunks in groupby(due, key=lambda chunk: chunk[0]):
+        with session_scope(engine) as s:
+            model_version = get_job(s, job_id)["model_version"]
+        run_here(rt, settings, job_id, [chunk_no for _, chunk_no, _ in chunks], model_version)
+    return len(due)
+
+
+def reconcile(rt: Runtime, app: Celery, settings: Settings) -> dict[str, int]:
     """One reconciliation pass; returns counts: due, enqueued, finished."""
-    from worker.celery_app import uses_memory_broker
-
+    engine = rt.engine(settings)
     with session_scope(engine) as s:
-        due = due_chunks(s, min_pending_age=settings.reconcile_seconds, limit=MAX_DUE_PER_RUN)
-        # due_chunks says pending-or-lapsed; with pending ones excluded, the rest are lapsed leases
-        lapsed = set(due_chunks(s, min_pending_age=_NO_PENDING, limit=MAX_DUE_PER_RUN))
+        # with a broker, a pending chunk younger than one period may still be on its way to a worker
+        min_pending_age = 0 if settings.in_process else settings.reconcile_seconds
+        due = due_chunks(s, min_pending_age=min_pending_age, limit=MAX_DUE_PER_RUN)
+        lapsed = set(due_chunks(s, pending=False, limit=MAX_DUE_PER_RUN))
 
-    if uses_memory_broker(settings):
-        enqueued = _run_here(engine, settings, due)
+    if settings.in_process:
+        enqueued = run_due_here(rt, settings, due)
     else:
-        by_queue: dict[str, list[tuple[str, int, str]]] = defaultdict(list)
-        for chunk in due:
-            by_queue[chunk[2]].append(chunk)
-        send: list[tuple[str, int, str]] = []
-        for queue, chunks in by_queue.items():
-            pending = [c for c in chunks if c not in lapsed]
-            send += [c for c in chunks if c in lapsed]
-            if pending:
-                depth = queue_depth(app, queue)
-                if depth == 0:
-                    send += pending
-                else:
-                    log.info("reconcile: queue %s holds %s message(s); its %d pending chunk(s) are presumed "
-                             "queued", queue, "an unknown number of" if depth is None else depth, len(pending))
-        with app.producer_or_acquire() as producer:
-            for job_id, chunk_no, queue in send:
-                app.send_task(GENERATE_CHUNK, args=(job_id, chunk_no), queue=queue, producer=producer)
-        enqueued = len(send)
+        enqueued = send_chunks(app, chunks_to_send(app, due, lapsed))
 
     with session_scope(engine) as s:
         finished = finish_jobs(s)
     counts = {"due": len(due), "enqueued": enqueued, "finished": len(finished)}
     log.info("reconcile: %(due)d chunk(s) due, %(enqueued)d enqueued, %(finished)d job(s) finished", counts)
     return counts
-
-
-def _run_here(engine: Engine, settings: Settings, due: list[tuple[str, int, str]]) -> int:
-    from worker import runtime
-    from worker.pipeline import run_chunk
-
-    if not due:
-        return 0
-    generator = runtime.generator(settings)
-    for job_id, chunk_no, _ in due:
-        run_chunk(engine, generator, job_id, chunk_no, settings)
-    return len(due)

@@ -1,13 +1,11 @@
-"""Per-process state of a worker: one engine, one Generator, one lexicon, made once per process.
+"""A process's state: database engines, loaded models, the lexicon, a sending app, unsaved copy.
 
-A forked pool child must not use its parent's database connections, so every cached object is
-keyed by the process id: the first use in a new process disposes the inherited engine's pool
-(without closing the parent's sockets) and builds its own. The model is loaded at process init
-(``worker_process_init``, sent by the prefork and solo pools) so that the first chunk does not pay
-for it, and lazily on first use anywhere else (the in-process embedded mode, the threads pool).
+Everything a worker (or the process that runs jobs in-process) keeps between chunks lives in one
+Runtime object per process, made on first use by ``current()``. A forked pool child must not use
+its parent's database connections or model handles, so ``current()`` makes a fresh Runtime in a
+new process, first disposing the inherited engines' pools without closing the parent's sockets.
 
-The checkpoint is checked when the worker starts (``worker_init``, in the main process, before
-any child exists): a missing or incompatible checkpoint stops the worker with one line.
+Nothing here runs at import: no engine, model or connection exists until something asks for it.
 """
 
 from __future__ import annotations
@@ -15,17 +13,18 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-from celery import signals
+from celery import Celery
+from sqlalchemy import Engine
 
-if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
-    from copygen.compliance import Lexicon
-    from copygen.settings import Settings
-    from trainer.generation import Generator
+from copygen.compliance import Lexicon, load_lexicon
+from copygen.settings import Settings
+from db.engine import make_engine, normalise_url, prepare_schema
+from trainer.generation import Generator
+from worker.config import celery_config
 
 log = logging.getLogger(__name__)
 
@@ -34,107 +33,128 @@ log = logging.getLogger(__name__)
 # peer on an idle connection in about 30 + 3 x 10 = 60 s.
 PG_CONNECT_ARGS = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
                    "keepalives_count": 3}
-
-_lock = threading.Lock()
-_engines: dict[str, tuple[int, Engine]] = {}  # url -> (pid, engine)
-_generators: dict[tuple[str, str, int], tuple[int, Generator]] = {}  # (checkpoint, device, batch) -> (pid, gen)
-_lexicon: tuple[int, Lexicon] | None = None
+UNSAVED_CHUNKS = 4  # generated chunks kept in memory for a retry after a database outage
 
 
-def engine(settings: Settings) -> Engine:
-    """This process's engine for settings.database_url."""
-    from db.engine import make_engine, normalise_url
+class UnsavedChunks:
+    """Copy generated for chunks whose write failed (the database was away), kept for the retry.
 
-    url = settings.database_url
-    pid = os.getpid()
-    with _lock:
-        cached = _engines.get(url)
-        if cached and cached[0] == pid:
-            return cached[1]
-        if cached:  # inherited through fork: forget the parent's pooled connections, keep them open
-            cached[1].dispose(close=False)
-        postgres = normalise_url(url).get_backend_name() == "postgresql"
-        made = make_engine(url, connect_args=dict(PG_CONNECT_ARGS)) if postgres else make_engine(url)
-        _engines[url] = (pid, made)
-        return made
+    Bounded (the oldest is forgotten: its chunk is generated again) and locked: a threads pool
+    runs several chunks of one process at once.
+    """
 
+    def __init__(self, capacity: int = UNSAVED_CHUNKS):
+        self.capacity = capacity
+        self._rows: OrderedDict[tuple[str, int], list[dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
 
-def generator(settings: Settings, checkpoint: str | os.PathLike | None = None) -> Generator:
-    """This process's Generator for the checkpoint (settings.checkpoint by default), loaded once."""
-    from trainer.generation import Generator
+    def keep(self, job_id: str, chunk_no: int, rows: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self._rows[(job_id, chunk_no)] = rows
+            while len(self._rows) > self.capacity:
+                self._rows.popitem(last=False)
 
-    path = str(Path(checkpoint or settings.checkpoint).resolve())
-    key = (path, settings.device, settings.batch_size)
-    pid = os.getpid()
-    with _lock:
-        cached = _generators.get(key)
-        if cached and cached[0] == pid:
-            return cached[1]
-        if settings.threads:
-            import torch
+    def get(self, job_id: str, chunk_no: int) -> list[dict[str, Any]] | None:
+        with self._lock:
+            return self._rows.get((job_id, chunk_no))
 
-            torch.set_num_threads(settings.threads)
-        loaded = Generator.load(path, device=settings.device, batch_size=settings.batch_size)
-        _generators[key] = (pid, loaded)
-        return loaded
+    def forget(self, job_id: str, chunk_no: int) -> None:
+        with self._lock:
+            self._rows.pop((job_id, chunk_no), None)
 
 
-def lexicon() -> Lexicon:
-    """The Advertising Law lexicon shipped with copygen (versioned data), loaded once."""
-    global _lexicon
-    from copygen.compliance import load_lexicon
+class Runtime:
+    """One process's long-lived objects, each made once, on first use, under a lock."""
 
-    with _lock:
-        if _lexicon is None or _lexicon[0] != os.getpid():
-            _lexicon = (os.getpid(), load_lexicon())
-        return _lexicon[1]
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.unsaved = UnsavedChunks()
+        self._lock = threading.RLock()
+        self._engines: dict[str, Engine] = {}
+        self._prepared: set[str] = set()
+        self._generators: dict[tuple[str, str, int], Generator] = {}
+        self._senders: dict[str, Celery] = {}
+        self._lexicon: Lexicon | None = None
+
+    def engine(self, settings: Settings) -> Engine:
+        """The engine for settings.database_url (connections are made on first use, not here)."""
+        url = settings.database_url
+        with self._lock:
+            if url not in self._engines:
+                postgres = normalise_url(url).get_backend_name() == "postgresql"
+                self._engines[url] = (make_engine(url, connect_args=dict(PG_CONNECT_ARGS)) if postgres
+                                      else make_engine(url))
+            return self._engines[url]
+
+    def store(self, settings: Settings) -> Engine:
+        """The engine, once its schema is known to be current (db.engine.prepare_schema, once per process)."""
+        engine = self.engine(settings)
+        with self._lock:
+            if settings.database_url not in self._prepared:
+                prepare_schema(engine)
+                self._prepared.add(settings.database_url)
+        return engine
+
+    def generator(self, settings: Settings, checkpoint: str | os.PathLike | None = None) -> Generator:
+        """The Generator for a checkpoint (settings.checkpoint by default), loaded once."""
+        path = str(Path(checkpoint or settings.checkpoint).resolve())
+        key = (path, settings.device, settings.batch_size)
+        with self._lock:
+            if key not in self._generators:
+                if settings.threads:
+                    import torch  # heavy: only a process that loads a model pays for it
+
+                    torch.set_num_threads(settings.threads)
+                self._generators[key] = Generator.load(path, device=settings.device, batch_size=settings.batch_size)
+            return self._generators[key]
+
+    def lexicon(self) -> Lexicon:
+        """The Advertising Law lexicon shipped with copygen (versioned data)."""
+        with self._lock:
+            if self._lexicon is None:
+                self._lexicon = load_lexicon()
+            return self._lexicon
+
+    def sender(self, settings: Settings) -> Celery:
+        """A Celery app for sending messages to settings.broker_url; its connection pool is reused."""
+        with self._lock:
+            if settings.broker_url not in self._senders:
+                app = Celery("copygen-sender", set_as_current=False)
+                app.config_from_object(celery_config(settings))
+                self._senders[settings.broker_url] = app
+            return self._senders[settings.broker_url]
+
+    def inherited(self) -> None:
+        """Forget the parent's pooled connections (after a fork), keeping its sockets open."""
+        for engine in self._engines.values():
+            engine.dispose(close=False)
+
+    def close(self) -> None:
+        for engine in self._engines.values():
+            engine.dispose()
+        for app in self._senders.values():
+            app.close()
+
+
+_current: Runtime | None = None
+_current_lock = threading.Lock()
+
+
+def current() -> Runtime:
+    """This process's Runtime (a new one in a forked child)."""
+    global _current
+    with _current_lock:
+        if _current is None or _current.pid != os.getpid():
+            if _current is not None:
+                _current.inherited()
+            _current = Runtime()
+        return _current
 
 
 def reset() -> None:
-    """Forget every cached object (tests; a process that changes its settings)."""
-    global _lexicon
-    with _lock:
-        for _, made in _engines.values():
-            made.dispose()
-        _engines.clear()
-        _generators.clear()
-        _lexicon = None
-
-
-# -- worker signals: only for copygen's apps ---------------------------------------------------
-
-
-@signals.worker_init.connect
-def _check_checkpoint(sender=None, **_kwargs) -> None:
-    """Refuse to start a worker whose checkpoint cannot be loaded: one line, exit status 1."""
-    from trainer.checkpoint import CheckpointError, load_manifest
-    from worker.celery_app import is_copygen_app, settings_of
-
-    app = getattr(sender, "app", None)
-    if not is_copygen_app(app):
-        return
-    settings = settings_of(app)
-    try:
-        manifest = load_manifest(settings.checkpoint)
-    except CheckpointError as exc:  # SystemExit passes through Celery's signal dispatch; Exception would not
-        raise SystemExit(f"copygen worker cannot start: {exc}") from None
-    log.info("checkpoint %s (%s) ok", settings.checkpoint, manifest.get("name"))
-
-
-@signals.worker_process_init.connect
-def _load_process_state(**_kwargs) -> None:
-    """Build this pool process's engine and load its model before the first task arrives."""
-    from celery import current_app
-
-    from worker.celery_app import is_copygen_app, settings_of
-
-    app = current_app._get_current_object()
-    if not is_copygen_app(app):
-        return
-    settings = settings_of(app)
-    engine(settings)
-    try:
-        generator(settings)
-        lexicon()
-    except Exception:  # the first task retries the load and records the error against its chunk
-        log.exception("loading the checkpoint %s at process start failed", settings.checkpoint)
+    """Close and forget this process's Runtime (tests; a process that changes its settings)."""
+    global _current
+    with _current_lock:
+        if _current is not None and _current.pid == os.getpid():
+            _current.close()
+        _current = None

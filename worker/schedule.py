@@ -28,18 +28,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-if TYPE_CHECKING:
-    from celery import Celery
-    from sqlalchemy import Engine
+import yaml
+from celery import Celery
+from celery.beat import PersistentScheduler
+from celery.schedules import ParseException, crontab
 
-    from copygen.settings import Settings
+from copygen.catalogue import SettingsError, read_catalogue, validate_settings
+from copygen.settings import Settings, get_settings
+from db.engine import session_scope
+from db.jobs import job_chunks
+from db.promo import claim_promo_slot, get_promo_run, set_promo_job
+from worker import runtime
+from worker.config import DEFAULT_QUEUE, FIRE_PROMO
+from worker.dispatch import start_chunks
+from worker.submit import accept_products, prepare, write_job
 
 log = logging.getLogger(__name__)
 
-FIRE_PROMO = "copygen.fire_promo"
 SLOT_FORMAT = "%Y-%m-%dT%H:%M"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 _LOOKBACK_DAYS = 366 * 5  # long enough for any cron that fires at all (29 Feb fires every 4 years)
@@ -57,24 +65,22 @@ class PromoSchedule:
     settings: dict = field(default_factory=dict)
     timezone: str = "UTC"
 
-    def crontab(self):
-        return crontab_from_string(self.cron)
+    def crontab(self, app: Celery | None = None) -> crontab:
+        return crontab_from_string(self.cron, app)
 
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
 
-def crontab_from_string(expression: str):
+def crontab_from_string(expression: str, app: Celery | None = None) -> crontab:
     """celery.schedules.crontab from a 5-field cron expression; ValueError names what is wrong."""
-    from celery.schedules import ParseException, crontab
-
     fields = expression.split()
     if len(fields) != 5:
         raise ValueError(f"cron expression needs 5 fields (minute hour day month weekday), got {len(fields)}")
     minute, hour, day_of_month, month_of_year, day_of_week = fields
     try:
         return crontab(minute=minute, hour=hour, day_of_month=day_of_month,
-                       month_of_year=month_of_year, day_of_week=day_of_week)
+                       month_of_year=month_of_year, day_of_week=day_of_week, app=app)
     except (ValueError, ParseException) as exc:
         raise ValueError(f"cron expression {expression!r} is invalid ({exc})") from None
 
@@ -84,10 +90,6 @@ def load_schedules(path: str | Path, max_variants: int | None = None) -> list[Pr
 
     With max_variants, each entry's settings are validated as job settings too.
     """
-    import yaml
-
-    from copygen.catalogue import SettingsError, validate_settings
-
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -160,20 +162,39 @@ def find_schedule(path: str | Path, name: str) -> PromoSchedule:
     raise ScheduleError(f"{path}: no schedule named {name!r}")
 
 
-def beat_entries(schedules: list[PromoSchedule]) -> dict[str, dict[str, Any]]:
+def beat_entries(schedules: list[PromoSchedule], app: Celery | None = None) -> dict[str, dict[str, Any]]:
     """Celery beat_schedule entries: one per promo schedule, firing copygen.fire_promo(name).
 
-    Beat reads cron fields in the app's timezone; create_app sets it to the file's timezone.
+    Beat reads cron fields in the app's timezone; PromoScheduler sets it to the file's timezone.
     """
     return {
         f"promo:{schedule.name}": {
             "task": FIRE_PROMO,
-            "schedule": schedule.crontab(),
+            "schedule": schedule.crontab(app),
             "args": (schedule.name,),
-            "options": {"queue": "batch"},
+            "options": {"queue": DEFAULT_QUEUE},
         }
         for schedule in schedules
     }
+
+
+class PromoScheduler(PersistentScheduler):
+    """Beat's scheduler: the app's entries (the reconciler) plus the promo schedules of the file.
+
+    The schedule file is read here, when beat starts, and nowhere else: a bad file stops beat with
+    a ScheduleError naming the entry and field, while workers and submissions never read it.
+    """
+
+    def setup_schedule(self) -> None:
+        settings = getattr(self.app, "copygen_settings", None) or get_settings()
+        if settings.schedule_file:
+            schedules = load_schedules(settings.schedule_file, settings.max_variants)
+            # cron fields are read in the app's timezone (a cached property: drop it after the change)
+            self.app.conf.timezone = schedules_timezone(schedules)
+            self.app.__dict__.pop("timezone", None)
+            self.app.conf.beat_schedule = {**self.app.conf.beat_schedule, **beat_entries(schedules, self.app)}
+            log.info("promo schedules from %s: %s", settings.schedule_file, ", ".join(s.name for s in schedules))
+        super().setup_schedule()
 
 
 def schedules_timezone(schedules: list[PromoSchedule]) -> str:
@@ -221,23 +242,19 @@ def promo_idempotency_key(schedule: str, slot: str) -> str:
     return f"promo:{schedule}:{slot}"
 
 
-def fire_promo(engine: Engine, app: Celery | None, settings: Settings, name: str, slot: str | None = None) -> str:
+def fire_promo(rt: runtime.Runtime, app: Celery | None, settings: Settings, name: str, slot: str | None = None) -> str:
     """Create the promo job of (schedule, slot), once; return its id (the existing one on a double fire).
 
     The slot claim, the job and its items and the link between them are written in one
     transaction: two firings of one slot create one job (the second waits for the first's commit,
-    then finds the slot taken), and a firing that fails leaves the slot free to fire again.
+    then finds the slot taken), and a firing that fails leaves the slot free to fire again. The
+    job is checked and dispatched as any submission is (worker.submit, worker.dispatch).
     """
-    from copygen.catalogue import read_catalogue, validate_settings
-    from db.engine import session_scope
-    from db.jobs import job_chunks
-    from db.promo import claim_promo_slot, get_promo_run, set_promo_job
-    from worker.submit import dispatch, write_job
-
     if settings.schedule_file is None:
         raise ScheduleError(f"fire_promo {name}: COPYGEN_SCHEDULE_FILE is not set")
     schedule = find_schedule(settings.schedule_file, name)
     slot = slot or current_slot(schedule)
+    engine = prepare(rt, settings)  # the schema; in-process, the checkpoint
     with session_scope(engine) as s:
         fired = get_promo_run(s, name, slot)
     if fired is not None and fired["job_id"] is not None:
@@ -245,21 +262,19 @@ def fire_promo(engine: Engine, app: Celery | None, settings: Settings, name: str
         return fired["job_id"]
 
     job = validate_settings(schedule.settings, settings.max_variants)
-    products, errors = read_catalogue(schedule.catalogue)
-    if not products:
-        from copygen.catalogue import CatalogueError, rejection_message
-
-        raise CatalogueError(rejection_message(str(schedule.catalogue), errors), errors)
+    source = str(schedule.catalogue)
+    products, errors = accept_products(*read_catalogue(schedule.catalogue), source=source)
     with session_scope(engine) as s:
         if not claim_promo_slot(s, name, slot):
             job_id = get_promo_run(s, name, slot)["job_id"]
             log.info("promo %s slot %s fired concurrently elsewhere: job %s", name, slot, job_id)
             return job_id
-        job_id, created = write_job(s, products, job, settings=settings,
+        job_id, created = write_job(s, products, job, settings=settings, source=source,
                                     idempotency_key=promo_idempotency_key(name, slot), rejected=errors)
         set_promo_job(s, name, slot, job_id)
         chunk_nos = job_chunks(s, job_id)
     log.info("promo %s slot %s: job %s, %d products (%d rows rejected)", name, slot, job_id, len(products),
              len({e.row for e in errors}))
-    dispatch(engine, settings, job_id, chunk_nos, job, created=created, app=app)
+    if created:
+        start_chunks(rt, settings, job_id, chunk_nos, queue=job.queue, model_version=job.model_version, app=app)
     return job_id

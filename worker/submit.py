@@ -3,15 +3,18 @@
     from worker.submit import submit_job, wait_for_job
     job_id = submit_job(products, variants=3, length="short", idempotency_key="spring-sale-0001")
 
-Submission validates every row (bad rows are reported and stored on the job as `rejected`; they
-do not stop the others), checks the model version, writes the job and its items in ONE
-transaction, and only after that commits enqueues one copygen.generate_chunk message per chunk
-(ids only) on the job's queue. If the broker is unreachable at that moment the job stays in SQL
-with its chunks pending and the reconciler enqueues them later: nothing is lost.
+Submission first checks what the run needs (the copy store's schema: the embedded SQLite store is
+created, any other database must have been migrated; in-process, the checkpoint), then validates
+every row (bad rows are reported and stored on the job as `rejected`; they do not stop the
+others), checks the model version, writes the job and its items in ONE transaction, and only after
+that commits hands the chunks to worker.dispatch: one copygen.generate_chunk message each (ids
+only) on the job's queue, or, with the embedded default broker ``memory://``, run in this process.
+If the broker is unreachable at that moment the job stays in SQL with its chunks pending and the
+reconciler enqueues them later: nothing is lost.
 
-With the embedded default broker ``memory://`` there is no worker to send to: the chunks run in
-this process, through the same run_chunk the task calls, with the Generator loaded once from
-COPYGEN_CHECKPOINT (or from the registered path of the job's model version).
+The same idempotency key always returns the same job, and nothing is dispatched again for it (a
+lost message is the reconciler's business). The first submission's settings win: a later one
+with other settings gets the existing job, and Submission.differs names the settings that differ.
 """
 
 from __future__ import annotations
@@ -20,7 +23,12 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from celery import Celery
+from kombu.exceptions import OperationalError as BrokerError
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from copygen.catalogue import (
     CatalogueError,
@@ -34,18 +42,13 @@ from copygen.catalogue import (
 )
 from copygen.settings import Settings, get_settings
 from db.engine import session_scope
-from db.jobs import create_job, finish_job, job_chunks, job_progress
+from db.jobs import FINISHED_JOB, create_job, get_job, job_chunks, job_progress
 from db.model_versions import get_model_version, list_model_versions
-
-if TYPE_CHECKING:
-    from celery import Celery
-    from sqlalchemy import Engine
-    from sqlalchemy.orm import Session
+from worker import runtime
+from worker.dispatch import serve_model, start_chunks
+from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
-
-GENERATE_CHUNK = "copygen.generate_chunk"
-FINISHED = ("done", "partial", "failed")
 
 
 class ModelVersionError(ValueError):
@@ -58,6 +61,8 @@ class Submission:
     created: bool  # False: the idempotency key already named this job; nothing was written
     accepted: int  # products in the job
     rejected: list[RowError] = field(default_factory=list)  # rows refused by this submission
+    settings: dict[str, Any] = field(default_factory=dict)  # the job's settings (the first submission's)
+    differs: list[str] = field(default_factory=list)  # settings given now that differ from the job's
 
 
 def check_model_version(s: Session, name: str | None) -> dict[str, Any] | None:
@@ -68,8 +73,11 @@ def check_model_version(s: Session, name: str | None) -> dict[str, Any] | None:
     if found is None:
         known = [row["name"] for row in list_model_versions(s)]
         listed = ", ".join(known[:10]) + (" ..." if len(known) > 10 else "") if known else "none yet"
-        raise ModelVersionError(f"settings.model_version: unknown model version {name!r} (registered: {listed}; "
-                                "register one with `copygen models`)")
+        raise ModelVersionError(
+            f"settings.model_version: unknown model version {name!r} (registered: {listed}). A version is "
+            "registered when a worker starts with its checkpoint (`copygen worker --checkpoint DIR`) or, "
+            "in the embedded mode, when a job is submitted with COPYGEN_CHECKPOINT=DIR; `copygen models` "
+            "lists the checkpoints and their names")
     return found
 
 
@@ -81,8 +89,17 @@ def write_job(
     settings: Settings,
     idempotency_key: str | None,
     rejected: Iterable[RowError] = (),
+    source: str = "payload",
 ) -> tuple[str, bool]:
-    """Write the job, its items and chunks in the caller's transaction; (job_id, created)."""
+    """Write the job, its items and chunks in the caller's transaction; (job_id, created).
+
+    Every way a job is made (submission, promo firing) passes here, so every job is held to
+    COPYGEN_MAX_PRODUCTS and to a registered model version.
+    """
+    if len(products) > settings.max_products:
+        raise CatalogueError(f"{source}: {len(products)} products, more than the maximum of "
+                             f"{settings.max_products} per job (COPYGEN_MAX_PRODUCTS); split the catalogue into "
+                             "several jobs")
     check_model_version(s, job.model_version)
     return create_job(
         s,
@@ -95,6 +112,46 @@ def write_job(
         campaign=job.campaign,
         rejected=[e.to_json() for e in rejected],
     )
+
+
+def accept_products(items: Iterable[Product | Mapping[str, Any]], rejected: Iterable[RowError] = (),
+                    source: str = "payload") -> tuple[list[Product], list[RowError]]:
+    """The valid products and every row error; CatalogueError when no product is valid.
+
+    Product objects were validated already (e.g. by read_catalogue, whose errors come in as
+    `rejected`); mappings are validated here, row N being the N-th product, and their errors logged.
+    """
+    items = list(items)
+    valid = [p for p in items if isinstance(p, Product)]
+    rows = [p for p in items if not isinstance(p, Product)]
+    errors = list(rejected)
+    if rows:
+        checked, row_errors = validate_products(rows, source=source)
+        valid += checked
+        errors += row_errors
+        if row_errors:
+            log.warning("%s", rejection_message(source, row_errors))
+    if not valid:
+        raise CatalogueError(f"{source}: no valid product to submit"
+                             + (f"\n{rejection_message(source, errors)}" if errors else ""), errors)
+    return valid, errors
+
+
+def prepare(rt: Runtime, settings: Settings) -> Engine:
+    """What a job needs before anything is written: the copy store's schema, and in-process the checkpoint.
+
+    SchemaError (run `copygen migrate`) or CheckpointError, each one line; in-process, the
+    checkpoint is registered as a model version so jobs may name it.
+    """
+    engine = rt.store(settings)
+    if settings.in_process:
+        serve_model(rt, settings)
+    return engine
+
+
+def settings_differ(given: JobSettings, stored: Mapping[str, Any]) -> list[str]:
+    """Names of the settings whose given value differs from the stored job's."""
+    return [name for name, value in given.to_json().items() if stored.get(name, value) != value]
 
 
 def submit(
@@ -110,153 +167,62 @@ def submit(
 ) -> Submission:
     """Validate, write and dispatch a job; the Submission says what was accepted and rejected.
 
-    Products may be Product objects (already validated, e.g. from read_catalogue) or mappings
-    (validated here, row N = the N-th product). `rejected` carries row errors found earlier (by
-    read_catalogue) so that they are stored on the job too. Raises CatalogueError when no row is
-    valid, ModelVersionError for an unknown model version. on_chunk(done, total) reports progress
-    of in-process execution (the embedded default).
+    Raises CatalogueError when no row is valid or there are too many, ModelVersionError for an
+    unknown model version, SchemaError / CheckpointError when the run cannot happen (before
+    anything is written). on_chunk(done, total) reports progress of in-process execution.
     """
-    from worker import runtime
-
     settings = settings or get_settings()
-    items = list(products)
-    valid = [p for p in items if isinstance(p, Product)]
-    rows = [p for p in items if not isinstance(p, Product)]
-    errors = list(rejected)
-    if rows:
-        checked, row_errors = validate_products(rows, source=source)
-        valid += checked
-        errors += row_errors
-    if errors:
-        log.warning("%s", rejection_message(source, errors))
-    if not valid:
-        raise CatalogueError(f"{source}: no valid product to submit"
-                             + (f"\n{rejection_message(source, errors)}" if errors else ""), errors)
-    if len(valid) > settings.max_products:
-        raise CatalogueError(f"{source}: {len(valid)} products, more than the maximum of {settings.max_products} "
-                             "per job (COPYGEN_MAX_PRODUCTS); split the catalogue into several jobs")
-
-    engine = runtime.engine(settings)
+    rt = runtime.current()
+    engine = prepare(rt, settings)
+    valid, errors = accept_products(products, rejected, source)
     with session_scope(engine) as s:
         job_id, created = write_job(s, valid, job, settings=settings, idempotency_key=idempotency_key,
-                                    rejected=errors)
+                                    rejected=errors, source=source)
+        stored = get_job(s, job_id)
         chunk_nos = job_chunks(s, job_id)
-    log.info("job %s %s: %d products, %d rejected rows, %d chunks on queue %s", job_id,
-             "created" if created else "already submitted", len(valid), len({e.row for e in errors}),
-             len(chunk_nos), job.queue)
-    dispatch(engine, settings, job_id, chunk_nos, job, created=created, app=app, on_chunk=on_chunk)
-    return Submission(job_id, created, len(valid), errors)
-
-
-def dispatch(
-    engine: Engine,
-    settings: Settings,
-    job_id: str,
-    chunk_nos: list[int],
-    job: JobSettings,
-    *,
-    created: bool,
-    app: Celery | None = None,
-    on_chunk: Callable[[int, int], None] | None = None,
-) -> None:
-    """After commit: run the chunks here (memory://) or enqueue them (only for a new job)."""
-    from worker.celery_app import uses_memory_broker
-
-    if uses_memory_broker(settings):
-        run_in_process(engine, settings, job_id, chunk_nos, job.model_version, on_chunk=on_chunk)
-    elif created:
-        enqueue_chunks(app or app_for(settings), job_id, chunk_nos, job.queue)
-
-
-_apps: dict[str, Celery] = {}
-
-
-def app_for(settings: Settings) -> Celery:
-    """A Celery app for sending, one per broker URL in this process (its connection pool is reused)."""
-    from worker.celery_app import create_app
-
-    if settings.broker_url not in _apps:
-        _apps[settings.broker_url] = create_app(settings)
-    return _apps[settings.broker_url]
-
-
-def enqueue_chunks(app: Celery, job_id: str, chunk_nos: Iterable[int], queue: str) -> int:
-    """Send one copygen.generate_chunk(job_id, chunk_no) per chunk to queue; returns how many.
-
-    A broker that cannot be reached is logged, not raised: the job is committed and the
-    reconciler enqueues its pending chunks once the broker is back.
-    """
-    from kombu.exceptions import OperationalError as BrokerError
-
-    sent = 0
-    try:
-        with app.producer_or_acquire() as producer:
-            for chunk_no in chunk_nos:
-                app.send_task(GENERATE_CHUNK, args=(job_id, chunk_no), queue=queue, producer=producer)
-                sent += 1
-    except BrokerError as exc:
-        log.warning("job %s: broker unreachable after %d chunk message(s) (%s); the reconciler will "
-                    "enqueue the rest", job_id, sent, exc)
-    return sent
-
-
-def run_in_process(
-    engine: Engine,
-    settings: Settings,
-    job_id: str,
-    chunk_nos: Iterable[int],
-    model_version: str | None = None,
-    *,
-    on_chunk: Callable[[int, int], None] | None = None,
-) -> None:
-    """Run a job's chunks in this process (the embedded default), each up to max_attempts times."""
-    from worker import runtime
-    from worker.pipeline import run_chunk
-
-    checkpoint = None
-    if model_version is not None:
-        with session_scope(engine) as s:
-            checkpoint = check_model_version(s, model_version)["path"]
-    generator = runtime.generator(settings, checkpoint)
-    chunk_nos = list(chunk_nos)
-    for done, chunk_no in enumerate(chunk_nos, start=1):
-        for _ in range(settings.max_attempts):
-            if run_chunk(engine, generator, job_id, chunk_no, settings).status != "retry":
-                break
-        if on_chunk is not None:
-            on_chunk(done, len(chunk_nos))
-    with session_scope(engine) as s:
-        finish_job(s, job_id)
+    submission = Submission(job_id, created, stored["n_items"], errors, stored["settings"])
+    if not created:
+        submission.differs = settings_differ(job, stored["settings"])
+        log.info("job %s already submitted under idempotency key %r (%s); nothing dispatched", job_id,
+                 idempotency_key, stored["status"])
+        if submission.differs:
+            log.warning("job %s: the settings given differ from the existing job's (%s); the existing job's "
+                        "stand", job_id, ", ".join(submission.differs))
+        return submission
+    log.info("job %s created: %d products, %d rejected rows, %d chunks on queue %s", job_id, len(valid),
+             len({e.row for e in errors}), len(chunk_nos), job.queue)
+    start_chunks(rt, settings, job_id, chunk_nos, queue=job.queue, model_version=job.model_version, app=app,
+                 on_chunk=on_chunk)
+    return submission
 
 
 def submit_job(
     products: Iterable[Product | Mapping[str, Any]],
-    variants: int = 3,
+    variants: int | None = None,
     *,
-    length: str = "medium",
-    style: str = "ad",
-    opening: str = "",
-    temperature: float = 0.95,
-    top_p: float = 0.7,
+    length: str | None = None,
+    style: str | None = None,
+    opening: str | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
     seed: int | None = None,
     model_version: str | None = None,
-    queue: str = "batch",
+    queue: str | None = None,
     campaign: str | None = None,
     idempotency_key: str | None = None,
     settings: Settings | None = None,
 ) -> str:
     """Submit a catalogue job and return its id; the same idempotency_key returns the same job.
 
-    Settings are validated like a payload's (SettingsError names the field); invalid product
-    rows are logged and stored on the job, valid ones go through (CatalogueError if none is).
+    A setting left None takes its default from copygen.catalogue.JobSettings. Settings are
+    validated like a payload's (SettingsError names the field); invalid product rows are logged
+    and stored on the job, valid ones go through (CatalogueError if none is).
     """
     settings = settings or get_settings()
-    job = validate_settings(
-        {"variants": variants, "length": length, "style": style, "opening": opening,
-         "temperature": temperature, "top_p": top_p, "seed": seed, "model_version": model_version,
-         "queue": queue, "campaign": campaign},
-        settings.max_variants,
-    )
+    given = {"variants": variants, "length": length, "style": style, "opening": opening,
+             "temperature": temperature, "top_p": top_p, "seed": seed, "model_version": model_version,
+             "queue": queue, "campaign": campaign}
+    job = validate_settings({k: v for k, v in given.items() if v is not None}, settings.max_variants)
     return submit(products, job, idempotency_key=idempotency_key, settings=settings).job_id
 
 
@@ -272,6 +238,28 @@ def submit_payload(payload: Mapping[str, Any], *, settings: Settings, app: Celer
                   rejected=errors)
 
 
+def why_stalled(rt: Runtime, settings: Settings, progress: Mapping[str, Any], queue: str) -> str | None:
+    """Why nothing can make progress on an unfinished job right now, or None if something can.
+
+    In-process, a job runs in the process that submitted it: with no chunk claimed, nothing runs
+    it. With a broker, a job needs a worker consuming its queue (Celery's inspect answers).
+    """
+    if progress["status"] in FINISHED_JOB:
+        return None
+    if settings.in_process:
+        if progress["chunks_running"]:
+            return None
+        return ("no process is running this job: with COPYGEN_BROKER_URL=memory:// a job runs in the process that "
+                "submitted it; `copygen reconcile` runs its pending chunks here")
+    try:
+        consumers = rt.sender(settings).control.inspect(timeout=2.0).active_queues() or {}
+    except (BrokerError, OSError) as exc:
+        return f"the broker is unreachable ({exc})"
+    if any(q.get("name") == queue for queues in consumers.values() for q in queues):
+        return None
+    return f"no worker consumes the queue '{queue}' (start one: `copygen worker --queues {queue}`)"
+
+
 def wait_for_job(
     engine: Engine,
     job_id: str,
@@ -282,7 +270,8 @@ def wait_for_job(
 ) -> dict[str, Any]:
     """Poll SQL until the job is done, partial or failed; return its final job_progress().
 
-    Raises LookupError for an unknown job and TimeoutError after `timeout` seconds.
+    Raises LookupError for an unknown job and TimeoutError after `timeout` seconds. on_progress
+    sees every poll's progress and may raise to stop waiting.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
@@ -292,7 +281,7 @@ def wait_for_job(
             raise LookupError(f"no job {job_id}")
         if on_progress is not None:
             on_progress(progress)
-        if progress["status"] in FINISHED:
+        if progress["status"] in FINISHED_JOB:
             return progress
         if deadline is not None and time.monotonic() >= deadline:
             raise TimeoutError(f"job {job_id} still {progress['status']} after {timeout:g} s "

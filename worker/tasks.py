@@ -6,91 +6,44 @@ copygen.submit_job's result is not stored either: a client that sends it by name
 SQL by idempotency key (``SELECT id FROM jobs WHERE idempotency_key = :key``). A payload without
 an idempotency_key is given ``task:<celery task id>``, so the id that send_task returns finds the
 job, and a redelivered submission creates no second job.
+
+The functions are named ``*_task`` so they never shadow the plain functions they call (the Python
+API ``worker.submit.submit_job`` is not this task).
 """
 
 from __future__ import annotations
 
 import logging
-import random
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from celery import shared_task
 from sqlalchemy.exc import DBAPIError
 
+from copygen.catalogue import SettingsError
 from worker import runtime
-from worker.celery_app import settings_of, uses_memory_broker
-from worker.pipeline import is_disconnect, run_chunk
+from worker.celery_app import settings_of
+from worker.config import FIRE_PROMO, GENERATE_CHUNK, RECONCILE, SUBMIT_JOB
+from worker.dispatch import DB_MAX_RETRIES, DB_RETRY_BASE_S, backoff, execute_chunk
+from worker.pipeline import is_disconnect
+from worker.reconcile import reconcile
+from worker.schedule import fire_promo
+from worker.submit import submit_payload
 
 log = logging.getLogger(__name__)
 
-DB_RETRY_BASE_S = 5  # first wait after a database outage; doubles per retry ...
-DB_RETRY_MAX_S = 300  # ... up to 5 minutes
-DB_MAX_RETRIES = 24  # about 1.5 hours of outage; after that the reconciler takes over
-ERROR_RETRY_BASE_S = 2  # first wait before another attempt of a chunk whose generation failed
 
-
-@contextmanager
-def soft_time_limit(seconds: float) -> Iterator[None]:
-    """Raise SoftTimeLimitExceeded in this task after `seconds`, where the pool cannot.
-
-    The prefork pool enforces Celery's time limits from its parent process; the solo pool (the
-    default of `copygen worker`: one model per process) runs the task in the worker's main thread
-    and enforces none, so a chunk that hangs would hold the worker for good. There, a SIGALRM
-    timer raises SoftTimeLimitExceeded inside the task: run_chunk records it against the chunk
-    (retried, then parked like any failure) and the worker moves on. Elsewhere (a pool child, a
-    thread) this does nothing.
-    """
-    from billiard.process import current_process
-    from celery.exceptions import SoftTimeLimitExceeded
-
-    if (not seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread()
-            or current_process().name != "MainProcess"):
-        yield
-        return
-
-    def expire(_signum, _frame):
-        raise SoftTimeLimitExceeded(f"the chunk ran past COPYGEN_TASK_SOFT_TIME_LIMIT ({seconds:g} s)")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def backoff(retries: int, base: float, cap: float = DB_RETRY_MAX_S) -> float:
-    """Exponential backoff with full jitter: workers coming back together do not stampede."""
-    return random.uniform(base / 2, min(cap, base * 2**retries))
-
-
-@shared_task(name="copygen.generate_chunk", bind=True, acks_late=True, ignore_result=True, max_retries=None)
-def generate_chunk(self, job_id: str, chunk_no: int) -> None:
+@shared_task(name=GENERATE_CHUNK, bind=True, acks_late=True, ignore_result=True, max_retries=None)
+def generate_chunk_task(self, job_id: str, chunk_no: int) -> None:
     settings = settings_of(self.app)
-    try:
-        with soft_time_limit(settings.task_soft_time_limit):
-            outcome = run_chunk(runtime.engine(settings), runtime.generator(settings), job_id, int(chunk_no),
-                                settings)
-    except DBAPIError as exc:
-        if not is_disconnect(exc) or self.request.retries >= DB_MAX_RETRIES:
-            raise
-        delay = backoff(self.request.retries, DB_RETRY_BASE_S)
-        log.warning("job %s chunk %s: database unavailable; retry in %.0f s", job_id, chunk_no, delay)
-        raise self.retry(exc=exc, countdown=delay) from None
-    if outcome.status == "retry":  # error recorded in SQL, chunk pending again: try again soon
-        raise self.retry(countdown=backoff(self.request.retries, ERROR_RETRY_BASE_S), max_retries=None)
+    rt = runtime.current()
+    outcome = execute_chunk(rt, settings, rt.generator(settings), job_id, int(chunk_no),
+                            retries=self.request.retries)
+    if outcome.retry_in is not None:
+        raise self.retry(countdown=outcome.retry_in)
 
 
-@shared_task(name="copygen.submit_job", bind=True, acks_late=True, ignore_result=True)
-def submit_job(self, **payload) -> str:
+@shared_task(name=SUBMIT_JOB, bind=True, acks_late=True, ignore_result=True)
+def submit_job_task(self, **payload) -> str:
     """Validate a payload (copygen/schemas/submit_job.schema.json), write the job, enqueue its chunks."""
-    from copygen.catalogue import SettingsError
-    from worker.submit import submit_payload
-
     settings = settings_of(self.app)
     try:
         submission = submit_payload(payload, settings=settings, app=self.app, default_key=f"task:{self.request.id}")
@@ -105,19 +58,14 @@ def submit_job(self, **payload) -> str:
     return submission.job_id
 
 
-@shared_task(name="copygen.reconcile", bind=True, ignore_result=True)
-def reconcile(self) -> dict:
-    from worker.reconcile import reconcile as reconcile_now
+@shared_task(name=RECONCILE, bind=True, ignore_result=True)
+def reconcile_task(self) -> dict:
+    return reconcile(runtime.current(), self.app, settings_of(self.app))
 
+
+@shared_task(name=FIRE_PROMO, bind=True, acks_late=True, ignore_result=True)
+def fire_promo_task(self, schedule: str, slot: str | None = None) -> str | None:
     settings = settings_of(self.app)
-    return reconcile_now(runtime.engine(settings), self.app, settings)
-
-
-@shared_task(name="copygen.fire_promo", bind=True, acks_late=True, ignore_result=True)
-def fire_promo(self, schedule: str, slot: str | None = None) -> str | None:
-    from worker.schedule import fire_promo as fire
-
-    settings = settings_of(self.app)
-    if uses_memory_broker(settings):
+    if settings.in_process:
         log.warning("fire_promo %s: COPYGEN_BROKER_URL is memory://; the promo job runs in this process", schedule)
-    return fire(runtime.engine(settings), self.app, settings, schedule, slot)
+    return fire_promo(runtime.current(), self.app, settings, schedule, slot)
