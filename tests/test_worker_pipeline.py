@@ -292,6 +292,48 @@ def test_the_reconciler_resends_lapsed_chunks_and_pending_ones_only_when_their_q
     assert queue_depth(app, "batch") == 2
 
 
+def test_the_reconciler_settles_finished_jobs_while_the_broker_is_unreachable(env):
+    engine, settings, app = env
+    finished = new_job(env, n=2)  # one chunk, run below: the job is complete but not yet settled
+    lapsed = new_job(env, n=2)
+    with session_scope(engine) as s:
+        claim_chunk(s, finished, 0, lease_seconds=60, max_attempts=3)
+        s.execute(update(Chunk).where(Chunk.job_id == finished).values(status="done"))
+        claim_chunk(s, lapsed, 0, lease_seconds=60, max_attempts=3, now=utcnow() - timedelta(hours=1))
+    away = create_app(Settings(broker_url="redis://127.0.0.1:1/0", database_url=settings.database_url))
+    counts = reconcile(runtime.current(), away, settings)
+    assert counts == {"due": 1, "enqueued": 0, "finished": 1}  # the lapsed chunk waits for the broker
+    with session_scope(engine) as s:
+        assert job_progress(s, finished)["status"] == "done"
+
+
+def test_unsaved_copy_is_kept_per_chunk_bounded_and_safe_across_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    unsaved = runtime.UnsavedChunks(capacity=4)
+
+    def churn(n: int) -> None:
+        for i in range(300):
+            unsaved.keep(f"job-{n}", i, [{"i": i}])
+            assert unsaved.get(f"job-{n}", i) in ([{"i": i}], None)  # kept, or already pushed out
+            unsaved.forget(f"job-{n}", i - 1)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(churn, range(8)))
+    unsaved.keep("job-x", 1, [{"x": 1}])
+    assert unsaved.get("job-x", 1) == [{"x": 1}] and len(unsaved._rows) <= 4
+
+
+def test_the_python_api_creates_the_embedded_store_on_a_fresh_machine(tmp_path, checkpoint):
+    fresh = f"sqlite:///{tmp_path / 'never-migrated' / 'copy.db'}"
+    settings = Settings(database_url=fresh, broker_url="memory://", checkpoint=checkpoint, regenerate_rounds=0)
+    try:
+        job_id = submit_job(products(2), 1, length="short", settings=settings)
+        assert wait_for_job(runtime.current().engine(settings), job_id, timeout=5)["status"] == "done"
+    finally:
+        runtime.reset()
+
+
 # -- the embedded default, with a real (tiny) model -----------------------------------------------
 
 
