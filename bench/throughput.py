@@ -41,11 +41,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from copygen.catalogue import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
+
 DEFAULT_CATALOGUE = ROOT / "samples" / "advertisegen_sample.jsonl"
 RESULT = "BENCH-RESULT "  # the line a child prints its measurement on
 E2E_BROKER = "redis://127.0.0.1:6379/11"
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-SAMPLE = {"temperature": 0.95, "top_p": 0.7}  # the worker's defaults (copygen.catalogue.JobSettings)
+SAMPLE = {"temperature": DEFAULT_TEMPERATURE, "top_p": DEFAULT_TOP_P}  # the worker's defaults
 
 
 # -- inputs --------------------------------------------------------------------------------------
@@ -640,7 +642,9 @@ def mode_db(args) -> dict:
     from db.engine import make_engine, session_scope
     from db.models import JobItem, Variant
     from db.variants import upsert_variants
-    from worker.submit import app_for, enqueue_chunks, submit, write_job
+    from worker import runtime
+    from worker.dispatch import send_chunks
+    from worker.submit import submit, write_job
 
     n = args.submit_products
     rows = synthetic_products(n, args.catalogue)
@@ -664,7 +668,7 @@ def mode_db(args) -> dict:
         write_seconds = time.perf_counter() - started
         chunks = (n + settings.chunk_size - 1) // settings.chunk_size
         started = time.perf_counter()
-        enqueue_chunks(app_for(settings), job_id, range(chunks), job.queue)
+        send_chunks(runtime.current().sender(settings), [(job_id, c, job.queue) for c in range(chunks)])
         enqueue_seconds = time.perf_counter() - started
         flush_redis(E2E_BROKER)
 
