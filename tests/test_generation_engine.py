@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -188,3 +191,9 @@ def test_without_the_kernel_the_engine_decodes_with_matrix_products(tiny, tmp_pa
     reference = Generator.load(tiny, device="cpu", batch_size=4, dtype="float32", attention="matmul")
     assert fallback.generate(mixed_requests(), seed=3) == reference.generate(mixed_requests(), seed=3)
     assert not list(marker.parent.glob("*.building"))
+
+
+def test_importing_the_engine_loads_neither_torch_nor_numpy():
+    """torch and numpy load with the first model, not with `import trainer.generation`."""
+    code = "import sys, trainer.generation; assert not {'torch', 'numpy'} & set(sys.modules), sorted(sys.modules)"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from trainer import checkpoint
+from trainer import fit as fit_module
 from trainer.checkpoint import CheckpointError, load_manifest
 from trainer.fit import WIDTH_MULTIPLE, FitConfig, collate, evaluate_loss, fit
 from trainer.generation import Generator, Request
@@ -29,13 +31,14 @@ def _examples():
     return tokenizer, [encode_pair(tokenizer, p, edges, 256) for p in pairs]
 
 
-def _model(tokenizer):
+def _model(tokenizer, *, dropout: float = TINY.dropout, seed: int = 0):
     from transformers import GPT2LMHeadModel
 
     from trainer.presets import gpt2_config
 
-    torch.manual_seed(0)
-    return GPT2LMHeadModel(gpt2_config(TINY, len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+    torch.manual_seed(seed)
+    preset = dataclasses.replace(TINY, dropout=dropout)
+    return GPT2LMHeadModel(gpt2_config(preset, len(tokenizer), bos_token_id=tokenizer.bos_token_id,
                                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
 
 
@@ -71,26 +74,46 @@ def test_a_few_steps_of_training_lower_the_validation_loss(tmp_path):
     assert result.tokens > 0 and result.steps == 24
 
 
-def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
-    tokenizer, examples = _examples()
-    cfg = FitConfig(batch_size=8, learning_rate=3e-3, warmup_steps=2, epochs=4, eval_every=4, device="cpu", seed=3)
-    straight = _model(tokenizer)
-    fit(straight, examples, examples[:8], pad_id=tokenizer.pad_token_id, cfg=cfg, work_dir=tmp_path / "a",
-        progress=False)
+class _Killed(Exception):
+    """Stands in for the process dying in the middle of a run."""
 
-    interrupted = _model(tokenizer)
-    first = FitConfig(**{**cfg.__dict__, "epochs": 2})  # stops after 8 of 16 steps, state saved at step 8
-    fit(interrupted, examples, examples[:8], pad_id=tokenizer.pad_token_id, cfg=first, work_dir=tmp_path / "b",
-        progress=False)
-    resumed = _model(tokenizer)
-    result = fit(resumed, examples, examples[:8], pad_id=tokenizer.pad_token_id, cfg=cfg,
-                 work_dir=tmp_path / "b", progress=False)
-    assert result.steps == 16
-    # the resumed run ends where the uninterrupted one does (up to the warmup/cosine schedule,
-    # which depends on the total: both saw the same batches in the same order).
-    a = evaluate_loss(straight, examples, tokenizer.pad_token_id, "cpu")
-    b = evaluate_loss(resumed, examples, tokenizer.pad_token_id, "cpu")
-    assert b == pytest.approx(a, rel=0.15)
+
+def test_an_interrupted_run_resumes_from_its_saved_step_and_optimizer_state(tmp_path, monkeypatch):
+    tokenizer, examples = _examples()
+    pad = tokenizer.pad_token_id
+    # with dropout the restored random state matters too; 16 steps, state saved every 4
+    cfg = FitConfig(batch_size=8, learning_rate=3e-3, warmup_steps=2, epochs=4, eval_every=4, device="cpu", seed=3)
+    straight = _model(tokenizer, dropout=0.1)
+    expected = fit(straight, examples, examples[:8], pad_id=pad, cfg=cfg, work_dir=tmp_path / "a", progress=False)
+
+    # fit calls _lr_at once per optimiser step, with the step it starts from: count them, and die at one
+    steps_run, kill_at = [], [10]
+
+    def lr_at(step, *args):
+        steps_run.append(step)
+        if step in kill_at:  # dies in step 11: steps 9 and 10 were done but not saved, the state is step 8's
+            raise _Killed
+        return real_lr_at(step, *args)
+
+    real_lr_at = fit_module._lr_at
+    monkeypatch.setattr(fit_module, "_lr_at", lr_at)
+    with pytest.raises(_Killed):
+        fit(_model(tokenizer, dropout=0.1), examples, examples[:8], pad_id=pad, cfg=cfg, work_dir=tmp_path / "b",
+            progress=False)
+    assert steps_run == list(range(11))
+
+    steps_run.clear()
+    kill_at.clear()
+    # a model initialised differently: only the saved weights can bring it back on the straight run's path
+    resumed = _model(tokenizer, dropout=0.1, seed=1)
+    result = fit(resumed, examples, examples[:8], pad_id=pad, cfg=cfg, work_dir=tmp_path / "b", progress=False)
+    assert steps_run == list(range(8, 16))  # continued from the saved step 8, not from step 0
+    assert result.steps == expected.steps == 16 and result.tokens == expected.tokens
+    assert [h["step"] for h in result.history if "val_loss" in h] == [4, 8, 12, 16]  # the saved history goes on
+    # the saved weights, AdamW moments, batch position and random state: it ends where the straight run ends
+    assert result.best_val_loss == pytest.approx(expected.best_val_loss, rel=1e-5)
+    for name, weight in straight.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[name], weight, rtol=1e-4, atol=1e-5)
 
 
 def test_a_checkpoint_round_trips_with_its_manifest(tiny):

@@ -152,70 +152,104 @@ def fit(model, train, val, *, pad_id: int, cfg: FitConfig, work_dir: Path, resum
         progress: bool = True) -> FitResult:
     """Train model in place; on return it holds the weights with the best validation loss."""
     import torch
-    from safetensors.torch import load_file, save_file
-    from tqdm import tqdm
+    from safetensors.torch import load_file
 
     work_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     model.to(cfg.device).train()
+    optimizer = _optimizer(model, cfg)
+    result, at = FitResult(), _Position()
+    if resume and (work_dir / STATE_FILE).exists():
+        at = _restore(work_dir, model, optimizer, result)
+    started = time.monotonic() - result.seconds
+    _train_steps(model, optimizer, train, val, pad_id=pad_id, cfg=cfg, work_dir=work_dir, result=result,
+                 at=at, started=started, progress=progress)
+    if not result.history or "val_loss" not in result.history[-1]:
+        _validate(model, val, pad_id, cfg, work_dir, result)
+    result.seconds = time.monotonic() - started
+    model.load_state_dict(load_file(str(work_dir / BEST_FILE)))
+    model.eval()
+    return result
+
+
+@dataclass
+class _Position:
+    """Where the loop is: the epoch, and the next batch of it."""
+    epoch: int = 0
+    batch: int = 0
+
+
+def _optimizer(model, cfg: FitConfig):
+    """AdamW, with no weight decay on biases and norms."""
+    import torch
+
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW(
+    return torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=cfg.learning_rate, betas=(0.9, 0.95))
 
-    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
-    total_steps = max(1, math.ceil(cfg.epochs * steps_per_epoch))
-    result = FitResult()
-    epoch, batch_in_epoch = 0, 0
-    state_path = work_dir / STATE_FILE
-    if resume and state_path.exists():
-        state = torch.load(state_path, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        epoch, batch_in_epoch = state["epoch"], state["batch_in_epoch"]
-        result.steps, result.tokens, result.seconds = state["steps"], state["tokens"], state["seconds"]
-        result.best_val_loss, result.history = state["best_val_loss"], list(state["history"])
-        torch.set_rng_state(state["torch_rng"])
-        log.info("resuming from step %d (epoch %d, batch %d)", result.steps, epoch, batch_in_epoch)
 
-    def save_state():
-        torch.save({
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-            "batch_in_epoch": batch_in_epoch, "steps": result.steps, "tokens": result.tokens,
-            "seconds": result.seconds, "best_val_loss": result.best_val_loss, "history": result.history,
-            "torch_rng": torch.get_rng_state(),
-        }, work_dir / (STATE_FILE + ".tmp"))
-        (work_dir / (STATE_FILE + ".tmp")).replace(state_path)
+def _restore(work_dir: Path, model, optimizer, result: FitResult) -> _Position:
+    """Load the state an interrupted run saved: weights, optimiser, counters, history, random state."""
+    import torch
 
-    def validate():
-        val_loss = evaluate_loss(model, val, pad_id, cfg.device)
-        result.history.append({"step": result.steps, "val_loss": val_loss})
-        if val_loss < result.best_val_loss or not (work_dir / BEST_FILE).exists():
-            result.best_val_loss = min(val_loss, result.best_val_loss)
-            save_file({k: v.detach().clone().contiguous() for k, v in model.state_dict().items()},
-                      str(work_dir / BEST_FILE))
-        return val_loss
+    state = torch.load(work_dir / STATE_FILE, weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    at = _Position(state["epoch"], state["batch_in_epoch"])
+    result.steps, result.tokens, result.seconds = state["steps"], state["tokens"], state["seconds"]
+    result.best_val_loss, result.history = state["best_val_loss"], list(state["history"])
+    torch.set_rng_state(state["torch_rng"])
+    log.info("resuming from step %d (epoch %d, batch %d)", result.steps, at.epoch, at.batch)
+    return at
 
-    started = time.monotonic() - result.seconds
+
+def _save_state(work_dir: Path, model, optimizer, result: FitResult, at: _Position) -> None:
+    """What _restore reads, written atomically."""
+    import torch
+
+    torch.save({
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": at.epoch,
+        "batch_in_epoch": at.batch, "steps": result.steps, "tokens": result.tokens,
+        "seconds": result.seconds, "best_val_loss": result.best_val_loss, "history": result.history,
+        "torch_rng": torch.get_rng_state(),
+    }, work_dir / (STATE_FILE + ".tmp"))
+    (work_dir / (STATE_FILE + ".tmp")).replace(work_dir / STATE_FILE)
+
+
+def _validate(model, val, pad_id: int, cfg: FitConfig, work_dir: Path, result: FitResult) -> float:
+    """The validation loss, recorded; the weights are kept when it is the best so far."""
+    from safetensors.torch import save_file
+
+    val_loss = evaluate_loss(model, val, pad_id, cfg.device)
+    result.history.append({"step": result.steps, "val_loss": val_loss})
+    if val_loss < result.best_val_loss or not (work_dir / BEST_FILE).exists():
+        result.best_val_loss = min(val_loss, result.best_val_loss)
+        save_file({k: v.detach().clone().contiguous() for k, v in model.state_dict().items()},
+                  str(work_dir / BEST_FILE))
+    return val_loss
+
+
+def _train_steps(model, optimizer, train, val, *, pad_id: int, cfg: FitConfig, work_dir: Path,
+                 result: FitResult, at: _Position, started: float, progress: bool) -> None:
+    """Optimiser steps from `at` until the epochs or the time bound are spent, validating and saving
+    the resume state every cfg.eval_every steps."""
+    from tqdm import tqdm
+
+    total_steps = max(1, math.ceil(cfg.epochs * math.ceil(len(train) / cfg.batch_size)))
     bar = tqdm(total=total_steps, initial=result.steps, disable=not progress, unit="step",
                desc="training", dynamic_ncols=True)
     running = None
     while result.steps < total_steps:
-        batches = make_batches(train, cfg.batch_size, random.Random(cfg.seed * 1_000_003 + epoch))
-        while batch_in_epoch < len(batches) and result.steps < total_steps:
-            batch = collate(train, batches[batch_in_epoch], pad_id, max_positions(model))
+        batches = make_batches(train, cfg.batch_size, random.Random(cfg.seed * 1_000_003 + at.epoch))
+        while at.batch < len(batches) and result.steps < total_steps:
+            batch = collate(train, batches[at.batch], pad_id, max_positions(model))
             ids, labels, mask = (t.to(cfg.device) for t in batch)
-            for group in optimizer.param_groups:
-                group["lr"] = _lr_at(result.steps, total_steps, cfg, time.monotonic() - started)
-            with _autocast(cfg.device):
-                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
+            lr = _lr_at(result.steps, total_steps, cfg, time.monotonic() - started)
+            loss = _step(model, optimizer, ids, labels, mask, lr, cfg)
 
-            batch_in_epoch += 1
+            at.batch += 1
             result.steps += 1
             result.tokens += int(mask.sum())
             result.seconds = time.monotonic() - started
@@ -225,19 +259,28 @@ def fit(model, train, val, *, pad_id: int, cfg: FitConfig, work_dir: Path, resum
             bar.update(1)
             bar.set_postfix(loss=f"{running:.3f}", tok_s=f"{result.tokens_per_second:,.0f}")
             if result.steps % cfg.eval_every == 0:
-                bar.set_postfix(loss=f"{running:.3f}", val=f"{validate():.3f}")
-                save_state()
+                val_loss = _validate(model, val, pad_id, cfg, work_dir, result)
+                bar.set_postfix(loss=f"{running:.3f}", val=f"{val_loss:.3f}")
+                _save_state(work_dir, model, optimizer, result, at)
             if cfg.max_seconds is not None and result.seconds >= cfg.max_seconds:
                 result.stopped_by_time = True
                 break
         if result.stopped_by_time:
             break
-        epoch, batch_in_epoch = epoch + 1, 0
+        at.epoch, at.batch = at.epoch + 1, 0
     bar.close()
 
-    if not result.history or "val_loss" not in result.history[-1]:
-        validate()
-    result.seconds = time.monotonic() - started
-    model.load_state_dict(load_file(str(work_dir / BEST_FILE)))
-    model.eval()
-    return result
+
+def _step(model, optimizer, ids, labels, mask, lr: float, cfg: FitConfig):
+    """One optimiser step at learning rate lr; the batch's loss (a tensor)."""
+    import torch
+
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    with _autocast(cfg.device):
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    return loss

@@ -16,13 +16,14 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from copygen import prompt
 from trainer import checkpoint
-from trainer.fit import IGNORE, FitConfig, fit
+from trainer.devices import pick_device
+from trainer.fit import IGNORE, FitConfig, FitResult, fit
 from trainer.presets import PRESETS, gpt2_config
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,6 @@ class TrainOptions:
     resume: bool = True
     progress: bool = True
     eval_every: int | None = None
-    extra: dict = field(default_factory=dict)
 
 
 class TrainError(ValueError):
@@ -188,9 +188,20 @@ def train(opts: TrainOptions) -> Path:
 def train_on(opts: TrainOptions, train_pairs, val_pairs, texts, report, *, started: float | None = None,
              preset=None) -> Path:
     """Train on prepared data (pairs with .source, .copy, .style) and write the checkpoint."""
-    from trainer.generation import pick_device
-
     started = time.monotonic() if started is None else started
+    texts = stage_texts(opts, train_pairs, texts)
+    preset = preset or PRESETS.get(opts.preset, PRESETS["small"])
+    run = prepare_run(opts, train_pairs, texts, preset)
+    results = {stage: fit_stage(opts, run, stage, train_pairs, val_pairs, texts, report, preset, started)
+               for stage in run.stages}
+    if opts.lora:
+        run.model = run.model.merge_and_unload()
+    return write_checkpoint(opts, run, results, report, train_pairs, val_pairs, texts)
+
+
+def stage_texts(opts: TrainOptions, train_pairs, texts: list[str]) -> list[str]:
+    """The pre-training texts (the copy of the pairs joins them when a stage pre-trains); refuses a
+    stage that has nothing to train on."""
     if opts.stage in ("finetune", "both") and not train_pairs:
         raise TrainError("fine-tuning needs product -> copy pairs, and --data gave none that survived cleaning")
     if opts.stage == "pretrain":
@@ -199,9 +210,26 @@ def train_on(opts: TrainOptions, train_pairs, val_pairs, texts, report, *, start
             raise TrainError("pre-training needs text, and --data gave none that survived cleaning")
     elif opts.stage == "both":
         texts = texts + [p.copy for p in train_pairs]
+    return texts
 
+
+@dataclass
+class TrainingRun:
+    """What the stages of one training run share: the model and how it is trained."""
+    model: object
+    tokenizer: object
+    tokenizer_kind: str
+    base: str                 # what the model started from, for the manifest
+    device: str
+    max_len: int              # tokens per example
+    edges: tuple[int, int]    # copy length bucket edges
+    stages: list[str]
+    work_root: Path           # per-stage resume state, the report and the loss curve before saving
+
+
+def prepare_run(opts: TrainOptions, train_pairs, texts: list[str], preset) -> TrainingRun:
+    """The tokenizer and model (with LoRA adapters when asked), the device and the stages to run."""
     corpus = [p.source for p in train_pairs] + [p.copy for p in train_pairs] + texts
-    preset = preset or PRESETS.get(opts.preset, PRESETS["small"])
     model, tokenizer, tokenizer_kind, base = build_model(opts, corpus, preset)
     device = pick_device(opts.device)
     max_len = min(preset.n_positions, getattr(model.config, "n_positions", None)
@@ -209,40 +237,56 @@ def train_on(opts: TrainOptions, train_pairs, val_pairs, texts, report, *, start
     edges = length_edges([p.copy for p in train_pairs] or texts)
     if opts.lora:
         model = apply_lora(model)
-
     stages = ["pretrain", "finetune"] if opts.stage == "both" else [opts.stage]
-    work_root = opts.out.with_name(f".{opts.out.name}.work")
-    results = {}
-    for stage in stages:
-        share = (PRETRAIN_SHARE if stage == "pretrain" else 1 - PRETRAIN_SHARE) if len(stages) == 2 else 1.0
-        if stage == "pretrain":
-            pre_train, pre_val = split_texts(texts, opts.seed)
-            train_ex = [encode_text(tokenizer, t, max_len) for t in pre_train]
-            val_ex = [encode_text(tokenizer, t, max_len) for t in pre_val]
-        else:
-            train_ex = [e for e in (encode_pair(tokenizer, p, edges, max_len) for p in train_pairs) if e]
-            val_ex = [e for e in (encode_pair(tokenizer, p, edges, max_len) for p in val_pairs) if e]
-            report["too_long_for_model"] = {"train": len(train_pairs) - len(train_ex),
-                                            "val": len(val_pairs) - len(val_ex), "max_tokens": max_len}
-        max_seconds = None
-        if opts.max_minutes is not None:
-            left = opts.max_minutes * 60 - (time.monotonic() - started) - SAVE_MARGIN_SECONDS
-            stage_budget = left if stage == stages[-1] else left * share
-            max_seconds = max(1.0, stage_budget)
-        steps_per_epoch = math.ceil(len(train_ex) / preset.batch_size)
-        cfg = FitConfig(batch_size=preset.batch_size, learning_rate=preset.learning_rate,
-                        warmup_steps=min(preset.warmup_steps, max(1, steps_per_epoch // 2)),
-                        epochs=opts.epochs * share if len(stages) == 2 else opts.epochs,
-                        max_seconds=max_seconds, seed=opts.seed, device=device,
-                        eval_every=opts.eval_every or max(20, steps_per_epoch // 2))
-        log.info("%s: %d training and %d validation sequences on %s", stage, len(train_ex), len(val_ex), device)
-        result = fit(model, train_ex, val_ex, pad_id=tokenizer.pad_token_id, cfg=cfg,
-                     work_dir=work_root / stage, resume=opts.resume, progress=opts.progress)
-        results[stage] = result
+    return TrainingRun(model, tokenizer, tokenizer_kind, base, device, max_len, edges, stages,
+               work_root=opts.out.with_name(f".{opts.out.name}.work"))
 
-    if opts.lora:
-        model = model.merge_and_unload()
-    final = results[stages[-1]]
+
+def stage_examples(run: TrainingRun, stage: str, train_pairs, val_pairs, texts: list[str], report: dict,
+                   seed: int):
+    """(train, validation) examples of a stage: raw text to pre-train on, or prompt -> copy pairs."""
+    if stage == "pretrain":
+        pre_train, pre_val = split_texts(texts, seed)
+        return ([encode_text(run.tokenizer, t, run.max_len) for t in pre_train],
+                [encode_text(run.tokenizer, t, run.max_len) for t in pre_val])
+    train_ex = [e for e in (encode_pair(run.tokenizer, p, run.edges, run.max_len) for p in train_pairs) if e]
+    val_ex = [e for e in (encode_pair(run.tokenizer, p, run.edges, run.max_len) for p in val_pairs) if e]
+    report["too_long_for_model"] = {"train": len(train_pairs) - len(train_ex),
+                                    "val": len(val_pairs) - len(val_ex), "max_tokens": run.max_len}
+    return train_ex, val_ex
+
+
+def fit_stage(opts: TrainOptions, run: TrainingRun, stage: str, train_pairs, val_pairs, texts: list[str],
+              report: dict, preset, started: float) -> FitResult:
+    """Train one stage (resuming it where an interrupted run left it) within its share of the time
+    and epochs; the model is left holding the stage's best weights."""
+    both = len(run.stages) == 2
+    share = (PRETRAIN_SHARE if stage == "pretrain" else 1 - PRETRAIN_SHARE) if both else 1.0
+    train_ex, val_ex = stage_examples(run, stage, train_pairs, val_pairs, texts, report, opts.seed)
+    max_seconds = None
+    if opts.max_minutes is not None:
+        left = opts.max_minutes * 60 - (time.monotonic() - started) - SAVE_MARGIN_SECONDS
+        stage_budget = left if stage == run.stages[-1] else left * share
+        max_seconds = max(1.0, stage_budget)
+    steps_per_epoch = math.ceil(len(train_ex) / preset.batch_size)
+    cfg = FitConfig(batch_size=preset.batch_size, learning_rate=preset.learning_rate,
+                    warmup_steps=min(preset.warmup_steps, max(1, steps_per_epoch // 2)),
+                    epochs=opts.epochs * share if both else opts.epochs,
+                    max_seconds=max_seconds, seed=opts.seed, device=run.device,
+                    eval_every=opts.eval_every or max(20, steps_per_epoch // 2))
+    log.info("%s: %d training and %d validation sequences on %s", stage, len(train_ex), len(val_ex),
+             run.device)
+    return fit(run.model, train_ex, val_ex, pad_id=run.tokenizer.pad_token_id, cfg=cfg,
+               work_dir=run.work_root / stage, resume=opts.resume, progress=opts.progress)
+
+
+def write_checkpoint(opts: TrainOptions, run: TrainingRun, results: dict[str, FitResult], report: dict,
+                     train_pairs, val_pairs, texts: list[str]) -> Path:
+    """The checkpoint with its manifest, training report and loss curve, written atomically; the
+    working state of the run is removed once it is saved."""
+    from trainer.plot import loss_curve
+
+    final = results[run.stages[-1]]
     metrics = {"val_loss": final.best_val_loss, "val_perplexity": math.exp(min(final.best_val_loss, 50))}
     training = {
         "stages": {s: {"steps": r.steps, "tokens": r.tokens, "seconds": round(r.seconds, 1),
@@ -250,32 +294,30 @@ def train_on(opts: TrainOptions, train_pairs, val_pairs, texts, report, *, start
                        "best_val_loss": r.best_val_loss, "stopped_by_time": r.stopped_by_time}
                    for s, r in results.items()},
         "preset": opts.preset if opts.base is None else None, "seed": opts.seed, "epochs": opts.epochs,
-        "max_minutes": opts.max_minutes, "lora": opts.lora, "device": device,
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "max_minutes": opts.max_minutes, "lora": opts.lora, "device": run.device,
+        "parameters": sum(p.numel() for p in run.model.parameters()),
     }
     data_fingerprint = fingerprint(opts.data)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
     manifest = checkpoint.new_manifest(
-        name=f"{opts.out.name}-{stamp}-{data_fingerprint[:6]}", tokenizer_kind=tokenizer_kind, base=base,
-        length_edges=edges, metrics=metrics, training=training,
+        name=f"{opts.out.name}-{stamp}-{data_fingerprint[:6]}", tokenizer_kind=run.tokenizer_kind,
+        base=run.base, length_edges=run.edges, metrics=metrics, training=training,
         data={"paths": [str(p) for p in opts.data], "fingerprint": data_fingerprint,
               "seed": opts.seed, "val_fraction": opts.val_fraction,
               "input_column": opts.input_column, "output_column": opts.output_column, "style": opts.style,
               "counts": {"train_pairs": len(train_pairs), "val_pairs": len(val_pairs), "texts": len(texts)}},
     )
-    from trainer.plot import loss_curve
-
     history, boundaries, offset = [], [], 0
     for r in results.values():  # one step axis across the stages
         history += [{**h, "step": h["step"] + offset} for h in r.history]
         offset += r.steps
         boundaries.append(offset)
-    plot = loss_curve(history, work_root / "loss.png", f"{opts.out.name}: {' + '.join(stages)}",
+    plot = loss_curve(history, run.work_root / "loss.png", f"{opts.out.name}: {' + '.join(run.stages)}",
                       stage_ends=boundaries[:-1])
-    report_path = work_root / "report.json"
+    report_path = run.work_root / "report.json"
     report_path.write_text(json.dumps({"data": report, "training": training, "metrics": metrics},
                                       ensure_ascii=False, indent=2, default=str), encoding="utf-8")
-    out = checkpoint.save_checkpoint(model, tokenizer, manifest, opts.out,
+    out = checkpoint.save_checkpoint(run.model, run.tokenizer, manifest, opts.out,
                                      extra_files={"loss.png": plot, "report.json": report_path})
-    shutil.rmtree(work_root, ignore_errors=True)
+    shutil.rmtree(run.work_root, ignore_errors=True)
     return out

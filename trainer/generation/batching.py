@@ -1,0 +1,121 @@
+"""Continuous batching: a fixed number of slots decode together over a preallocated KV cache, and
+a slot is refilled with the next row as soon as its copy ends, so short copy never waits for long
+copy and the batch stays full until the queue runs dry, after which it is compacted.
+
+numpy and torch are imported inside the functions (importing trainer.generation loads neither).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from trainer.generation.blocking import _Blocker
+from trainer.generation.sampling import _ban_repeats, _Sampler
+
+KV_CACHE_BYTES = 512 * 2**20  # slots are capped so the KV cache stays within this
+REFILL_SHARE = 16  # refill once 1/16 of the slots (at least one) are free: fewer, larger prefills
+COMPACT_BELOW = 0.75  # with no rows waiting, drop finished slots once fewer than 3/4 are alive
+
+
+@dataclass
+class _Row:
+    request: int
+    variant: int
+    ids: list[int]
+    budget: int
+
+
+class _Slots:
+    """Per-slot state of the decode loop, on the host (numpy): which row, where, how far."""
+
+    def __init__(self, width: int, max_budget: int):
+        import numpy as np  # lazy: nothing heavy at import
+
+        self.width = width
+        self.row = np.full(width, -1, dtype=np.int64)  # the row a slot decodes, -1 when free
+        self.pos = np.zeros(width, dtype=np.int64)  # cache position of the slot's next token
+        self.done = np.zeros(width, dtype=np.int64)  # tokens generated so far
+        self.budget = np.zeros(width, dtype=np.int64)
+        self.key = np.zeros(width, dtype=np.uint64)  # root of the row's random stream
+        self.state = np.zeros(width, dtype=np.int64)  # banned-phrase automaton state
+        self.out = np.zeros((width, max_budget), dtype=np.int64)
+
+    def admit(self, into, take: list[int], rows: list[_Row], keys, blocker: _Blocker) -> None:
+        self.row[into] = take
+        self.pos[into] = [len(rows[r].ids) for r in take]
+        self.done[into] = 0
+        self.budget[into] = [rows[r].budget for r in take]
+        self.key[into] = keys[take]
+        self.state[into] = [blocker.start(rows[r].ids) for r in take]
+
+    def select(self, keep) -> _Slots:
+        kept = _Slots.__new__(_Slots)
+        kept.width = len(keep)
+        for name in ("row", "pos", "done", "budget", "key", "state", "out"):
+            setattr(kept, name, getattr(self, name)[keep])
+        return kept
+
+
+def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sampler, *, batch_size: int,
+                eos_id: int, no_repeat_ngram: int = 0) -> list[list[int]]:
+    """Generated ids of each row (in the order of rows): the slot loop of continuous batching.
+
+    decoder: a decoder (_GPT2Decoder or _HFDecoder); at most batch_size slots decode together; a row
+    ends at eos_id or at its budget."""
+    import numpy as np  # lazy: nothing heavy at import
+    import torch
+
+    span = max(len(r.ids) + r.budget for r in rows)  # cache positions a row can need
+    width = max(1, min(batch_size, len(rows), KV_CACHE_BYTES // max(1, decoder.slot_bytes(span))))
+    refill_at = max(1, width // REFILL_SHARE)
+    max_budget = max(r.budget for r in rows)
+    results: list[list[int]] = [[] for _ in rows]
+    queue = deque(range(len(rows)))
+    slots = _Slots(width, max_budget)
+    cache = decoder.new_cache(width, span)
+    logits = None
+    with torch.inference_mode():
+        while True:
+            free = np.flatnonzero(slots.row < 0)
+            if queue and len(free) and (len(free) == slots.width
+                                        or (decoder.refills and len(free) >= min(refill_at, len(queue)))):
+                take = [queue.popleft() for _ in range(min(len(free), len(queue)))]
+                if not decoder.refills:  # a fresh static batch: the cache is rebuilt at its width
+                    slots, free = _Slots(len(take), max_budget), np.arange(len(take))
+                into = free[: len(take)]
+                fresh, cache = decoder.prefill(cache, [rows[r].ids for r in take], into)
+                if logits is None or logits.shape[0] != slots.width:
+                    logits = fresh.new_zeros((slots.width, fresh.shape[1]))
+                logits[torch.from_numpy(into).to(fresh.device)] = fresh
+                slots.admit(into, take, rows, keys, blocker)
+            live = slots.row >= 0
+            if not live.any():
+                break
+
+            scores = blocker.mask(logits.float(), slots.state, live)
+            if no_repeat_ngram > 1:
+                scores = _ban_repeats(scores, slots.out, slots.done, live, no_repeat_ngram)
+            tokens = sampler(scores, slots.key, slots.done, live)
+            got = tokens.cpu().numpy()
+            grow = live & (got != eos_id)
+            slots.out[grow, slots.done[grow]] = got[grow]
+            slots.done[grow] += 1
+            slots.state[grow] = blocker.advance(slots.state[grow], got[grow])
+            finished = live & ((got == eos_id) | (slots.done >= slots.budget))
+            for slot in np.flatnonzero(finished):
+                results[slots.row[slot]] = slots.out[slot, : slots.done[slot]].tolist()
+                slots.row[slot] = -1
+            live &= ~finished
+            if not live.any():
+                continue  # admit the next rows, or stop
+            if (not queue or not decoder.refills) and live.sum() < COMPACT_BELOW * slots.width:
+                keep = np.flatnonzero(live)
+                cache = decoder.compact(cache, keep, int(slots.pos[keep].max()))
+                tokens = tokens[torch.from_numpy(keep).to(tokens.device)]
+                slots = slots.select(keep)
+                live = np.ones(slots.width, dtype=bool)
+            at = np.where(live, slots.pos, 0)  # free slots write (unused) keys at position 0
+            logits = decoder.step(cache, tokens, at, int(at[live].max()) + 1)
+            slots.pos[live] += 1
+    return results

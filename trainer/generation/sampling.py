@@ -1,0 +1,120 @@
+"""Sampling for the generation engine: the next token of every slot, on the row's own random stream.
+
+Each row's random stream is counter-based: a 64-bit key per (seed, request, variant), hashed with
+the step and the draw, so a row's copy depends on the seed and on its own logits, not on which
+rows share its batch. The sampler draws with temperature and nucleus (top-p) without sorting the
+vocabulary; _ban_repeats forbids the tokens that would write an n-gram a row already wrote.
+
+numpy and torch are imported inside the functions (importing trainer.generation loads neither).
+"""
+
+from __future__ import annotations
+
+import math
+
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+def _mix64(x):
+    """splitmix64's finaliser on a numpy uint64 array: a good 64-bit hash, wrapping arithmetic."""
+    import numpy as np  # lazy: nothing heavy at import
+
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(_GOLDEN)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def _row_keys(seed: int, request, variant):
+    """One 64-bit key per row: the root of its random stream."""
+    import numpy as np  # lazy: nothing heavy at import
+
+    with np.errstate(over="ignore"):
+        return _mix64(_mix64(request * np.uint64(0x100000001B3) + variant) ^ np.uint64(seed % 2**64))
+
+
+def _uniforms(keys, steps, draw: int = 0):
+    """Uniform numbers in (0, 1), one per row: a hash of the row's key, its step and the draw."""
+    import numpy as np  # lazy: nothing heavy at import
+
+    with np.errstate(over="ignore"):
+        bits = _mix64(keys + steps.astype(np.uint64) * np.uint64(_GOLDEN) + np.uint64((draw * 0x632BE59BD9B4E019) % 2**64))
+    return ((bits >> np.uint64(40)).astype(np.float32) + np.float32(0.5)) * np.float32(2.0**-24)
+
+
+class _Sampler:
+    """Next tokens from logits: greedy, or temperature + nucleus (top-p) on the row's own stream.
+
+    The nucleus is sampled without sorting the vocabulary: draw a token from the whole tempered
+    distribution (inverse CDF), keep it if the tokens more likely than it hold less than top_p of
+    the mass (that is, if it is in the nucleus), else draw again. Accepted draws follow exactly
+    the nucleus distribution; a draw is accepted with probability >= top_p, so ~1.4 draws per
+    token at top_p = 0.7, each one pass over the vocabulary instead of a sort of it.
+    """
+
+    DRAWS = 12  # rows still rejected after this many draws (p < 0.3^12) take the sorted path
+
+    def __init__(self, temperature: float, top_p: float, greedy: bool):
+        self.temperature = max(float(temperature), 1e-5)
+        self.top_p = float(top_p)
+        self.greedy = greedy
+
+    def __call__(self, logits, keys, steps, live):
+        import numpy as np  # lazy: nothing heavy at import
+        import torch
+
+        if self.greedy:
+            return logits.argmax(-1)
+        probs = torch.softmax(logits / self.temperature, -1)
+        cumulative = probs.cumsum(-1)
+        total = cumulative[:, -1]
+        tokens = torch.zeros(probs.shape[0], dtype=torch.long, device=probs.device)
+        pending = np.flatnonzero(live)
+        for draw in range(self.DRAWS):
+            if not len(pending):
+                return tokens
+            rows = torch.from_numpy(pending).to(probs.device)
+            u = torch.from_numpy(_uniforms(keys[pending], steps[pending], draw)).to(probs.device)
+            picked = torch.searchsorted(cumulative[rows], (u * total[rows])[:, None]).squeeze(1)
+            picked.clamp_(max=probs.shape[-1] - 1)
+            tokens[rows] = picked
+            if self.top_p >= 1.0:
+                return tokens
+            p = probs[rows]
+            above = (p * (p > p.gather(1, picked[:, None]))).sum(-1)  # mass more likely than the pick
+            pending = pending[(above >= self.top_p * total[rows]).cpu().numpy()]
+        if len(pending):  # exact fallback: sort these rows and draw inside their nucleus
+            rows = torch.from_numpy(pending).to(probs.device)
+            p, order = probs[rows].sort(-1, descending=True)
+            head = p.cumsum(-1)
+            p = p * ((head - p) < self.top_p * total[rows][:, None])
+            u = torch.from_numpy(_uniforms(keys[pending], steps[pending], self.DRAWS)).to(probs.device)
+            at = torch.searchsorted(p.cumsum(-1), (u * p.sum(-1))[:, None]).clamp_(max=p.shape[-1] - 1)
+            tokens[rows] = order.gather(1, at).squeeze(1)
+        return tokens
+
+
+def _ban_repeats(scores, out, done, live, n: int):
+    """scores with -inf on each token that would make a live row write an n-gram it already wrote.
+
+    out[s, :done[s]] are slot s's tokens so far. Every earlier window equal to the slot's last n-1
+    tokens bans the token that followed it. Vectorised over slots: one comparison of all windows.
+    """
+    import numpy as np  # lazy: nothing heavy at import
+    import torch
+
+    m = n - 1
+    span = int(done[live].max(initial=0))
+    if span < n:
+        return scores
+    history = out[:, :span]
+    windows = np.lib.stride_tricks.sliding_window_view(history, m, axis=1)[:, :span - m]  # with a follower
+    tail = np.take_along_axis(history, np.clip(done[:, None] - m + np.arange(m), 0, span - 1), axis=1)
+    match = (windows == tail[:, None, :]).all(axis=2)
+    match &= (np.arange(span - m)[None, :] + m < done[:, None]) & live[:, None]  # the follower is written
+    slot, start = np.nonzero(match)
+    if len(slot):
+        device = scores.device
+        scores[torch.from_numpy(slot).to(device), torch.from_numpy(history[slot, start + m]).to(device)] = -math.inf
+    return scores
