@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from copygen.prompt import SOURCE_JOINER
-from trainer.clean import jaccard, prepare_pairs, prepare_texts, shingles, split_side
+from copygen.similarity import text_jaccard
+from trainer.clean import SHINGLE, prepare_pairs, prepare_texts, split_side
 from trainer.data import MAX_BAD_ROWS_SHOWN, DataError, Pair, parse_content, read_pairs, read_texts
 
 DATA = Path(__file__).parent / "data"
@@ -314,8 +315,8 @@ def test_near_duplicate_copies_are_dropped_and_merely_similar_ones_kept():
     base = _copy(rng, 200)
     one_char_changed = base[:100] + "的" + base[101:]
     half_rewritten = base[:100] + _copy(rng, 100)
-    assert jaccard(shingles(base), shingles(one_char_changed)) >= 0.9
-    assert jaccard(shingles(base), shingles(half_rewritten)) < 0.9
+    assert text_jaccard(base, one_char_changed, SHINGLE) >= 0.9
+    assert text_jaccard(base, half_rewritten, SHINGLE) < 0.9
 
     train, _, report = prepare_pairs(
         [_pair("x", base), _pair("y", one_char_changed), _pair("z", half_rewritten)], seed=0, val_fraction=0.0

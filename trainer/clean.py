@@ -137,17 +137,6 @@ def split_side(source: str, seed: int) -> float:
     return struct.unpack(">Q", digest)[0] / 2**64
 
 
-def shingles(text: str, n: int = SHINGLE) -> set[str]:
-    """The set of character n-grams of text (the text itself when it is shorter than n)."""
-    if len(text) <= n:
-        return {text}
-    return {text[i : i + n] for i in range(len(text) - n + 1)}
-
-
-def jaccard(a: set, b: set) -> float:
-    return len(a & b) / len(a | b) if a or b else 1.0
-
-
 class NearDuplicateIndex:
     """Texts kept so far, found again by MinHash LSH when a new one has Jaccard >= threshold.
 

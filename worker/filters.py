@@ -37,12 +37,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from copygen.attributes import contradictions, coverage
+from copygen.similarity import text_jaccard
 from copygen.textnorm import normalise
 
 log = logging.getLogger(__name__)
 
 LENGTH_BOUNDS: dict[str, tuple[int, int]] = {"short": (4, 40), "medium": (40, 160), "long": (80, 300)}
-NEAR_DUPLICATE_JACCARD = 0.7  # 3-gram Jaccard at which two variants say the same thing
+SIMILARITY_NGRAM = 3  # variants are compared by their character 3-grams ...
+NEAR_DUPLICATE_JACCARD = 0.7  # ... and say the same thing at a Jaccard of 0.7
 REPEATED_NGRAM = 4  # a 4-gram ...
 REPEATED_TIMES = 3  # ... seen 3 times is a loop, not emphasis
 MIN_CLAUSE_CHARS = 4  # shorter clauses ("好看") may legitimately recur in a list
@@ -61,20 +63,9 @@ class ProductLike(Protocol):
     attributes: Mapping[str, Sequence[str]]
 
 
-def char_ngrams(text: str, n: int) -> set[str]:
-    """The set of character n-grams of text (the whole text when it is shorter than n)."""
-    text = normalise(text)
-    if len(text) < n:
-        return {text} if text else set()
-    return {text[i : i + n] for i in range(len(text) - n + 1)}
-
-
-def jaccard(a: str, b: str, n: int = 3) -> float:
-    """Char n-gram Jaccard similarity of two texts, in [0, 1]."""
-    ga, gb = char_ngrams(a, n), char_ngrams(b, n)
-    if not ga and not gb:
-        return 1.0
-    return len(ga & gb) / len(ga | gb)
+def similarity(a: str, b: str) -> float:
+    """How alike two variants are: char 3-gram Jaccard of the normalised texts, in [0, 1]."""
+    return text_jaccard(normalise(a), normalise(b), SIMILARITY_NGRAM)
 
 
 def is_repetitive(text: str) -> bool:
@@ -112,7 +103,7 @@ def check(
         return ["empty"]
     flags = [f"ad_law:{term}" for term in dict.fromkeys(lexicon.find(clean))]
     flags += [f"contradiction:{c}" for c in dict.fromkeys(contradictions(clean, product.attributes))]
-    if any(jaccard(clean, other) >= NEAR_DUPLICATE_JACCARD for other in siblings):
+    if any(similarity(clean, other) >= NEAR_DUPLICATE_JACCARD for other in siblings):
         flags.append("near_duplicate")
     if is_repetitive(clean):
         flags.append("repetition")
@@ -147,11 +138,11 @@ def score(
     if not clean:
         return -FLAG_PENALTY * max(1, len(flags))
     cover = coverage(clean, product.attributes)
-    similarity = max((jaccard(clean, other) for other in siblings), default=0.0)
+    closest = max((similarity(clean, other) for other in siblings), default=0.0)
     value = (
         WEIGHT_COVERAGE * cover
         + WEIGHT_LENGTH * length_fit(len(clean), length)
-        + WEIGHT_DISTINCT * (1.0 - similarity)
+        + WEIGHT_DISTINCT * (1.0 - closest)
         - FLAG_PENALTY * len(flags)
     )
     return round(value, 4)
