@@ -1,21 +1,20 @@
 """Alembic environment for the copy store: the schema is db.models.Base.metadata.
 
 The URL comes from, in order: `alembic -x url=...`, a URL set on the Config by code
-(db.engine.upgrade), COPYGEN_DATABASE_URL, and the embedded default sqlite:///var/copygen.db.
+(db.engine.upgrade), and copygen's settings (COPYGEN_DATABASE_URL, else the embedded default).
 """
 
 from __future__ import annotations
 
-import os
 from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy import pool
 
+from copygen.settings import get_settings
 from db.engine import make_engine, normalise_url
 from db.models import VIEW_NAMES, Base, UTCDateTime
 
-DEFAULT_URL = "sqlite:///var/copygen.db"  # the same embedded default as copygen.settings
 MIGRATION_LOCK = 0x636F7079  # PostgreSQL advisory lock key held while migrating ("copy")
 
 config = context.config
@@ -29,8 +28,7 @@ def database_url() -> str:
     return (
         context.get_x_argument(as_dictionary=True).get("url")
         or config.get_main_option("sqlalchemy.url")
-        or os.environ.get("COPYGEN_DATABASE_URL")
-        or DEFAULT_URL
+        or get_settings().database_url
     )
 
 
