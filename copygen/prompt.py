@@ -11,7 +11,9 @@ description, joined by " | ".
 
 Length codes are buckets of the copy's length in characters; their edges are learned from the
 training data and stored in the checkpoint's manifest, so a job asking for "short" copy gets the
-shortest bucket the model has seen.
+shortest bucket the model has seen. The bounds a copy of each length must keep (the worker's
+too_short / too_long check, and the generator's token budget) come from the same edges, so what
+a model writes for "short" is what the filter accepts as short.
 """
 
 from __future__ import annotations
@@ -55,6 +57,30 @@ def length_code(n_chars: int, edges: Sequence[int]) -> str:
     if n_chars < low:
         return LENGTH_CODES[0]
     return LENGTH_CODES[1] if n_chars < high else LENGTH_CODES[2]
+
+
+MIN_COPY_CHARS = 4  # shorter is no copy at all, whatever the bucket
+# Bounds for a model without learned edges (a manifest from before they were recorded).
+FIXED_LENGTH_BOUNDS = {"short": (MIN_COPY_CHARS, 40), "medium": (40, 160), "long": (80, 300)}
+
+
+def length_bounds(length: str, edges: Sequence[int] | None = None) -> tuple[int, int]:
+    """(fewest, most) characters a copy of this length setting should have.
+
+    With a model's bucket edges (low, high): short is below low, medium between, long above high,
+    each widened by half the medium bucket's width on the sides that border another bucket, since
+    a sampled copy drifts past an edge it was trained on; long ends at 2.5 x high. Without edges,
+    FIXED_LENGTH_BOUNDS.
+    """
+    if length not in LENGTHS:
+        raise ValueError(f"length must be one of {', '.join(LENGTHS)}, not {length!r}")
+    if not edges:
+        return FIXED_LENGTH_BOUNDS[length]
+    low, high = edges
+    slack = max(1, (high - low) // 2)
+    bounds = {"short": (MIN_COPY_CHARS, low + slack), "medium": (low - slack, high + slack),
+              "long": (high - slack, round(2.5 * high))}[length]
+    return max(MIN_COPY_CHARS, bounds[0]), max(MIN_COPY_CHARS + 1, bounds[1])
 
 
 def length_code_for(length: str) -> str:

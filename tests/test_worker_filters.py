@@ -68,6 +68,30 @@ def test_length_bounds_follow_the_length_setting(lexicon):
     assert "too_short" in filters.check(GOOD, WHITE_COTTON_TOP, lexicon, [], length="long")
 
 
+def test_length_bounds_follow_the_models_own_length_buckets(lexicon):
+    from copygen.prompt import length_bounds
+
+    edges = (85, 115)  # AdvertiseGen's terciles: its "short" copy is 60-85 characters, not a banner
+    assert length_bounds("short", edges) == (4, 100)
+    assert length_bounds("medium", edges) == (70, 130)
+    assert length_bounds("long", edges) == (100, 288)
+    eighty = GOOD + "通勤约会都合适，搭配牛仔裤或半身裙都好看，轻松穿出自在的好心情。"
+    assert 40 < len(eighty) < 100  # the model's short bucket
+    assert filters.check(eighty, WHITE_COTTON_TOP, lexicon, [], length="short", edges=edges) == []
+    assert "too_long" in filters.check(eighty, WHITE_COTTON_TOP, lexicon, [], length="short")  # fixed bounds: 40
+    assert filters.length_fit(len(eighty), "short", edges) == 1.0
+
+
+def test_every_length_has_a_token_budget_above_the_longest_copy_it_accepts(checkpoint):
+    from copygen.prompt import LENGTHS, length_bounds
+    from trainer.generation import Generator
+
+    generator = Generator.load(checkpoint)
+    assert generator.length_edges == tuple(generator.manifest["prompt"]["length_edges"])
+    for length in LENGTHS:
+        assert generator.token_budget(length) > length_bounds(length, generator.length_edges)[1]
+
+
 def test_empty_copy_is_flagged_empty_and_nothing_else(lexicon):
     assert filters.check("  \u200b ", WHITE_COTTON_TOP, lexicon, ["x"]) == ["empty"]
 
@@ -99,3 +123,11 @@ def test_rank_breaks_ties_by_variant_slot_and_accepts_mappings():
     variants = [{"variant_no": 2, "score": 0.5, "passed": True}, {"variant_no": 1, "score": 0.5, "passed": True}]
     assert filters.rank(variants) == [2, 1]
     assert filters.rank([]) == []
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from trainer.testing import tiny_checkpoint
+
+    path = tmp_path_factory.getbasetemp() / "tiny-checkpoint"
+    return path if (path / "copygen.json").is_file() else tiny_checkpoint(path)

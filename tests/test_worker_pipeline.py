@@ -40,6 +40,7 @@ class ScriptedGenerator:
     """Stands in for trainer.generation.Generator: texts come from script(call, request_no, variant)."""
 
     model_version = "scripted-1"
+    length_edges = None  # the fixed length bounds
 
     def __init__(self, script=lambda call, i, v: COPY[v % len(COPY)]):
         self.script = script
@@ -227,7 +228,7 @@ def test_a_job_for_another_model_version_is_handed_back_without_costing_an_attem
 
 
 def test_decoding_blocks_every_spelling_of_a_latin_advertising_law_term(env):
-    engine, settings, _ = env
+    _engine, settings, _ = env
     job_id = new_job(env, n=1, variants=1)
     seen = []
 
@@ -293,7 +294,7 @@ def test_the_reconciler_resends_lapsed_chunks_and_pending_ones_only_when_their_q
 
 
 def test_the_reconciler_settles_finished_jobs_while_the_broker_is_unreachable(env):
-    engine, settings, app = env
+    engine, settings, _app = env
     finished = new_job(env, n=2)  # one chunk, run below: the job is complete but not yet settled
     lapsed = new_job(env, n=2)
     with session_scope(engine) as s:

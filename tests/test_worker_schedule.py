@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from copygen.catalogue import CatalogueError
-
 from copygen.settings import Settings
 from db.engine import make_engine, session_scope, upgrade
 from db.jobs import get_job, job_chunks
@@ -120,13 +119,13 @@ def test_firing_a_slot_twice_creates_one_job_and_enqueues_its_chunks_once(promo_
 
 
 def test_the_next_slot_creates_a_new_job(promo_env):
-    engine, app, settings = promo_env
+    _engine, app, settings = promo_env
     assert (fire_promo(runtime.current(), app, settings, "nightly", "2025-11-11T02:00")
             != fire_promo(runtime.current(), app, settings, "nightly", "2025-11-12T02:00"))
 
 
 def test_firing_an_unknown_schedule_names_it(promo_env):
-    engine, app, settings = promo_env
+    _engine, app, settings = promo_env
     with pytest.raises(ScheduleError, match="no schedule named 'weekly'"):
         fire_promo(runtime.current(), app, settings, "weekly", "2025-11-11T02:00")
 

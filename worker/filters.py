@@ -7,14 +7,13 @@ number of times and, if it still fails, stored with its flags (never dropped):
     contradiction:<key:value>  names a colour, material ... the product does not have
     near_duplicate             char 3-gram Jaccard >= 0.7 against an earlier variant of the product
     repetition                 a char 4-gram occurring >= 3 times, or a clause said twice
-    too_short / too_long       outside the bounds of the job's length setting (LENGTH_BOUNDS)
+    too_short / too_long       outside the bounds of the job's length setting (copygen.prompt.length_bounds)
     empty                      nothing but whitespace (no other check is run)
 
-Length bounds, in characters of the normalised copy (the opening phrase included):
-
-    short   4 .. 40    a title line or a banner
-    medium 40 .. 160   AdvertiseGen-style ad copy (its copy is mostly 60-130 characters)
-    long   80 .. 300   a product-page description
+Length bounds, in characters of the normalised copy (the opening phrase included), come from the
+model's length buckets (its manifest's edges, learned from its training copy): a "short" job gets
+the shortest bucket the model knows, and the filter accepts what that bucket holds. Without edges:
+short 4-40 (a title line or a banner), medium 40-160 (AdvertiseGen-style ad copy), long 80-300.
 
 The score orders a product's variants (higher is better):
 
@@ -37,12 +36,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from copygen.attributes import contradictions, coverage
+from copygen.prompt import length_bounds
 from copygen.similarity import text_jaccard
 from copygen.textnorm import normalise
 
 log = logging.getLogger(__name__)
 
-LENGTH_BOUNDS: dict[str, tuple[int, int]] = {"short": (4, 40), "medium": (40, 160), "long": (80, 300)}
 SIMILARITY_NGRAM = 3  # variants are compared by their character 3-grams ...
 NEAR_DUPLICATE_JACCARD = 0.7  # ... and say the same thing at a Jaccard of 0.7
 REPEATED_NGRAM = 4  # a 4-gram ...
@@ -82,13 +81,6 @@ def is_repetitive(text: str) -> bool:
     return len(clauses) != len(set(clauses))
 
 
-def length_bounds(length: str) -> tuple[int, int]:
-    try:
-        return LENGTH_BOUNDS[length]
-    except KeyError:
-        raise ValueError(f"length must be one of {', '.join(LENGTH_BOUNDS)}, not {length!r}") from None
-
-
 def check(
     text: str,
     product: ProductLike,
@@ -96,6 +88,7 @@ def check(
     siblings: Iterable[str] = (),
     *,
     length: str = "medium",
+    edges: Sequence[int] | None = None,
 ) -> list[str]:
     """The flags of one variant; siblings are the product's earlier variants. [] means it passed."""
     clean = normalise(text)
@@ -107,7 +100,7 @@ def check(
         flags.append("near_duplicate")
     if is_repetitive(clean):
         flags.append("repetition")
-    low, high = length_bounds(length)
+    low, high = length_bounds(length, edges)
     if len(clean) < low:
         flags.append("too_short")
     elif len(clean) > high:
@@ -115,9 +108,9 @@ def check(
     return flags
 
 
-def length_fit(n_chars: int, length: str) -> float:
+def length_fit(n_chars: int, length: str, edges: Sequence[int] | None = None) -> float:
     """1 inside the length bounds, falling linearly to 0 at half the lower / double the upper bound."""
-    low, high = length_bounds(length)
+    low, high = length_bounds(length, edges)
     if n_chars < low:
         return max(0.0, (n_chars - low / 2) / (low / 2))
     if n_chars > high:
@@ -131,6 +124,7 @@ def score(
     *,
     siblings: Iterable[str] = (),
     length: str = "medium",
+    edges: Sequence[int] | None = None,
     flags: Sequence[str] = (),
 ) -> float:
     """How good a variant is for its product; higher is better (see the module docstring)."""
@@ -141,7 +135,7 @@ def score(
     closest = max((similarity(clean, other) for other in siblings), default=0.0)
     value = (
         WEIGHT_COVERAGE * cover
-        + WEIGHT_LENGTH * length_fit(len(clean), length)
+        + WEIGHT_LENGTH * length_fit(len(clean), length, edges)
         + WEIGHT_DISTINCT * (1.0 - closest)
         - FLAG_PENALTY * len(flags)
     )

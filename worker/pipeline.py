@@ -110,9 +110,9 @@ def product_of(item: dict[str, Any]) -> Product:
 # -- generation and filtering: no SQL, no Celery -----------------------------------------------
 
 
-def _evaluate(texts: list[str], product: Product, lexicon, length: str) -> list[list[str]]:
+def _evaluate(texts: list[str], product: Product, lexicon, length: str, edges) -> list[list[str]]:
     """Flags of each variant in slot order; near-duplicates are judged against earlier slots."""
-    return [filters.check(t, product, lexicon, texts[:v], length=length) for v, t in enumerate(texts)]
+    return [filters.check(t, product, lexicon, texts[:v], length=length, edges=edges) for v, t in enumerate(texts)]
 
 
 def draft_variants(
@@ -126,6 +126,7 @@ def draft_variants(
 ) -> list[list[VariantDraft]]:
     """settings.variants checked, scored and ranked variants for each product, in product order."""
     k = settings.variants
+    edges = generator.length_edges  # the model's length buckets: what "short" means to it
     sources = [p.source() for p in products]
     sample = {"temperature": settings.temperature, "top_p": settings.top_p,
               "banned": banned_phrases_for_decoding(lexicon), "no_repeat_ngram": NO_REPEAT_NGRAM}
@@ -138,7 +139,7 @@ def draft_variants(
                                seed=derive_seed(seed, 0), **sample)
     texts = [[normalise(t) for t in row] for row in texts]
     regens = [[0] * k for _ in products]
-    flags = [_evaluate(texts[i], p, lexicon, settings.length) for i, p in enumerate(products)]
+    flags = [_evaluate(texts[i], p, lexicon, settings.length, edges) for i, p in enumerate(products)]
 
     for round_no in range(1, rounds + 1):
         failing = {i: [v for v in range(k) if flags[i][v]] for i in range(len(products))}
@@ -153,19 +154,20 @@ def draft_variants(
             for v, candidate in zip(failing[i], candidates):
                 candidate = normalise(candidate)
                 others = [t for j, t in enumerate(texts[i]) if j != v]
-                current = filters.check(texts[i][v], product, lexicon, others, length=settings.length)
-                new = filters.check(candidate, product, lexicon, others, length=settings.length)
+                current = filters.check(texts[i][v], product, lexicon, others, length=settings.length, edges=edges)
+                new = filters.check(candidate, product, lexicon, others, length=settings.length, edges=edges)
                 regens[i][v] += 1  # tries for this slot, kept or not
                 if len(new) < len(current):
                     texts[i][v] = candidate
-            flags[i] = _evaluate(texts[i], product, lexicon, settings.length)
+            flags[i] = _evaluate(texts[i], product, lexicon, settings.length, edges)
 
     drafts: list[list[VariantDraft]] = []
     for i, product in enumerate(products):
         row = []
         for v in range(k):
             others = [t for j, t in enumerate(texts[i]) if j != v]
-            value = filters.score(texts[i][v], product, siblings=others, length=settings.length, flags=flags[i][v])
+            value = filters.score(texts[i][v], product, siblings=others, length=settings.length, edges=edges,
+                                  flags=flags[i][v])
             row.append(VariantDraft(v + 1, texts[i][v], flags[i][v], regens[i][v], value))
         for draft, position in zip(row, filters.rank(row)):
             draft.rank = position

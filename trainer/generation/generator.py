@@ -30,7 +30,8 @@ from trainer.generation.sampling import _row_keys, _Sampler
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_NEW_TOKENS = {"short": 64, "medium": 200, "long": 300}
+DEFAULT_MAX_NEW_TOKENS = {"short": 64, "medium": 200, "long": 300}  # for a model without length edges
+BUDGET_HEADROOM = 1.25  # token budget = 1.25 x the most characters a copy of its length may have
 # Copy must not write the same 4 tokens twice (characters, for the character tokenizer): the model's
 # own copy repeats 4-grams 3.7x as often as human copy (1.47% vs 0.40% of them, on the validation
 # split), which reads as stutter ("显瘦显瘦") and trips the repetition filter.
@@ -61,6 +62,8 @@ class Generator:
         self.device = device
         self.batch_size = batch_size
         self.model_version = manifest["name"]
+        # the copy-length bucket edges the model was trained with (None in a manifest without them)
+        self.length_edges = tuple(manifest.get("prompt", {}).get("length_edges") or ()) or None
         if decoder is None:
             native = native and _GPT2Decoder.supports(model.config.to_dict())
             decoder = _GPT2Decoder.from_model(model, attention) if native else _HFDecoder(model)
@@ -154,6 +157,13 @@ class Generator:
         decoded = iter(self.tokenizer.batch_decode(flat, skip_special_tokens=True))
         return [[r.opening + next(decoded).strip() for _ in range(r.variants)] for r in requests]
 
+    def token_budget(self, length: str) -> int:
+        """New tokens a copy of this length may take: room past the longest copy the filter accepts,
+        so an overlong copy is flagged too_long rather than cut off mid-sentence."""
+        if self.length_edges is None:
+            return DEFAULT_MAX_NEW_TOKENS.get(length, 200)
+        return round(prompt.length_bounds(length, self.length_edges)[1] * BUDGET_HEADROOM)
+
     def generate_ids(self, requests: Sequence[Request], *, temperature: float = 0.95, top_p: float = 0.7,
                      seed: int | None = None, max_new_tokens: int | None = None, banned: Iterable[str] = (),
                      greedy: bool = False, no_repeat_ngram: int = 0) -> list[list[list[int]]]:
@@ -163,8 +173,7 @@ class Generator:
         rows: list[_Row] = []
         prompts: dict[tuple[str, str, str, str, int], list[int]] = {}
         for i, request in enumerate(requests):
-            budget = max_new_tokens or DEFAULT_MAX_NEW_TOKENS.get(request.length, 200)
-            budget = min(budget, self.max_positions // 2)
+            budget = min(max_new_tokens or self.token_budget(request.length), self.max_positions // 2)
             key = (request.source, request.length, request.style, request.opening, budget)
             if key not in prompts:
                 prompts[key] = self.prompt_ids(request, budget)
