@@ -287,3 +287,39 @@ def test_a_job_whose_queued_messages_were_lost_completes_after_the_reconciler_ru
     client.close()
     progress = wait_for_job(engine, job_id, poll=0.5, timeout=90)
     assert (progress["status"], progress["chunks_done"], progress["variants"]) == ("done", 2, 24)
+
+
+def test_copygen_worker_with_concurrency_two_runs_two_prefork_processes_that_finish_a_job(settings, engine, tmp_path):
+    import redis
+    from celery import Celery
+
+    from worker.submit import submit_job, wait_for_job
+
+    broker_url = f"{REDIS_URL}/{REDIS_DB + 1}"  # its own queues: the module's solo worker must not take the job
+    redis.Redis.from_url(broker_url).flushdb()
+    mine = settings.model_copy(update={"broker_url": broker_url, "chunk_size": 2})
+    env = {**os.environ, **settings_env(mine), "PYTHONUNBUFFERED": "1"}
+    log_path = tmp_path / "prefork.log"
+    code = "import sys; from copygen.cli import main; sys.exit(main(sys.argv[1:]))"
+    with log_path.open("w") as log:
+        process = subprocess.Popen([sys.executable, "-c", code, "worker", "--concurrency", "2"], cwd=REPO, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT)
+    client = Celery("probe", broker=broker_url)
+    try:
+        deadline = time.monotonic() + 120
+        while " ready." not in log_path.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()[-4000:]
+            time.sleep(0.5)
+        stats = client.control.inspect(timeout=5).stats() or {}
+        assert [s["pool"]["max-concurrency"] for s in stats.values()] == [2], stats
+        job_id = submit_job(catalogue(8, prefix="FORK"), 2, length="short", settings=mine)
+        progress = wait_for_job(engine, job_id, poll=0.5, timeout=200)
+        assert (progress["status"], progress["variants"]) == ("done", 16), log_path.read_text()[-4000:]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        client.close()
+        print(log_path.read_text()[-4000:])
