@@ -64,23 +64,26 @@ MIN_COPY_CHARS = 4  # shorter is no copy at all, whatever the bucket
 FIXED_LENGTH_BOUNDS = {"short": (MIN_COPY_CHARS, 40), "medium": (40, 160), "long": (80, 300)}
 
 
+EDGE_TOLERANCE = 0.25  # a sampled copy drifts past the bucket edge it was trained on: allow a quarter
+
+
 def length_bounds(length: str, edges: Sequence[int] | None = None) -> tuple[int, int]:
     """(fewest, most) characters a copy of this length setting should have.
 
     With a model's bucket edges (low, high): short is below low, medium between, long above high,
-    each widened by half the medium bucket's width on the sides that border another bucket, since
-    a sampled copy drifts past an edge it was trained on; long ends at 2.5 x high. Without edges,
-    FIXED_LENGTH_BOUNDS.
+    each allowed EDGE_TOLERANCE past an edge it shares with another bucket (edges (99, 118), from
+    AdvertiseGen: short 4-124, medium 74-148, long 88-295); long ends at 2.5 x high. Without
+    edges, FIXED_LENGTH_BOUNDS.
     """
     if length not in LENGTHS:
         raise ValueError(f"length must be one of {', '.join(LENGTHS)}, not {length!r}")
     if not edges:
         return FIXED_LENGTH_BOUNDS[length]
     low, high = edges
-    slack = max(1, (high - low) // 2)
-    bounds = {"short": (MIN_COPY_CHARS, low + slack), "medium": (low - slack, high + slack),
-              "long": (high - slack, round(2.5 * high))}[length]
-    return max(MIN_COPY_CHARS, bounds[0]), max(MIN_COPY_CHARS + 1, bounds[1])
+    below, above = 1 - EDGE_TOLERANCE, 1 + EDGE_TOLERANCE
+    fewest, most = {"short": (MIN_COPY_CHARS, above * low), "medium": (below * low, above * high),
+                    "long": (below * high, 2.5 * high)}[length]
+    return max(MIN_COPY_CHARS, round(fewest)), max(MIN_COPY_CHARS + 1, round(most))
 
 
 def length_code_for(length: str) -> str:
