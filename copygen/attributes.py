@@ -15,18 +15,31 @@ would only inflate the score. A value counts as expressed when the copy contains
    not shrink to 长);
 4. every jieba word of two characters or more, when the value splits into at least two such
    words (罗纹袖口 -> 罗纹 + 袖口, anywhere in the copy);
-5. for a value of a closed key (colour, fibre, sleeve, collar), a full word of that key whose
-   classes meet the value's (米白色 or 纯白 expresses 白色; 蓝色 expresses 深蓝色).
+5. for a value of a closed family whose classes name what a word says (colour, fibre, sleeve,
+   collar: ``expresses`` in the vocabulary), a full word of that family whose classes meet the
+   value's (米白色 or 纯白 expresses 白色; 蓝色 expresses 深蓝色).
 
 A bare one-character stem never counts: "白色" is not expressed by 白 alone, because 白 is just as
 often 白皙 or 显白. Latin values match only at ASCII word edges (``h`` is not the h of "chic").
 
-**Contradictions** are only claimed for closed keys, where values exclude each other, and only for
-keys the product specifies: a copy that names a red colour for a product whose colours are all
-known and none is red. Matching runs leftmost-longest over full words (粉红色 is one word, not
-粉红 + 红色), so 白皙/显白/网红 never read as colours. A product value that names no class
-(纯色, 深色, 蕾丝) imposes nothing; one that may be anything (混纺 blend) switches the key's check
-off for that product, as does a value the vocabulary does not know.
+**Contradictions** are only claimed for closed families, whose values exclude each other (a colour,
+a fibre, a sleeve or trouser length, a collar, a kind of top, a leg shape, a waist height...; the
+vocabulary lists them), and only for families the product specifies: a copy that names a red
+colour for a product whose colours are all known and none is red, a 牛仔裤 for trousers made of
+亚麻, a 卫衣 for a 西装. Each value has classes and each mention word has classes; a word is a
+contradiction when its classes meet none of the product's. Classes may be one-sided: a 哈伦裤 allows
+the 小脚 words, a 小脚 does not allow 哈伦. Matching runs leftmost-longest over full words (粉红色 is
+one word, not 粉红 + 红色), so 白皙/显白/网红 never read as colours. A product value that names no
+class (纯色, 深色, 蕾丝) imposes nothing; one that may be anything (混纺 blend) switches the family's
+check off for that product, as does a value the vocabulary does not know. A family may also be
+limited to some products (``only_for``: the denim family checks trousers only, because tops and
+skirts are worn with 牛仔裤).
+
+**Excluded words** are the same judgement turned around, for blocking at decode time: the mention
+words of the values a product's attributes exclude. They skip one-character words and any word
+inside a word naming one of the product's own values (长裙 stays open to a 中长裙), since blocking
+works on token sequences. A copy containing one of them is flagged, unless the word only stands
+inside a phrase its family ignores (绿色环保, the 西装 of 西装领).
 """
 
 from __future__ import annotations
@@ -45,6 +58,7 @@ log = logging.getLogger(__name__)
 
 VOCAB_FILE = "attribute_vocab.json"
 MIN_STEM_CHARS = 2  # a stem of one character (白, 长) says too little to stand for its value
+MIN_BLOCK_CHARS = 2  # a blocked character (白, 裤) would also block every word that contains it
 
 
 @functools.lru_cache(maxsize=4096)
@@ -58,13 +72,15 @@ def _contains(text: str, word: str) -> bool:
 
 @dataclass(frozen=True)
 class ClosedKey:
-    """A key whose values exclude each other; see the module docstring."""
+    """A family of values that exclude each other; see the module docstring."""
 
     name: str
     keys: tuple[str, ...]
     values: Mapping[str, frozenset[str] | None]  # folded value -> classes; None = may be anything
     mentions: Mapping[str, frozenset[str]]  # folded word -> classes
     ignore: tuple[str, ...] = ()
+    only_for: Mapping[str, frozenset[str]] = field(default_factory=dict)  # key -> folded values
+    expresses: bool = True  # does a mention whose classes meet a value's express it (coverage)?
     _scanner: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -85,6 +101,28 @@ class ClosedKey:
         if not found:
             return None
         return frozenset().union(*(self.mentions[w] for w in found))
+
+    def judge(self, attributes: Mapping[str, Sequence[str]] | None) -> tuple[str, frozenset[str]] | None:
+        """(the product's first key of this family, the classes its values allow), or None when
+        the family is not checked for this product: it names none of the family's keys, falls
+        outside `only_for`, or has a value that may be anything or is unknown."""
+        attributes = attributes or {}
+        for key, wanted in self.only_for.items():
+            if not any(fold(v) in wanted for v in attributes.get(key, ())):
+                return None
+        used = [k for k in attributes if k in self.keys and any(v.strip() for v in attributes[k])]
+        allowed: set[str] = set()
+        for key in used:
+            for value in attributes[key]:
+                if not value.strip():
+                    continue
+                classes = self.classes_of(fold(value))
+                if classes is None:
+                    return None
+                allowed |= classes
+        if not allowed:  # no key used, or only values that name no class (纯色, 蕾丝)
+            return None
+        return used[0], frozenset(allowed)
 
 
 @dataclass(frozen=True)
@@ -116,6 +154,18 @@ def _classes(value: object, source: str, where: str) -> frozenset[str] | None:
     if value is None:
         return None
     return frozenset(_str_list(value, source, where))
+
+
+def _only_for(value: object, source: str, where: str) -> dict[str, frozenset[str]]:
+    if not isinstance(value, dict):
+        raise _fail(source, f"{where} must be an object of key -> list of values")
+    return {k: frozenset(fold(v) for v in _str_list(vs, source, f"{where}.{k}")) for k, vs in value.items()}
+
+
+def _flag(value: object, source: str, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(source, f"{where} must be true or false")
+    return value
 
 
 def parse_vocab(data: object, source: str = "attribute vocabulary") -> AttributeVocab:
@@ -158,6 +208,8 @@ def parse_vocab(data: object, source: str = "attribute vocabulary") -> Attribute
             values=values,
             mentions=mentions,
             ignore=tuple(fold(p) for p in _str_list(g.get("ignore", []), source, f"{where}.ignore")),
+            only_for=_only_for(g.get("only_for", {}), source, f"{where}.only_for"),
+            expresses=_flag(g.get("expresses", True), source, f"{where}.expresses"),
         ))
     return AttributeVocab(
         version=version,
@@ -217,7 +269,8 @@ def _expressed(folded_text: str, value: str, key: str | None, vocab: AttributeVo
     words = _jieba_words(v)
     if len(words) >= 2 and all(_contains(folded_text, w) for w in words):
         return True
-    group = vocab.closed_key_of(key) if key is not None else None
+    # Only families whose classes say what a word names; the others' classes say what a value allows.
+    group = next((g for g in vocab.closed if key in g.keys and g.expresses), None)
     if group is not None:
         classes = group.classes_of(v)
         if classes:
@@ -259,36 +312,58 @@ def coverage(
     return 1.0 - len(missing_values(text, attributes, vocab=vocab)) / len(values)
 
 
+def _checked(
+    attributes: Mapping[str, Sequence[str]] | None, vocab: AttributeVocab
+) -> list[tuple[ClosedKey, str, frozenset[str]]]:
+    """(family, the product's key for it, the classes it allows) for each family checked."""
+    checked = []
+    for group in vocab.closed:
+        judged = group.judge(attributes)
+        if judged is not None:
+            checked.append((group, *judged))
+    return checked
+
+
 def contradictions(
     text: str, attributes: Mapping[str, Sequence[str]] | None, *, vocab: AttributeVocab | None = None
 ) -> list[str]:
-    """"key:word" for each word of a closed key in the copy that no value of the product allows.
+    """"key:word" for each word of a closed family in the copy that no value of the product allows.
 
-    Only keys the product specifies are checked, and only when every value of the key is known;
-    the key is reported as the product names it (衣袖长:短袖), the word as the vocabulary spells it.
+    Only families the product specifies are checked, and only when every value it gives them is
+    known; the key is reported as the product names it (衣袖长:短袖), the word as the vocabulary
+    spells it. Every word of excluded_words() found in the copy is flagged, unless it only stands
+    inside a phrase its family ignores (绿色环保, the 西装 of 西装领).
     """
     vocab = vocab or load_vocab()
     folded = fold(text)
-    found: list[str] = []
-    for group in vocab.closed:
-        used = [k for k in (attributes or {}) if k in group.keys and any(v.strip() for v in attributes[k])]
-        if not used:
-            continue
-        allowed: set[str] = set()
-        open_ended = False
-        for key in used:
-            for value in attributes[key]:
-                if not value.strip():
-                    continue
-                classes = group.classes_of(fold(value))
-                if classes is None:
-                    open_ended = True
-                else:
-                    allowed |= classes
-        if open_ended or not allowed:
-            continue
+    found: dict[str, None] = {}
+    for group, key, allowed in _checked(attributes, vocab):
         for word in group.scan(folded):
-            item = f"{used[0]}:{word}"
-            if not group.mentions[word] & allowed and item not in found:
-                found.append(item)
-    return found
+            if not group.mentions[word] & allowed:
+                found.setdefault(f"{key}:{word}", None)
+    return list(found)
+
+
+def excluded_words(
+    attributes: Mapping[str, Sequence[str]] | None, vocab: AttributeVocab | None = None
+) -> list[str]:
+    """The mention words naming values the product's own attributes exclude, longest first.
+
+    Meant to be blocked while generating, so they are kept specific: only families the product
+    specifies (contradictions() flags each of these words), never a word of one character, and
+    never a word inside a word that names one of the product's own values (its values, their
+    aliases, the mentions its families allow), because blocking works on token sequences: a 中长裙
+    product keeps 长裙, a product with a 西装领 keeps 西装.
+    """
+    vocab = vocab or load_vocab()
+    own = set()
+    for value in map(fold, attribute_values(attributes)):
+        own.update([value, *vocab.aliases.get(value, ())])
+    excluded: set[str] = set()
+    for group, _, allowed in _checked(attributes, vocab):
+        for word, classes in group.mentions.items():
+            (own if classes & allowed else excluded).add(word)
+    return sorted(
+        (w for w in excluded if len(w) >= MIN_BLOCK_CHARS and not any(w in o for o in own)),
+        key=lambda w: (-len(w), w),
+    )

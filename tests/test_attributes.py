@@ -1,13 +1,32 @@
-"""Attribute faithfulness: coverage of the product's values, contradictions of its closed keys."""
+"""Attribute faithfulness: coverage of the product's values, contradictions of its closed families,
+and the words to block for a product at decode time."""
 
 from __future__ import annotations
 
 import json
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
-from copygen.attributes import attribute_values, contradictions, coverage, load_vocab, missing_values
+from copygen.attributes import (
+    attribute_values,
+    contradictions,
+    coverage,
+    excluded_words,
+    load_vocab,
+    missing_values,
+)
+from copygen.compliance import fold
+from trainer.data import parse_content
+
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "advertisegen_sample.jsonl"
+
+
+def sample_rows() -> list[tuple[dict[str, list[str]], str]]:
+    """(attributes, human reference) for each of the 300 committed AdvertiseGen rows."""
+    rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [(parse_content(row["content"]), row["summary"]) for row in rows]
 
 
 def test_attribute_values_are_distinct_in_order_without_blanks_or_skipped_keys():
@@ -108,3 +127,204 @@ def test_a_bad_vocabulary_file_is_refused_with_its_name_and_the_problem(tmp_path
         load_vocab(path)
     with pytest.raises(ValueError, match="missing.json: cannot be read"):
         load_vocab(tmp_path / "missing.json")
+
+
+# --- the families beyond colour, fibre, sleeve and collar -------------------------------------
+
+PENCIL_TROUSERS = {"类型": ["裤"], "材质": ["西装面料"], "颜色": ["黑色"], "裤型": ["铅笔裤"], "裤长": ["九分裤"]}
+LINEN_SHORTS = {"类型": ["裤"], "材质": ["亚麻"], "裤型": ["阔腿裤"], "裤长": ["短裤"]}
+SKINNY_JEANS = {"类型": ["裤"], "材质": ["牛仔布"], "裤口": ["小脚"]}
+SUIT = {"类型": ["上衣"], "衣样式": ["西装"], "衣领型": ["西装领"]}
+JUMPSUIT = {"类型": ["裤"], "裤长": ["连体裤"]}
+POLO_DRESS = {"类型": ["裙"], "裙长": ["连衣裙"], "裙领型": ["polo领"]}
+CHECKED_SHIRT = {"类型": ["上衣"], "颜色": ["黑白"], "图案": ["格子"], "衣样式": ["衬衫"]}
+
+
+@pytest.mark.parametrize("text, attrs, found", [
+    ("这条黑色铅笔裤是百搭的牛仔裤，夏天还能当短裤穿", PENCIL_TROUSERS, ["裤长:短裤", "材质:牛仔裤"]),
+    ("亚麻阔腿短裤，复古的牛仔裤背带裤设计", LINEN_SHORTS, ["裤型:背带裤", "材质:牛仔裤"]),
+    ("小脚牛仔裤，哈伦的裤型，阔腿更显瘦", SKINNY_JEANS, ["裤口:哈伦", "裤口:阔腿"]),
+    ("这款西装其实是一件休闲卫衣", SUIT, ["衣样式:卫衣"]),
+    ("俏皮的连体裤，像一条背带裙", JUMPSUIT, ["类型:背带裙"]),
+    ("polo领连衣裙，利落的西装领", POLO_DRESS, ["裙领型:西装领"]),
+    ("纯白的格子衬衫", CHECKED_SHIRT, ["图案:纯白"]),
+])
+def test_the_issues_examples_are_flagged(text, attrs, found):
+    assert contradictions(text, attrs) == found
+
+
+@pytest.mark.parametrize("text, attrs, found", [
+    # 类型: trousers are never a skirt
+    ("阔腿裤穿出了半身裙的飘逸", {"类型": ["裤"]}, ["类型:半身裙"]),
+    # 裤种: one-piece trousers against plain ones
+    ("帅气的连体裤", {"类型": ["裤"], "裤型": ["直筒裤"]}, ["裤型:连体裤"]),
+    # 裤腿: a 小脚 is neither 哈伦 nor 阔腿, a 阔腿 is no 喇叭
+    ("经典的哈伦裤", {"类型": ["裤"], "裤口": ["小脚"]}, ["裤口:哈伦裤"]),
+    ("微喇的裤脚", {"类型": ["裤"], "裤型": ["阔腿裤"]}, ["裤型:微喇"]),
+    # 裤长
+    ("七分的长度", {"类型": ["裤"], "裤长": ["长裤"]}, ["裤长:七分"]),
+    ("清凉的热裤", {"类型": ["裤"], "裤长": ["九分裤"]}, ["裤长:热裤"]),
+    # 牛仔: trousers only
+    ("丹宁蓝的裤子", {"类型": ["裤"], "材质": ["棉"]}, ["材质:丹宁"]),
+    # 裙种, 裙长, 裙型
+    ("优雅的连衣裙", {"类型": ["裙"], "裙长": ["半身裙"]}, ["裙长:连衣裙"]),
+    ("飘逸的长裙", {"类型": ["裙"], "裙长": ["短裙"]}, ["裙长:长裙"]),
+    ("a字的裙摆，包臀的设计", {"类型": ["裙"], "裙型": ["鱼尾裙"]}, ["裙型:a字"]),
+    # 衣样式, 衣长
+    ("简约的衬衫", {"类型": ["上衣"], "衣样式": ["卫衣"]}, ["衣样式:衬衫"]),
+    ("一件外套", {"类型": ["上衣"], "衣样式": ["卫衣"]}, ["衣样式:外套"]),
+    ("修长的长款设计", {"类型": ["上衣"], "衣长": ["短款"]}, ["衣长:长款"]),
+    # 腰型, 版型, 门襟
+    ("低腰的设计", {"类型": ["裤"], "裤腰型": ["高腰"]}, ["裤腰型:低腰"]),
+    ("修身的剪裁", {"类型": ["上衣"], "版型": ["宽松"]}, ["版型:修身"]),
+    ("精致的双排扣", {"类型": ["上衣"], "衣门襟": ["单排扣"]}, ["衣门襟:双排扣"]),
+    ("单排扣门襟", {"类型": ["上衣"], "衣门襟": ["套头"]}, ["衣门襟:单排扣"]),
+    # 纯色 and 花纹
+    ("条纹的衬衫", {"类型": ["上衣"], "图案": ["纯色"]}, ["图案:条纹"]),
+    ("纯色的衬衫", {"类型": ["上衣"], "图案": ["条纹"]}, ["图案:纯色"]),
+    ("复古格纹", {"类型": ["上衣"], "图案": ["条纹"]}, ["图案:格纹"]),
+])
+def test_each_family_flags_a_word_the_products_values_exclude(text, attrs, found):
+    assert contradictions(text, attrs) == found
+
+
+@pytest.mark.parametrize("text, attrs", [
+    ("搭配牛仔裤或者半身裙都好看", {"类型": ["上衣"], "材质": ["棉"]}),  # tops are worn with both
+    ("连衣裙里面穿一条打底裤", {"类型": ["裙"], "材质": ["雪纺"]}),  # and so are skirts
+    ("可拆卸的背带裤", {"类型": ["裤"], "裤型": ["背带裤", "阔腿裤"]}),
+    ("束脚的哈伦裤", {"类型": ["裤"], "裤型": ["哈伦裤"]}),  # a 哈伦裤 narrows to a 小脚
+    ("露出迷人的小脚踝", {"类型": ["裤"], "裤型": ["阔腿裤"]}),  # an ankle, not a leg shape
+    ("九分的长裤", {"类型": ["裤"], "裤长": ["九分裤"]}),  # 九分 counts as long
+    ("五分的短裤", {"类型": ["裤"], "裤长": ["五分裤"]}),
+    ("三七分的身材比例", {"类型": ["裤"], "裤长": ["九分裤"]}),
+    ("中长裙的长度", {"类型": ["裙"], "裙长": ["中长裙"]}),  # 长裙 inside 中长裙 is not read
+    ("中长款的风衣", {"类型": ["上衣"], "衣长": ["中长款"]}),
+    ("利落的短袖", {"类型": ["上衣"], "衣长": ["中长款"]}),  # a short sleeve, not a short body
+    ("长长的裙摆", {"类型": ["裙"], "裙长": ["短裙"]}),  # 长 alone is no length
+    ("鱼尾裙包臀的设计", {"类型": ["裙"], "裙型": ["鱼尾裙"]}),
+    ("短外套，利落的西装领", {"类型": ["上衣"], "衣样式": ["外套"]}),  # 西装领 is a collar
+    ("经典的polo领衬衫", {"类型": ["上衣"], "衣样式": ["衬衫"]}),  # not a polo shirt
+    ("宽松的版型，修身显瘦", {"类型": ["上衣"], "版型": ["宽松", "显瘦"]}),  # 显瘦 goes with both
+    ("修身的剪裁", {"类型": ["上衣"], "版型": ["显瘦"]}),
+    ("字母印花的纯色卫衣", {"类型": ["上衣"], "图案": ["纯色", "字母"]}),  # letters are a print
+    ("纯白底色上的碎花印花", {"类型": ["裙"], "图案": ["印花"]}),  # a print sits on a plain ground
+    ("小翻领的设计", {"类型": ["上衣"], "衣领型": ["西装领"]}),  # a 西装领 is a 翻领
+    ("西装领的设计", {"类型": ["上衣"], "衣领型": ["翻领"]}),  # and a plain 翻领 may be one
+    ("高腰的设计", {"类型": ["裤"], "裤腰型": ["松紧腰"]}),  # an elastic waist says nothing of height
+    ("这款卫衣", {"类型": ["上衣"], "衣样式": ["衫"]}),  # a bare 衫 may be anything
+])
+def test_a_family_does_not_flag_words_the_products_values_allow(text, attrs):
+    assert contradictions(text, attrs) == []
+
+
+# Lines of samples/advertisegen_sample.jsonl whose human copy names the product's own leg shape,
+# length, garment kind, closure, pattern or skirt shape in the words the families read.
+REFERENCES_USING_FAMILY_WORDS = [1, 2, 4, 6, 7, 10, 13, 15, 19, 20, 22, 28, 49, 63, 66, 71, 76, 81, 86, 134]
+
+
+@pytest.mark.parametrize("line", REFERENCES_USING_FAMILY_WORDS)
+def test_real_references_that_name_the_products_own_values_are_not_flagged(line):
+    attrs, reference = sample_rows()[line - 1]
+    assert contradictions(reference, attrs) == []
+
+
+def test_excluded_words_for_linen_wide_leg_shorts_name_denim_and_longer_trousers_never_its_own():
+    words = excluded_words(LINEN_SHORTS)
+    assert {"牛仔裤", "长裤", "九分裤", "七分裤", "背带裤", "连衣裙", "纯棉"} <= set(words)
+    assert not {"短裤", "阔腿", "阔腿裤", "亚麻", "五分"} & set(words)  # 五分 counts as shorts
+
+
+def test_excluded_words_for_black_wool_suiting_pencil_trousers_name_denim_and_shorts():
+    words = excluded_words(PENCIL_TROUSERS)
+    assert {"牛仔裤", "短裤", "阔腿裤", "白色"} <= set(words)
+    assert not {"铅笔裤", "九分裤", "长裤", "小脚", "黑色"} & set(words)
+
+
+def test_excluded_words_are_longest_first_distinct_and_never_one_character():
+    words = excluded_words(LINEN_SHORTS)
+    assert words == sorted(set(words), key=lambda w: (-len(w), w))
+    assert min(map(len, words)) >= 2
+
+
+def test_excluded_words_come_only_from_families_the_product_specifies():
+    assert excluded_words({}) == [] and excluded_words(None) == []
+    words = excluded_words({"类型": ["裤"], "材质": ["亚麻"]})
+    assert "牛仔裤" in words and "连衣裙" in words
+    assert not {"长裤", "短裤", "九分裤", "哈伦裤", "高腰"} & set(words)  # nothing said of them
+
+
+@pytest.mark.parametrize("attrs, kept", [
+    ({"类型": ["裙"], "裙长": ["中长裙"]}, "长裙"),  # would block the 长裙 of 中长裙
+    ({"类型": ["上衣"], "衣样式": ["外套"], "衣领型": ["西装领"]}, "西装"),  # of its 西装领
+    ({"类型": ["上衣"], "颜色": ["粉色"]}, "红色"),  # of 粉红色, a pink
+    ({"类型": ["上衣"], "衣长": ["中长款"]}, "长款"),
+])
+def test_an_excluded_word_never_sits_inside_a_word_naming_the_products_own_value(attrs, kept):
+    assert kept not in excluded_words(attrs)
+
+
+def test_no_excluded_word_of_a_sample_product_sits_inside_its_values_or_its_allowed_words():
+    vocab = load_vocab()
+    for attrs, _ in sample_rows():
+        words = excluded_words(attrs)
+        own = {fold(v) for v in attribute_values(attrs)}
+        for group in vocab.closed:
+            judged = group.judge(attrs)
+            if judged is not None:
+                own |= {w for w, classes in group.mentions.items() if classes & judged[1]}
+        assert not [(w, o) for w in words for o in own if w in o], attrs
+        assert "裤" not in words and "裙" not in words
+
+
+def test_every_excluded_word_of_a_sample_product_is_flagged_in_a_copy():
+    for attrs, _ in sample_rows():
+        for word in excluded_words(attrs):
+            assert contradictions(f"这款{word}。", attrs), (attrs, word)
+
+
+def test_a_word_inside_a_phrase_its_family_ignores_is_excluded_but_not_flagged_there():
+    coat = {"类型": ["上衣"], "衣样式": ["外套"]}
+    assert "西装" in excluded_words(coat)  # blocked while generating, coarse as blocking is
+    assert contradictions("利落的西装领", coat) == []  # the post-check reads the collar
+    assert contradictions("一件西装", coat) == ["衣样式:西装"]
+
+
+def test_the_families_added_in_2026_12_do_not_count_towards_coverage():
+    assert coverage("一件外套", {"衣样式": ["西装"]}) == 0.0  # allowed for a suit, but not naming it
+    assert coverage("九分的长度", {"裤长": ["九分裤"]}) == 1.0  # its own stem still does
+    assert coverage("利落的西装领", {"衣领型": ["polo领"]}) == 0.0  # named collars are apart now
+    assert coverage("利落的翻领", {"衣领型": ["polo领"]}) == 1.0
+
+
+def test_the_checker_flags_at_most_2_percent_of_the_samples_human_references():
+    rows = sample_rows()
+    flagged = [n for n, (attrs, reference) in enumerate(rows, 1) if contradictions(reference, attrs)]
+    assert len(flagged) / len(rows) <= 0.02, flagged
+
+
+def test_the_checker_flags_far_more_copy_written_for_another_product():
+    rows = sample_rows()
+    shifted = rows[7:] + rows[:7]  # each product judged against another product's reference
+    flagged = sum(1 for (attrs, _), (_, other) in zip(rows, shifted) if contradictions(other, attrs))
+    assert flagged / len(rows) >= 0.25
+
+
+def test_the_packaged_vocabulary_records_its_measured_false_positive_rate_under_2_percent():
+    data = json.loads((resources.files("copygen") / "data" / "attribute_vocab.json").read_text("utf-8"))
+    measured = data["measured"]
+    assert measured["rows"] == 5000 and measured["reference_rate"] <= 0.02
+    assert measured["shuffled_rate"] > 10 * measured["reference_rate"]
+    assert "scripts/measure_attribute_checker.py" in measured["command"]
+    for name, group in data["closed_keys"].items():
+        assert group["measured"]["products"] > 0, name
+        assert all(len(word) >= 2 for word in group["mentions"]), name  # nothing to block 白 or 裤
+
+
+def test_a_vocabulary_with_a_malformed_only_for_or_expresses_is_refused_by_field(tmp_path):
+    path = tmp_path / "vocab.json"
+    family = {"values": {}, "mentions": {}}
+    for field, bad in (("only_for", ["裤"]), ("expresses", "no")):
+        doc = {"version": "1", "closed_keys": {"牛仔": {**family, field: bad}}}
+        path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+        with pytest.raises(ValueError, match=f"closed_keys.牛仔.{field}"):
+            load_vocab(path)
