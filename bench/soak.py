@@ -153,7 +153,7 @@ def counts(engine, job_ids: list[str], k: int) -> dict[str, int]:
             "running_chunks": chunks.get("running", 0), "statuses": statuses}
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=4, help=f"jobs to submit (at most {MAX_JOBS})")
     parser.add_argument("--products", type=int, default=60, help=f"products per job (at most {MAX_PRODUCTS})")
@@ -172,13 +172,141 @@ def main(argv: list[str] | None = None) -> int:
             and 1 <= args.workers <= 8 and 0 <= args.kills <= 50 and 0 <= args.redis_restarts <= 5):
         parser.error(f"out of bounds: jobs 1-{MAX_JOBS}, products 1-{MAX_PRODUCTS}, variants 1-10, workers 1-8, "
                      "kills 0-50, redis restarts 0-5")
+    return args
 
-    from sqlalchemy import create_engine, text
 
+def create_database(admin) -> tuple[str, str]:
+    """(name, URL) of a new PostgreSQL database at the schema head."""
+    from sqlalchemy import text
+
+    from db.engine import upgrade
+
+    database = f"copygen_soak_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{database}"'))
+    database_url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + database
+    upgrade(database_url)
+    return database, database_url
+
+
+def celery_env(conf: dict) -> dict[str, str]:
+    """This process's environment without its COPYGEN_* variables, plus COPYGEN_<KEY> for each setting."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COPYGEN_")}
+    env.update({f"COPYGEN_{k.upper()}": str(v) for k, v in conf.items()}, PYTHONUNBUFFERED="1")
+    return env
+
+
+def submit_jobs(args: argparse.Namespace, settings, database: str) -> list[str]:
     from copygen.catalogue import JobSettings
-    from copygen.settings import Settings
-    from db.engine import make_engine, upgrade
     from worker.submit import submit
+
+    return [submit(catalogue(j, args.products), JobSettings(variants=args.variants, length="short"),
+                   settings=settings, idempotency_key=f"soak-{database}-{j}").job_id for j in range(args.jobs)]
+
+
+def fault_plan(args: argparse.Namespace, rng: random.Random) -> tuple[list[str], list[float]]:
+    """(kinds, seconds after submission): spread over the first part of the expected run, in random order."""
+    plan = ["kill"] * args.kills + ["redis"] * args.redis_restarts
+    rng.shuffle(plan)
+    at = sorted(rng.uniform(3, 3 + 8 * len(plan)) for _ in plan)
+    return plan, at
+
+
+def strike(kind: str, now: float, current: dict, workers: list[Celery], spawned: int, env: dict[str, str],
+           folder: Path, redis: Redis, submitted: float, rng: random.Random) -> tuple[list, int]:
+    """Strike one fault; (its record, workers spawned so far). A fault's record: [t, description,
+    chunks done or in flight at the fault, recovered after s]."""
+    if kind == "kill":
+        victim = rng.randrange(len(workers))
+        workers[victim].kill()
+        workers[victim] = Celery("worker", f"w{spawned}", env, folder)
+        spawned += 1
+        return [now, f"SIGKILL worker (replacement w{spawned - 1} started)",
+                current["done_chunks"] + current["running_chunks"], None], spawned
+    redis.kill()
+    time.sleep(1)
+    redis.start()
+    return [time.monotonic() - submitted, "Redis killed and restarted empty",
+            current["done_chunks"] + current["running_chunks"], None], spawned
+
+
+def run_with_faults(args: argparse.Namespace, rng: random.Random, engine, job_ids: list[str], submitted: float,
+                    total_chunks: int, workers: list[Celery], env: dict[str, str], folder: Path,
+                    redis: Redis) -> tuple[list[list], float]:
+    """Strike the planned faults while the jobs run, until every job finished or the timeout;
+    (the faults, seconds from submission). `workers` is updated in place with the replacements."""
+    # [t, description, chunks done or in flight at the fault, recovered after s]: a fault is recovered
+    # from when more chunks are done than were done or running when it struck (new work got through)
+    faults: list[list] = []
+    spawned = len(workers)
+    plan, at = fault_plan(args, rng)
+    deadline = submitted + args.timeout
+    while time.monotonic() < deadline:
+        now = time.monotonic() - submitted
+        current = counts(engine, job_ids, args.variants)
+        for fault in faults:
+            if fault[3] is None and current["done_chunks"] > fault[2]:
+                fault[3] = now - fault[0]
+        finished = sum(current["statuses"].get(s, 0) for s in ("done", "partial", "failed"))
+        if finished == args.jobs:
+            break
+        if plan and now >= at[0] and current["done_chunks"] < total_chunks:
+            kind, _ = plan.pop(0), at.pop(0)
+            fault, spawned = strike(kind, now, current, workers, spawned, env, folder, redis, submitted, rng)
+            faults.append(fault)
+        time.sleep(0.25)
+    return faults, time.monotonic() - submitted
+
+
+def report(args: argparse.Namespace, final: dict, faults: list[list], elapsed: float) -> int:
+    """Print the counts and the recovery times; the exit status (0: nothing lost or doubled, all finished)."""
+    finished = sum(final["statuses"].get(s, 0) for s in ("done", "partial", "failed"))
+    last_fault = max((f[0] for f in faults), default=0.0)
+
+    print(f"accepted products   {final['accepted']}")
+    print(f"variants expected   {final['accepted'] * args.variants}")
+    print(f"variants stored     {final['stored']}")
+    print(f"lost                {final['lost']}")
+    print(f"duplicated          {final['duplicated']}")
+    print(f"jobs                {', '.join(f'{v} {k}' for k, v in sorted(final['statuses'].items()))}")
+    for t, what, _, recovered in faults:
+        after = f"new work stored {recovered:.1f} s later" if recovered is not None else "nothing new stored after it"
+        print(f"fault at {t:6.1f} s   {what}: {after}")
+    if finished == args.jobs:
+        print(f"recovered: every job finished {elapsed - last_fault:.1f} s after the last fault "
+              f"({elapsed:.1f} s after submission)")
+    else:
+        print(f"NOT recovered: {args.jobs - finished} job(s) unfinished after {args.timeout:g} s")
+    return 0 if final["lost"] == 0 and final["duplicated"] == 0 and finished == args.jobs else 1
+
+
+def clean_up(processes: list[Celery], redis: Redis, engine, admin, database: str, folder: Path, *, keep: bool,
+             status: int, started: float) -> None:
+    """Stop every process; drop the database and the folder unless kept (the folder is kept on failure)."""
+    from sqlalchemy import text
+
+    for process in processes:
+        process.stop()
+    redis.kill()
+    engine.dispose()
+    if not keep:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+    admin.dispose()
+    if status == 0 and not keep:
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
+        print(f"soak: logs kept in {folder}")
+    print(f"soak: {time.monotonic() - started:.1f} s in all", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    from sqlalchemy import create_engine
+
+    from copygen.settings import Settings
+    from db.engine import make_engine
 
     rng = random.Random(args.seed)
     folder = Path(tempfile.mkdtemp(prefix="copygen-soak-"))
@@ -187,104 +315,35 @@ def main(argv: list[str] | None = None) -> int:
         from trainer.testing import tiny_checkpoint
 
         checkpoint = tiny_checkpoint(folder / "checkpoint")
-    database = f"copygen_soak_{uuid.uuid4().hex[:8]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{database}"'))
-    database_url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + database
-    upgrade(database_url)
+    database, database_url = create_database(admin)
     engine = make_engine(database_url)
     redis = Redis(folder)
     redis.start()
     conf = {"database_url": database_url, "broker_url": redis.url, "checkpoint": str(checkpoint),
             "chunk_size": args.chunk_size, "lease_seconds": LEASE_S, "reconcile_seconds": RECONCILE_S,
             "visibility_timeout": 3600, "task_soft_time_limit": 300, "task_time_limit": 360}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COPYGEN_")}
-    env.update({f"COPYGEN_{k.upper()}": str(v) for k, v in conf.items()}, PYTHONUNBUFFERED="1")
+    env = celery_env(conf)
     settings = Settings(**conf)
     workers = [Celery("worker", f"w{i}", env, folder) for i in range(args.workers)]
     beat = Celery("beat", "beat", env, folder)
-    spawned = len(workers)
-    # [t, description, chunks done or in flight at the fault, recovered after s]: a fault is recovered
-    # from when more chunks are done than were done or running when it struck (new work got through)
-    faults: list[list] = []
     started = time.monotonic()
     status = 1
     try:
         wait_for(lambda: all(w.log.exists() and " ready." in w.log.read_text() for w in workers), 180,
                  "the workers to start", poll=0.5)
-        job_ids = [submit(catalogue(j, args.products), JobSettings(variants=args.variants, length="short"),
-                          settings=settings, idempotency_key=f"soak-{database}-{j}").job_id for j in range(args.jobs)]
+        job_ids = submit_jobs(args, settings, database)
         submitted = time.monotonic()
         total_chunks = args.jobs * -(-args.products // args.chunk_size)
         print(f"soak: {args.jobs} jobs x {args.products} products x {args.variants} variants = {total_chunks} "
               f"chunks, {args.workers} workers, {args.kills} worker kill(s), {args.redis_restarts} Redis restart(s) "
               f"(folder {folder})", flush=True)
-
-        # fault times: spread over the first part of the expected run, in random order
-        plan = ["kill"] * args.kills + ["redis"] * args.redis_restarts
-        rng.shuffle(plan)
-        at = sorted(rng.uniform(3, 3 + 8 * len(plan)) for _ in plan)
-        deadline = submitted + args.timeout
-        while time.monotonic() < deadline:
-            now = time.monotonic() - submitted
-            current = counts(engine, job_ids, args.variants)
-            for fault in faults:
-                if fault[3] is None and current["done_chunks"] > fault[2]:
-                    fault[3] = now - fault[0]
-            finished = sum(current["statuses"].get(s, 0) for s in ("done", "partial", "failed"))
-            if finished == args.jobs:
-                break
-            if plan and now >= at[0] and current["done_chunks"] < total_chunks:
-                kind, _ = plan.pop(0), at.pop(0)
-                if kind == "kill":
-                    victim = rng.randrange(len(workers))
-                    workers[victim].kill()
-                    workers[victim] = Celery("worker", f"w{spawned}", env, folder)
-                    spawned += 1
-                    faults.append([now, f"SIGKILL worker (replacement w{spawned - 1} started)",
-                                   current["done_chunks"] + current["running_chunks"], None])
-                else:
-                    redis.kill()
-                    time.sleep(1)
-                    redis.start()
-                    faults.append([time.monotonic() - submitted, "Redis killed and restarted empty",
-                                   current["done_chunks"] + current["running_chunks"], None])
-            time.sleep(0.25)
-        elapsed = time.monotonic() - submitted
-        final = counts(engine, job_ids, args.variants)
-        finished = sum(final["statuses"].get(s, 0) for s in ("done", "partial", "failed"))
-        last_fault = max((f[0] for f in faults), default=0.0)
-
-        print(f"accepted products   {final['accepted']}")
-        print(f"variants expected   {final['accepted'] * args.variants}")
-        print(f"variants stored     {final['stored']}")
-        print(f"lost                {final['lost']}")
-        print(f"duplicated          {final['duplicated']}")
-        print(f"jobs                {', '.join(f'{v} {k}' for k, v in sorted(final['statuses'].items()))}")
-        for t, what, _, recovered in faults:
-            after = f"new work stored {recovered:.1f} s later" if recovered is not None else "nothing new stored after it"
-            print(f"fault at {t:6.1f} s   {what}: {after}")
-        if finished == args.jobs:
-            print(f"recovered: every job finished {elapsed - last_fault:.1f} s after the last fault "
-                  f"({elapsed:.1f} s after submission)")
-        else:
-            print(f"NOT recovered: {args.jobs - finished} job(s) unfinished after {args.timeout:g} s")
-        status = 0 if final["lost"] == 0 and final["duplicated"] == 0 and finished == args.jobs else 1
+        faults, elapsed = run_with_faults(args, rng, engine, job_ids, submitted, total_chunks, workers, env, folder,
+                                          redis)
+        status = report(args, counts(engine, job_ids, args.variants), faults, elapsed)
     finally:
-        for process in (beat, *workers):
-            process.stop()
-        redis.kill()
-        engine.dispose()
-        if not args.keep:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        admin.dispose()
-        if status == 0 and not args.keep:
-            shutil.rmtree(folder, ignore_errors=True)
-        else:
-            print(f"soak: logs kept in {folder}")
-        print(f"soak: {time.monotonic() - started:.1f} s in all", flush=True)
+        clean_up([beat, *workers], redis, engine, admin, database, folder, keep=args.keep, status=status,
+                 started=started)
     return status
 
 

@@ -5,11 +5,17 @@ Nothing here touches the shared services beyond creating and dropping a database
 test that needs to lose Redis starts its own redis-server on a free port, and a test that needs to
 lose PostgreSQL puts a TCP proxy between the worker and 127.0.0.1:5432 and cuts that.
 
-Slow chunks without test-only code: a checkpoint trained for one step (``slow_checkpoint``)
-almost never emits its end token, so every sequence runs to its full token budget; with
-COPYGEN_BATCH_SIZE=1 and COPYGEN_REGENERATE_ROUNDS=0 (``SLOW_ENV``) a chunk takes products x
-variants x the time of one sequence. That time varies tenfold between an idle and a busy machine,
-so ``chunk_size_for`` measures it and sizes chunks to last about as long as a test needs.
+Nothing is timed. A test that must catch a worker mid-chunk holds a lock in its own database (it
+owns it) instead of hoping the chunk lasts long enough: ``hold_claims`` stops any worker from
+claiming a chunk, ``hold_stores`` lets a worker claim and generate a chunk but not store it, so the
+worker waits mid-chunk, with nothing committed, for as long as the test likes, on a machine ten
+times slower or ten times faster than this one. Tests then wait for events, never for a length of
+time: a chunk's status in SQL, a worker waiting on a lock (``blocked_backends``), a line in a
+worker's log. Every timeout is an upper bound far above what this machine needs.
+
+Workers decode a chunk in one batch (``FAST_ENV``), with a checkpoint trained for one step
+(``slow_checkpoint``) that writes long copy, to the end of its token budget more often than not:
+a chunk that must outlast a time limit is made of many products, long variants and small batches.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ REPO = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("COPYGEN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 WORKER_QUEUES = "interactive,batch,celery"
-SLOW_ENV = {"COPYGEN_BATCH_SIZE": "1", "COPYGEN_REGENERATE_ROUNDS": "0"}
+FAST_ENV = {"COPYGEN_BATCH_SIZE": "256", "COPYGEN_REGENERATE_ROUNDS": "0"}  # a chunk in one batch
 COLOURS = ("白色", "黑色", "红色", "粉色", "灰色")
 TYPES = (("上衣", "材质#棉"), ("裙", "裙长#连衣裙"), ("裤", "裤型#阔腿裤"))
 
@@ -356,6 +362,40 @@ def beat_process(env: dict[str, str], log_path: Path, schedule_db: Path) -> Cele
     return CeleryProcess(argv, env, log_path, ready="beat: Starting")
 
 
+class Fleet:
+    """The `celery worker` and `celery beat` processes of one test or one test module, started with
+    one environment (plus overrides each) and logging to files in one folder."""
+
+    def __init__(self, env: dict[str, str], folder: Path):
+        self.env, self.folder = env, Path(folder)
+        self.started: list[CeleryProcess] = []
+
+    def worker(self, name: str, *, wait: bool = True, **overrides: str) -> CeleryProcess:
+        """A solo-pool worker logging to NAME.log; with wait, returned once it says it is ready."""
+        return self._start(worker_process({**self.env, **overrides}, self.folder / f"{name}.log", name), wait)
+
+    def beat(self, name: str, *, wait: bool = True, **overrides: str) -> CeleryProcess:
+        process = beat_process({**self.env, **overrides}, self.folder / f"{name}.log", self.folder / f"{name}-schedule")
+        return self._start(process, wait)
+
+    def _start(self, process: CeleryProcess, wait: bool) -> CeleryProcess:
+        self.started.append(process)  # first: one that fails to start is still cleaned up
+        return process.start(wait=wait, timeout=300)
+
+    def kill_all(self) -> None:
+        for process in reversed(self.started):
+            process.kill()
+
+    def stop_all(self, timeout: float = 30) -> None:
+        for process in reversed(self.started):
+            process.stop(timeout=timeout)
+
+    def print_logs(self, tail: int = 4000) -> None:
+        """Each log's last `tail` characters on stdout, which pytest shows when a test fails."""
+        for process in self.started:
+            print(f"---- {process.log_path.name}\n{process.log()[-tail:]}")
+
+
 def copygen_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
     """`copygen ARGS` as a user runs it."""
     code = "import sys; from copygen.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -424,6 +464,72 @@ def chunk_status(engine, job_id: str, chunk_no: int) -> str:
     return chunk_rows(engine, job_id)[chunk_no]["status"]
 
 
+class HeldLock:
+    """A lock the test takes in a transaction of its own and holds until release() (or the end of
+    its with block, whatever happens in it)."""
+
+    def __init__(self, engine, statement: str, **params: Any):
+        self.engine, self.statement, self.params = engine, statement, params
+        self.connection = None
+
+    def __enter__(self):  # -> HeldLock
+        from sqlalchemy import text
+
+        self.connection = self.engine.connect()
+        self.connection.execute(text(self.statement), self.params)  # in a transaction until release()
+        return self
+
+    def release(self) -> None:
+        if self.connection is not None:
+            self.connection.rollback()
+            self.connection.close()
+            self.connection = None
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def hold_claims(engine, job_id: str, chunk_no: int) -> HeldLock:
+    """While held, no worker can claim the chunk: its row is locked FOR UPDATE, and a worker that
+    takes its message waits in the claim (a blocked backend), the chunk still pending."""
+    return HeldLock(engine, "SELECT 1 FROM chunks WHERE job_id = :job_id AND chunk_no = :chunk_no FOR UPDATE",
+                    job_id=job_id, chunk_no=chunk_no)
+
+
+def hold_stores(engine) -> HeldLock:
+    """While held, no worker can store a variant (the variants table is locked in SHARE mode, which
+    lets reads through): a worker claims and generates a chunk, then waits to write it, mid-chunk,
+    with nothing committed."""
+    return HeldLock(engine, "LOCK TABLE variants IN SHARE MODE")
+
+
+def blocked_backends(engine) -> int:
+    """Connections to the test's database waiting on a lock: workers held by hold_claims/hold_stores."""
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                 "AND wait_event_type = 'Lock'")).scalar_one()
+
+
+def lapse_lease(engine, job_id: str, chunk_no: int) -> None:
+    """Make a running chunk's lease lapse now, as if its claimant had been silent for a day.
+
+    The test owns its database: rather than sleep until the lease runs out, it moves lease_until
+    back a day, into the past (for any lease under a day) on any clock that agreed with the
+    claimant's when it claimed.
+    """
+    from sqlalchemy import text
+
+    from db.engine import session_scope
+
+    with session_scope(engine) as s:
+        moved = s.execute(text("UPDATE chunks SET lease_until = lease_until - interval '1 day' "
+                               "WHERE job_id = :job_id AND chunk_no = :chunk_no AND status = 'running' "
+                               "AND lease_until IS NOT NULL"), {"job_id": job_id, "chunk_no": chunk_no}).rowcount
+    assert moved == 1, f"job {job_id} chunk {chunk_no} is not running under a lease"
+
+
 def stored_slots(engine, job_id: str) -> dict[tuple[int, str], list[int]]:
     """(chunk_no, external_id) -> the variant numbers stored for that product, sorted; every item listed."""
     from sqlalchemy import select
@@ -468,29 +574,3 @@ def slow_checkpoint(folder: Path) -> Path:
 
     path = folder / "slow-checkpoint"
     return path if (path / "copygen.json").is_file() else tiny_checkpoint(path, steps=1)
-
-
-_SECONDS_PER_SEQUENCE: dict[str, float] = {}
-
-
-def seconds_per_sequence(checkpoint: Path) -> float:
-    """Seconds one short sequence of the slow checkpoint takes here and now (batch 1, as SLOW_ENV)."""
-    key = str(checkpoint)
-    if key not in _SECONDS_PER_SEQUENCE:
-        from trainer.generation import Generator, Request
-
-        generator = Generator.load(checkpoint, batch_size=1)
-        request = Request(source="类型#上衣*颜色#白色*材质#棉", variants=1, length="short")
-        generator.generate([request], seed=0)  # warm-up
-        started, n = time.monotonic(), 0
-        while n < 8 and (n < 2 or time.monotonic() - started < 1.0):
-            generator.generate([request], seed=n + 1)
-            n += 1
-        _SECONDS_PER_SEQUENCE[key] = (time.monotonic() - started) / n
-    return _SECONDS_PER_SEQUENCE[key]
-
-
-def chunk_size_for(seconds: float, checkpoint: Path, variants: int, *, low: int = 1, high: int = 40) -> int:
-    """Products per chunk so that a chunk of `variants` short variants takes about `seconds` here."""
-    per_product = variants * seconds_per_sequence(checkpoint)
-    return max(low, min(high, round(seconds / per_product)))

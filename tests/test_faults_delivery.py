@@ -14,34 +14,19 @@ import re
 
 import pytest
 from helpers_worker import (
-    SLOW_ENV,
-    PrivateRedis,
     assert_exactly_k,
-    beat_process,
     catalogue,
     chunk_rows,
-    chunk_size_for,
-    copygen_env,
-    fresh_database,
-    require_service,
     send_chunks,
-    slow_checkpoint,
     wait_until,
-    worker_process,
     write_job,
 )
 
+pytest_plugins = ["fault_fixtures"]
 pytestmark = pytest.mark.integration
 
 SCHEDULE = "flash"
 CAMPAIGN = "flash-sale"
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory):
-    redis = PrivateRedis(tmp_path_factory.mktemp("redis")).start()
-    yield redis
-    redis.kill()
 
 
 @pytest.fixture(scope="module")
@@ -57,49 +42,20 @@ def promo_file(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def conf(broker, promo_file, tmp_path_factory):
-    require_service("PostgreSQL", 5432)
-    with fresh_database("copygen_fd") as database_url:
-        yield {
-            "database_url": database_url, "broker_url": broker.url, "schedule_file": promo_file,
-            "checkpoint": slow_checkpoint(tmp_path_factory.getbasetemp()), "chunk_size": 3,
-            # Limits far above any chunk here, however slow the machine: a chunk that outlived its
-            # lease could rightly be claimed again by the second delivery (on CI a first chunk once
-            # took over 60 s while the two workers, two beats and a kernel build shared 2 cores).
-            "lease_seconds": 900, "visibility_timeout": 3600, "task_soft_time_limit": 600, "task_time_limit": 700,
-            "reconcile_seconds": 3600,  # no reconciler here: every message in these tests is one the test sent
-        }
+def conf_overrides(promo_file):
+    # fault_fixtures.FAULT_CONF keeps leases and time limits far above any chunk here
+    return {"schedule_file": promo_file,
+            "reconcile_seconds": 3600}  # no reconciler here: every message in these tests is one the test sent
 
 
 @pytest.fixture(scope="module")
-def engine(conf):
-    from db.engine import make_engine
-
-    made = make_engine(conf["database_url"])
-    yield made
-    made.dispose()
-
-
-@pytest.fixture(scope="module")
-def processes(conf, tmp_path_factory):
+def processes(module_fleet):
     """{"workers": [a, b], "beats": [x, y]}, started together for the module."""
-    folder = tmp_path_factory.mktemp("processes")
-    env = {**copygen_env(**conf), **SLOW_ENV}
-    beats = [beat_process(env, folder / f"beat-{name}.log", folder / f"beat-{name}-schedule").start(wait=False)
-             for name in ("x", "y")]
-    workers = [worker_process(env, folder / f"worker-{name}.log", name).start(wait=False) for name in ("a", "b")]
+    beats = [module_fleet.beat(f"beat-{name}", wait=False) for name in ("x", "y")]
+    workers = [module_fleet.worker(f"worker-{name}", wait=False) for name in ("a", "b")]
     for process in (*beats, *workers):
         process.wait_ready()
-    yield {"workers": workers, "beats": beats}
-    for process in (*beats, *workers):
-        process.stop(timeout=30)
-
-
-@pytest.fixture
-def logs(processes):
-    yield
-    for process in (*processes["workers"], *processes["beats"]):
-        print(f"---- {process.log_path.name}\n{process.log()[-3000:]}")
+    return {"workers": workers, "beats": beats}
 
 
 def idle(broker, workers) -> bool:
@@ -124,16 +80,13 @@ def test_every_chunk_delivered_twice_at_once_to_two_workers_is_stored_once(setti
     from worker.submit import wait_for_job
 
     workers = processes["workers"]
-    k = 3
-    # Two workers decoding at once run far slower than the one-process timing that sizes chunks
-    # (75 s for a chunk sized at 2 s, once): a few products per chunk are enough to race over.
-    chunk = chunk_size_for(2, settings.checkpoint, k, high=8)
+    k, chunk = 3, 3  # a few products per chunk are enough: the two deliveries of a chunk race at its claim
     n = 4 * chunk  # 4 chunks, each sent twice in a row: both workers race for most of them
     job_id = write_job(engine, settings, n, variants=k, prefix="TWICE", length="short", chunk_size=chunk)
     send_chunks(broker.url, job_id, range(4), queue="interactive", copies=2)
 
     progress = wait_for_job(engine, job_id, poll=0.5, timeout=300)
-    wait_until(lambda: idle(broker, workers), 60, "both workers to finish every delivery")
+    wait_until(lambda: idle(broker, workers), 120, "both workers to finish every delivery")
     assert progress["status"] == "done" and progress["variants"] == n * k
     assert_exactly_k(engine, job_id, k, n)
     assert [c["attempts"] for c in chunk_rows(engine, job_id)] == [1, 1, 1, 1]  # each claimed once
@@ -172,10 +125,3 @@ def test_two_beat_processes_firing_one_promo_slot_create_one_job(engine, broker,
     for job_id, _ in jobs:
         progress = wait_for_job(engine, job_id, poll=0.5, timeout=90)
         assert progress["status"] == "done" and progress["variants"] == 4 * 2
-
-
-@pytest.fixture(scope="module")
-def settings(conf):
-    from copygen.settings import Settings
-
-    return Settings(**conf)

@@ -66,6 +66,7 @@ def test_processes_upgrading_postgresql_at_once_take_turns(pg_url):
     assert schema(pg_url) == (TABLES | {"alembic_version"}, set(VIEW_NAMES))
 
 
+@pytest.mark.integration
 def test_every_constraint_and_index_has_a_conventional_name(pg_url):
     upgrade(pg_url)
     engine = make_engine(pg_url)
