@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -128,6 +130,93 @@ def test_banned_phrases_are_never_written_even_across_the_opening(engine):
     assert any(p in t for variants in free for t in variants for p in banned)
     blocked = engine.generate(requests, seed=1, max_new_tokens=40, temperature=1.3, top_p=1.0, banned=banned)
     assert not [t for variants in blocked for t in variants for p in banned if p in t]
+
+
+def forced_toward(engine: Generator, token: str, native: bool = True) -> Generator:
+    """The tiny model, changed to write `token` next whatever came before (log p ~ 0): one coordinate
+    of the final hidden state is pinned at 40 and only that token's output row reads it."""
+    model = copy.deepcopy(engine.model)
+    t = engine.tokenizer.convert_tokens_to_ids(token)
+    with torch.no_grad():
+        model.lm_head.weight = torch.nn.Parameter(model.lm_head.weight.detach().clone())  # untied from wte
+        model.transformer.ln_f.weight[0] = 0.0
+        model.transformer.ln_f.bias[0] = 40.0
+        model.lm_head.weight[:, 0] = 0.0
+        model.lm_head.weight[t, 0] = 1.0
+    return Generator(model, engine.tokenizer, engine.manifest, "cpu", batch_size=4, native=native)
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "hugging-face"])
+def test_a_requests_own_banned_phrase_is_never_written_by_its_rows_while_other_rows_of_the_batch_write_it(
+        engine, native):
+    forced = forced_toward(engine, "裤", native)  # after the opening 牛仔 the model writes 牛仔裤
+    free = Request(SOURCES[2], variants=3, opening="牛仔")
+    linen = Request(SOURCES[2], variants=3, opening="牛仔", banned=("牛仔裤",))  # its attributes rule 牛仔裤 out
+    [free_copy, linen_copy] = forced.generate_candidates([free, linen], seed=1, max_new_tokens=12)
+    assert all(c.text.startswith("牛仔裤") and c.logprob > -0.01 for c in free_copy)
+    assert not [c for c in linen_copy if "牛仔裤" in c.text]  # not even across the opening
+    assert all("裤" in c.text for c in linen_copy)  # the phrase is blocked, not its characters
+    # the log-probability is the model's own, before blocking: the token written instead of 裤 is unlikely
+    assert all(c.logprob < -1 for c in linen_copy)
+
+
+def test_requests_with_different_phrase_sets_in_one_batch_each_block_their_own_on_top_of_the_calls(engine):
+    forced = forced_toward(engine, "裤")
+    sets = [(), ("牛仔裤", "阔腿裤"), ("裤",), ("裤裤",), ("阔腿裤", "牛仔裤")]  # the last: the second's set again
+    requests = [Request(SOURCES[2], variants=3, opening="牛仔", banned=b) for b in sets]
+    automata = Generator._request_blocker.cache_info().currsize
+    texts = forced.generate(requests, seed=2, max_new_tokens=12, banned=["裤裤裤"])  # 15 rows, 4 slots: refills
+    assert Generator._request_blocker.cache_info().currsize == automata + 3  # equal sets share one automaton
+    free, word, char, twice, word_again = texts
+    assert all("牛仔裤" in t and "裤裤" in t for t in free)
+    assert not [t for t in free + word + char + twice + word_again if "裤裤裤" in t]  # the call's phrase
+    assert all("牛仔裤" not in t and "裤" in t for t in word + word_again)
+    assert all("裤" not in t for t in char)  # a phrase of one token
+    assert all("牛仔裤" in t and "裤裤" not in t for t in twice)
+    assert forced.generate(requests[:1], seed=2, max_new_tokens=12, banned=["裤裤裤"]) == [free]
+
+
+def test_rows_without_phrases_of_their_own_write_the_same_copy_beside_rows_with_them(engine):
+    requests = mixed_requests()
+    sample = {"seed": 8, "max_new_tokens": 30, "temperature": 1.2, "top_p": 0.9}
+    plain = engine.generate(requests, **sample)
+    beside = engine.generate([replace(r, banned=("百搭", "显瘦", "的")) if n % 2 else r
+                              for n, r in enumerate(requests)], **sample)
+    assert beside[0::2] == plain[0::2]
+    assert beside[1::2] != plain[1::2]
+    candidates = engine.generate_candidates(requests, **sample)
+    assert [[c.text for c in variants] for variants in candidates] == plain
+    with pytest.raises(TypeError, match="banned"):
+        Request(SOURCES[0], banned="牛仔裤")  # would ban 牛, 仔 and 裤 one by one
+
+
+@pytest.mark.parametrize("decoder", ["native", "native-float32-cache", "hugging-face"])
+def test_a_candidates_logprob_is_the_mean_log_probability_of_its_tokens_under_a_plain_forward_pass(
+        tiny, engine, decoder):
+    if decoder == "native":
+        generator = engine  # as the worker decodes: a bfloat16 cache where the fused kernel is built
+    elif decoder == "native-float32-cache":
+        generator = Generator.load(tiny, device="cpu", batch_size=3, dtype="float32", attention="matmul")
+    else:
+        generator = Generator(engine.model, engine.tokenizer, engine.manifest, "cpu", batch_size=3, native=False)
+    requests = mixed_requests()
+    # temperature, top-p, blocking and the repeat ban change what is drawn, not how it is scored
+    sample = {"seed": 6, "max_new_tokens": 30, "temperature": 1.3, "top_p": 0.8, "banned": ["百搭", "简约"],
+              "no_repeat_ngram": 2}
+    candidates = generator.generate_candidates(requests, **sample)
+    ids = generator.generate_ids(requests, **sample)
+    ended = 0
+    for request, variants, rows in zip(requests, candidates, ids):
+        prompt = generator.prompt_ids(request, 30)
+        for candidate, row in zip(variants, rows):
+            written = row + [generator.eos_id] * (candidate.tokens - len(row))  # the end token, when written
+            assert len(written) - len(row) in (0, 1)
+            ended += len(written) - len(row)
+            with torch.inference_mode():
+                logits = engine.model(torch.tensor([prompt + written])).logits[0, len(prompt) - 1:-1]
+            expected = logits.log_softmax(-1).gather(1, torch.tensor(written)[:, None]).mean().item()
+            assert candidate.logprob == pytest.approx(expected, abs=1e-3)
+    assert 0 < ended < sum(r.variants for r in requests)  # rows that wrote the end token, and rows cut off
 
 
 def _repeats(ids: list[int], n: int) -> int:

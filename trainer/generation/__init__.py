@@ -12,8 +12,12 @@ This is the code the worker runs and bench/throughput.py measures. One generate(
    tempered distribution is kept when it lies in the nucleus, else drawn again), from a
    counter-based random stream per (seed, request, variant, step): a row's copy depends on the
    seed and on its own logits, not on which rows share its batch;
-5. blocks banned phrases (Advertising Law terms) at decode time with an Aho-Corasick automaton
-   over token ids: the token that would complete a banned phrase gets probability zero.
+5. blocks banned phrases at decode time with Aho-Corasick automata over token ids: the token that
+   would complete a banned phrase gets probability zero. The call's phrases (Advertising Law
+   terms) hold for every row; a request's own (Request.banned: words its product's attributes rule
+   out) hold for its rows only, one automaton per distinct set, shared by the requests that have it;
+6. scores each row with the model's own log-probability of what it wrote (generate_candidates:
+   the mean log p(token) under the raw logits, one logsumexp per slot and step).
 
 GPT-2 models (every from-scratch preset, and GPT-2 bases) decode through a native path: the
 checkpoint's weights read straight from its safetensors (the Hugging Face model class is never
@@ -31,10 +35,11 @@ and cache writes 8%, compaction of the batch once the queue is empty 6%.
 
 The package, one job per module (every name below is importable from trainer.generation):
 
-    generator.py       Request, Generator (prompts, rows, texts), DEFAULT_MAX_NEW_TOKENS, NO_REPEAT_NGRAM
-    batching.py        the continuous-batching slot loop (decode_rows) and its per-slot state
+    generator.py       Request, Candidate, Generator (prompts, rows, texts, scores), DEFAULT_MAX_NEW_TOKENS,
+                       NO_REPEAT_NGRAM
+    batching.py        the continuous-batching slot loop (decode_rows), its per-slot state, log-probabilities
     sampling.py        the per-row random streams, the top-p sampler, the n-gram repeat ban
-    blocking.py        the banned-phrase automaton
+    blocking.py        the banned-phrase automata: the call's, and the requests' own
     kernel.py          the ahead-of-time build and load of the fused CPU attention kernel
     gpt2_decoder.py    the native GPT-2 decoder over a static KV cache
     hf_decoder.py      the Hugging Face decoder for other architectures
@@ -47,8 +52,14 @@ from __future__ import annotations
 
 from trainer.devices import pick_device, pick_dtype
 from trainer.generation.batching import COMPACT_BELOW, KV_CACHE_BYTES, REFILL_SHARE, _Row, _Slots, decode_rows
-from trainer.generation.blocking import _Blocker
-from trainer.generation.generator import DEFAULT_MAX_NEW_TOKENS, NO_REPEAT_NGRAM, Generator, Request
+from trainer.generation.blocking import _Blocker, _RequestBlockers
+from trainer.generation.generator import (
+    DEFAULT_MAX_NEW_TOKENS,
+    NO_REPEAT_NGRAM,
+    Candidate,
+    Generator,
+    Request,
+)
 from trainer.generation.gpt2_decoder import PREFILL_TOKENS, _GPT2Decoder
 from trainer.generation.hf_decoder import _HFDecoder
 from trainer.generation.kernel import (
@@ -62,12 +73,13 @@ from trainer.generation.kernel import (
 )
 from trainer.generation.sampling import _GOLDEN, _ban_repeats, _mix64, _row_keys, _Sampler, _uniforms
 
-# The public API (Request, Generator, pick_device, pick_dtype, DEFAULT_MAX_NEW_TOKENS, NO_REPEAT_NGRAM),
-# the tuning constants, and the engine's private parts that tests and bench/throughput.py import.
+# The public API (Request, Candidate, Generator, pick_device, pick_dtype, DEFAULT_MAX_NEW_TOKENS,
+# NO_REPEAT_NGRAM), the tuning constants, and the engine's private parts that tests and
+# bench/throughput.py import.
 __all__ = [
     "COMPACT_BELOW", "DEFAULT_MAX_NEW_TOKENS", "KERNEL_BUILD_SECONDS", "KV_CACHE_BYTES", "NO_REPEAT_NGRAM",
-    "PREFILL_TOKENS", "REFILL_SHARE", "_GOLDEN", "_KERNEL_BUILD", "_KERNEL_VERSION", "Generator", "Request",
-    "_Blocker", "_GPT2Decoder", "_HFDecoder", "_Row", "_Sampler", "_Slots", "_attention_kernel",
-    "_ban_repeats", "_kernel_dir", "_kernel_path", "_load_kernel", "_mix64", "_row_keys", "_uniforms",
-    "decode_rows", "pick_device", "pick_dtype",
+    "PREFILL_TOKENS", "REFILL_SHARE", "_GOLDEN", "_KERNEL_BUILD", "_KERNEL_VERSION", "Candidate", "Generator",
+    "Request", "_Blocker", "_GPT2Decoder", "_HFDecoder", "_RequestBlockers", "_Row", "_Sampler",
+    "_Slots", "_attention_kernel", "_ban_repeats", "_kernel_dir", "_kernel_path", "_load_kernel", "_mix64",
+    "_row_keys", "_uniforms", "decode_rows", "pick_device", "pick_dtype",
 ]

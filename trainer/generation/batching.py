@@ -2,6 +2,11 @@
 a slot is refilled with the next row as soon as its copy ends, so short copy never waits for long
 copy and the batch stays full until the queue runs dry, after which it is compacted.
 
+Every row also gets the model's own log-probability of what it wrote: per step, the log-softmax of
+each slot's raw logits (before temperature, top-p, the repeat ban and blocking) at the chosen
+token. (torch's fused log_softmax is 2x faster on CPU than its logsumexp: ~60 us for 96 slots x
+2,018 tokens, under 1% of a step.)
+
 numpy and torch are imported inside the functions (importing trainer.generation loads neither).
 """
 
@@ -10,7 +15,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from trainer.generation.blocking import _Blocker
+from trainer.generation.blocking import _Blocker, _RequestBlockers
 from trainer.generation.sampling import _ban_repeats, _Sampler
 
 KV_CACHE_BYTES = 512 * 2**20  # slots are capped so the KV cache stays within this
@@ -24,6 +29,14 @@ class _Row:
     variant: int
     ids: list[int]
     budget: int
+    own: int = -1  # the automaton of its request's own banned phrases (_RequestBlockers); -1: none
+
+
+@dataclass
+class _Decoded:
+    ids: list[int]  # the generated tokens, without the end token
+    logprob: float  # sum of log p(token) under the model's raw logits, the end token included when written
+    tokens: int  # tokens in that sum: len(ids), plus one when the row ended with the end token
 
 
 class _Slots:
@@ -39,30 +52,39 @@ class _Slots:
         self.budget = np.zeros(width, dtype=np.int64)
         self.key = np.zeros(width, dtype=np.uint64)  # root of the row's random stream
         self.state = np.zeros(width, dtype=np.int64)  # banned-phrase automaton state
+        self.own = np.full(width, -1, dtype=np.int64)  # the row's own automaton (_Row.own)
+        self.own_state = np.zeros(width, dtype=np.int64)  # ... and the slot's state in it
+        self.logprob = np.zeros(width, dtype=np.float64)  # sum of log p(token) so far
         self.out = np.zeros((width, max_budget), dtype=np.int64)
 
-    def admit(self, into, take: list[int], rows: list[_Row], keys, blocker: _Blocker) -> None:
+    def admit(self, into, take: list[int], rows: list[_Row], keys, blocker: _Blocker,
+              own: _RequestBlockers | None) -> None:
         self.row[into] = take
         self.pos[into] = [len(rows[r].ids) for r in take]
         self.done[into] = 0
         self.budget[into] = [rows[r].budget for r in take]
         self.key[into] = keys[take]
         self.state[into] = [blocker.start(rows[r].ids) for r in take]
+        self.logprob[into] = 0.0
+        if own is not None:
+            self.own[into] = [rows[r].own for r in take]
+            self.own_state[into] = [own.start(rows[r].own, rows[r].ids) for r in take]
 
     def select(self, keep) -> _Slots:
         kept = _Slots.__new__(_Slots)
         kept.width = len(keep)
-        for name in ("row", "pos", "done", "budget", "key", "state", "out"):
+        for name in ("row", "pos", "done", "budget", "key", "state", "own", "own_state", "logprob", "out"):
             setattr(kept, name, getattr(self, name)[keep])
         return kept
 
 
 def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sampler, *, batch_size: int,
-                eos_id: int, no_repeat_ngram: int = 0) -> list[list[int]]:
-    """Generated ids of each row (in the order of rows): the slot loop of continuous batching.
+                eos_id: int, no_repeat_ngram: int = 0, own: _RequestBlockers | None = None) -> list[_Decoded]:
+    """What each row generated (in the order of rows): the slot loop of continuous batching.
 
     decoder: a decoder (_GPT2Decoder or _HFDecoder); at most batch_size slots decode together; a row
-    ends at eos_id or at its budget."""
+    ends at eos_id or at its budget. blocker masks the call's phrases in every row; own, where
+    some rows have phrases of their own (_Row.own), masks those in their rows."""
     import numpy as np  # lazy: nothing heavy at import
     import torch
 
@@ -70,7 +92,7 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
     width = max(1, min(batch_size, len(rows), KV_CACHE_BYTES // max(1, decoder.slot_bytes(span))))
     refill_at = max(1, width // REFILL_SHARE)
     max_budget = max(r.budget for r in rows)
-    results: list[list[int]] = [[] for _ in rows]
+    results: list[_Decoded] = [_Decoded([], 0.0, 0) for _ in rows]
     queue = deque(range(len(rows)))
     slots = _Slots(width, max_budget)
     cache = decoder.new_cache(width, span)
@@ -88,23 +110,34 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
                 if logits is None or logits.shape[0] != slots.width:
                     logits = fresh.new_zeros((slots.width, fresh.shape[1]))
                 logits[torch.from_numpy(into).to(fresh.device)] = fresh
-                slots.admit(into, take, rows, keys, blocker)
+                slots.admit(into, take, rows, keys, blocker, own)
             live = slots.row >= 0
             if not live.any():
                 break
 
-            scores = blocker.mask(logits.float(), slots.state, live)
+            scores = logits.float()
+            raw = torch.log_softmax(scores, -1)  # the model's own distribution: before the masks below
+            scores = blocker.mask(scores, slots.state, live)
+            if own is not None:
+                scores = own.mask(scores, slots.own, slots.own_state, live)
             if no_repeat_ngram > 1:
                 scores = _ban_repeats(scores, slots.out, slots.done, live, no_repeat_ngram)
             tokens = sampler(scores, slots.key, slots.done, live)
+            logprob = raw.gather(1, tokens[:, None]).squeeze(1)
             got = tokens.cpu().numpy()
+            slots.logprob[live] += logprob.cpu().numpy()[live]
             grow = live & (got != eos_id)
             slots.out[grow, slots.done[grow]] = got[grow]
             slots.done[grow] += 1
             slots.state[grow] = blocker.advance(slots.state[grow], got[grow])
+            if own is not None:
+                slots.own_state[grow] = own.advance(slots.own[grow], slots.own_state[grow], got[grow])
             finished = live & ((got == eos_id) | (slots.done >= slots.budget))
             for slot in np.flatnonzero(finished):
-                results[slots.row[slot]] = slots.out[slot, : slots.done[slot]].tolist()
+                done = int(slots.done[slot])
+                ended = int(got[slot] == eos_id)  # the end token is scored, not kept
+                results[slots.row[slot]] = _Decoded(slots.out[slot, :done].tolist(), float(slots.logprob[slot]),
+                                                    done + ended)
                 slots.row[slot] = -1
             live &= ~finished
             if not live.any():

@@ -1,11 +1,13 @@
 """The generation engine's public face: a Request (one product, k variants) and the Generator that
 loads a checkpoint once and turns requests into copy.
 
-Generator.generate() turns every request into k rows (prompt ids, token budget), sorts them by
-prompt length, hands them to the continuous-batching loop (batching.py) with a random key per row
-(sampling.py) and the banned-phrase automaton (blocking.py), and decodes the ids into texts. The
-model runs through a decoder: _GPT2Decoder (gpt2_decoder.py) for GPT-2 checkpoints, _HFDecoder
-(hf_decoder.py) for any other causal LM.
+Generator.generate_candidates() turns every request into k rows (prompt ids, token budget), sorts
+them by prompt length, hands them to the continuous-batching loop (batching.py) with a random key
+per row (sampling.py) and the banned-phrase automata (blocking.py: the call's, and each request's
+own), and decodes the ids into texts, each with the model's mean log-probability of its tokens.
+generate() and generate_ids() are views of the same decoding. The model runs through a decoder:
+_GPT2Decoder (gpt2_decoder.py) for GPT-2 checkpoints, _HFDecoder (hf_decoder.py) for any other
+causal LM.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from pathlib import Path
 from copygen import prompt
 from trainer.checkpoint import load_manifest, load_model_and_tokenizer
 from trainer.devices import pick_device, pick_dtype
-from trainer.generation.batching import _Row, decode_rows
-from trainer.generation.blocking import _Blocker
+from trainer.generation.batching import _Decoded, _Row, decode_rows
+from trainer.generation.blocking import _Blocker, _RequestBlockers
 from trainer.generation.gpt2_decoder import _GPT2Decoder
 from trainer.generation.hf_decoder import _HFDecoder
 from trainer.generation.sampling import _row_keys, _Sampler
@@ -45,6 +47,24 @@ class Request:
     length: str = "medium"
     style: str = "ad"
     opening: str = ""
+    # Phrases this request's rows never write, on top of the call's `banned` (which holds for
+    # every row): words the product's own attributes rule out, e.g. 牛仔裤 for a linen pair of shorts.
+    banned: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if isinstance(self.banned, str):  # a string would ban each of its characters
+            raise TypeError(f"Request.banned is a tuple of phrases, not the string {self.banned!r}")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One variant: its text, and how likely the model itself found the tokens it wrote."""
+
+    text: str  # exactly what generate() returns for this variant
+    # The mean, over the generated tokens (the end token included when written), of log p(token)
+    # under the model's raw distribution: before temperature, top-p, the repeat ban and blocking.
+    logprob: float
+    tokens: int  # generated tokens in that mean
 
 
 class Generator:
@@ -139,6 +159,12 @@ class Generator:
     def _blocker(self, phrases: tuple[str, ...]) -> _Blocker:
         return _Blocker(self._banned_table(phrases), self._never_ids, self.vocab_size, self.device)
 
+    # A request's own phrases: one automaton per distinct set, shared by the requests (and the calls)
+    # that have it. Each is as small as its phrases (no array as long as the vocabulary).
+    @functools.lru_cache(maxsize=1024)  # noqa: B019  (one Generator per process; products of a kind repeat)
+    def _request_blocker(self, phrases: frozenset[str]) -> _Blocker:
+        return _Blocker(self._banned_table(sorted(phrases)), [], self.vocab_size, self.device)
+
     # -- generation ----------------------------------------------------------------------------
 
     def generate(self, requests: Sequence[Request], *, temperature: float = 0.95, top_p: float = 0.7,
@@ -148,14 +174,13 @@ class Generator:
 
         With a seed the result is repeatable; sampled or greedy, a row's copy does not depend on
         the other requests of the call (up to floating-point rounding in a different batch).
+        banned: phrases no row writes; a request's own `banned` adds phrases for its rows only.
         With no_repeat_ngram=n, no row writes the same n tokens twice (0: no such rule).
         """
-        ids = self.generate_ids(requests, temperature=temperature, top_p=top_p, seed=seed,
-                                max_new_tokens=max_new_tokens, banned=banned, greedy=greedy,
-                                no_repeat_ngram=no_repeat_ngram)
-        flat = [row for variants in ids for row in variants]
-        decoded = iter(self.tokenizer.batch_decode(flat, skip_special_tokens=True))
-        return [[r.opening + next(decoded).strip() for _ in range(r.variants)] for r in requests]
+        candidates = self.generate_candidates(requests, temperature=temperature, top_p=top_p, seed=seed,
+                                              max_new_tokens=max_new_tokens, banned=banned, greedy=greedy,
+                                              no_repeat_ngram=no_repeat_ngram)
+        return [[c.text for c in variants] for variants in candidates]
 
     def token_budget(self, length: str) -> int:
         """New tokens a copy of this length may take: room past the longest copy the filter accepts,
@@ -164,22 +189,46 @@ class Generator:
             return DEFAULT_MAX_NEW_TOKENS.get(length, 200)
         return round(prompt.length_bounds(length, self.length_edges)[1] * BUDGET_HEADROOM)
 
+    def generate_candidates(self, requests: Sequence[Request], *, temperature: float = 0.95,
+                            top_p: float = 0.7, seed: int | None = None, max_new_tokens: int | None = None,
+                            banned: Iterable[str] = (), greedy: bool = False,
+                            no_repeat_ngram: int = 0) -> list[list[Candidate]]:
+        """Like generate(), each text with the model's mean log-probability of its tokens."""
+        decoded = self._generate(requests, temperature=temperature, top_p=top_p, seed=seed,
+                                 max_new_tokens=max_new_tokens, banned=banned, greedy=greedy,
+                                 no_repeat_ngram=no_repeat_ngram)
+        texts = iter(self.tokenizer.batch_decode([d.ids for variants in decoded for d in variants],
+                                                 skip_special_tokens=True))
+        return [[Candidate(r.opening + next(texts).strip(), d.logprob / max(1, d.tokens), d.tokens)
+                 for d in variants] for r, variants in zip(requests, decoded)]
+
     def generate_ids(self, requests: Sequence[Request], *, temperature: float = 0.95, top_p: float = 0.7,
                      seed: int | None = None, max_new_tokens: int | None = None, banned: Iterable[str] = (),
                      greedy: bool = False, no_repeat_ngram: int = 0) -> list[list[list[int]]]:
         """Like generate(), but the generated token ids (without the prompt and the end token)."""
+        decoded = self._generate(requests, temperature=temperature, top_p=top_p, seed=seed,
+                                 max_new_tokens=max_new_tokens, banned=banned, greedy=greedy,
+                                 no_repeat_ngram=no_repeat_ngram)
+        return [[d.ids for d in variants] for variants in decoded]
+
+    def _generate(self, requests: Sequence[Request], *, temperature: float, top_p: float, seed: int | None,
+                  max_new_tokens: int | None, banned: Iterable[str], greedy: bool,
+                  no_repeat_ngram: int) -> list[list[_Decoded]]:
+        """The one decoding path: request i -> what each of its variants generated."""
         import numpy as np  # lazy: nothing heavy at import
 
         rows: list[_Row] = []
         prompts: dict[tuple[str, str, str, str, int], list[int]] = {}
+        own_sets: dict[frozenset[str], int] = {}  # a request's own phrases -> its automaton's index
         for i, request in enumerate(requests):
             budget = min(max_new_tokens or self.token_budget(request.length), self.max_positions // 2)
             key = (request.source, request.length, request.style, request.opening, budget)
             if key not in prompts:
                 prompts[key] = self.prompt_ids(request, budget)
-            rows.extend(_Row(i, v, prompts[key], budget) for v in range(request.variants))
+            own = own_sets.setdefault(frozenset(request.banned), len(own_sets)) if request.banned else -1
+            rows.extend(_Row(i, v, prompts[key], budget, own) for v in range(request.variants))
         rows.sort(key=lambda row: (len(row.ids), row.request, row.variant))
-        out: list[list[list[int]]] = [[[] for _ in range(r.variants)] for r in requests]
+        out: list[list[_Decoded]] = [[_Decoded([], 0.0, 0) for _ in range(r.variants)] for r in requests]
         if not rows:
             return out
         if seed is None:
@@ -187,13 +236,10 @@ class Generator:
         keys = _row_keys(seed, np.array([r.request for r in rows], dtype=np.uint64),
                          np.array([r.variant for r in rows], dtype=np.uint64))
         blocker = self._blocker(tuple(dict.fromkeys(banned)))
+        own = _RequestBlockers([self._request_blocker(phrases) for phrases in own_sets]) if own_sets else None
         sampler = _Sampler(temperature, top_p, greedy)
-        for row, tokens in zip(rows, self._decode(rows, keys, blocker, sampler, no_repeat_ngram)):
-            out[row.request][row.variant] = tokens
+        decoded = decode_rows(self._decoder, rows, keys, blocker, sampler, batch_size=self.batch_size,
+                              eos_id=self.eos_id, no_repeat_ngram=no_repeat_ngram, own=own)
+        for row, result in zip(rows, decoded):
+            out[row.request][row.variant] = result
         return out
-
-    def _decode(self, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sampler,
-                no_repeat_ngram: int = 0) -> list[list[int]]:
-        """Generated ids of each row (in the order of rows): the slot loop of continuous batching."""
-        return decode_rows(self._decoder, rows, keys, blocker, sampler, batch_size=self.batch_size,
-                           eos_id=self.eos_id, no_repeat_ngram=no_repeat_ngram)
