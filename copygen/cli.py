@@ -42,11 +42,13 @@ def cmd_train(args) -> int:
 
 def cmd_eval(args) -> int:
     from trainer.evaluate import EvalOptions, format_table, run_eval
+    from worker.pipeline import worker_choice
 
     summary = run_eval(EvalOptions(
         checkpoint=Path(args.checkpoint), data=[Path(p) for p in args.data], out=Path(args.out),
         limit=args.limit, decoding=args.decoding, no_repeat_ngram=args.no_repeat_ngram, seed=args.seed,
-        device=args.device, batch_size=args.batch_size, progress=not args.quiet))
+        device=args.device, batch_size=args.batch_size, progress=not args.quiet),
+        choose=None if args.no_worker_choice else worker_choice)
     print(format_table(summary))
     print(f"wrote {Path(args.out) / 'predictions.jsonl'} and {Path(args.out) / 'metrics.json'}")
     return 0
@@ -201,6 +203,7 @@ def cmd_enqueue(args) -> int:
         "variants": args.variants, "length": args.length, "style": args.style, "opening": args.opening,
         "temperature": args.temperature, "top_p": args.top_p, "seed": args.seed,
         "model_version": args.model_version, "queue": args.queue, "campaign": args.campaign,
+        "oversample": args.oversample,
     }.items() if v is not None}, settings.max_variants)
     bar = None
 
@@ -419,6 +422,8 @@ def add_training_commands(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=64, help="sequences per generation batch")
+    p.add_argument("--no-worker-choice", action="store_true",
+                   help="skip the row of what the worker publishes (rank-1 of 3, chosen from candidates)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_eval)
 
@@ -462,6 +467,8 @@ def add_job_commands(sub) -> None:
     p.add_argument("--model-version", help="registered model version to use (default: the worker's)")
     p.add_argument("--queue", choices=["batch", "interactive"], help="worker queue (default batch)")
     p.add_argument("--campaign", help="campaign name, for campaign tools")
+    p.add_argument("--oversample", type=int,
+                   help="candidates generated per variant kept, the best kept (default COPYGEN_OVERSAMPLE)")
     p.add_argument("--idempotency-key",
                    help="submitting again with the same key returns the same job (its first settings stand)")
     p.add_argument("--strict", action="store_true", help="reject the whole file if any row is bad")

@@ -26,7 +26,9 @@ class Settings(BaseSettings):
     max_variants: int = Field(10, ge=1, le=50, description="largest variants-per-product a job may ask")
     max_products: int = Field(2_000_000, ge=1, description="largest catalogue one job may hold")
     max_attempts: int = Field(3, ge=1, description="tries of a chunk before it is parked as failed")
-    regenerate_rounds: int = Field(2, ge=0, description="regeneration rounds for variants failing a filter")
+    # k x oversample candidates per product, the k best kept (measured: see the README's Quality section)
+    oversample: int = Field(3, ge=1, le=10, description="candidates generated per variant kept, by default")
+    regenerate_rounds: int = Field(2, ge=0, description="regeneration rounds for products with fewer than k passing")
     # Longer than the hard time limit, so a chunk still running is never handed to a second worker.
     lease_seconds: int = Field(2400, ge=10, description="a running chunk older than this is re-enqueued")
     # Longer than the slowest chunk, or Redis hands a running chunk to a second worker.

@@ -614,7 +614,8 @@ def test_empty_settings_are_the_defaults():
     assert settings == JobSettings()
     assert settings.to_json() == {
         "variants": 3, "length": "medium", "style": "ad", "opening": "", "temperature": 0.95,
-        "top_p": 0.7, "seed": None, "model_version": None, "queue": "batch", "campaign": None}
+        "top_p": 0.7, "seed": None, "model_version": None, "queue": "batch", "campaign": None,
+        "oversample": None}
     assert validate_settings(None, MAX_VARIANTS) == JobSettings()
 
 
@@ -801,6 +802,7 @@ def test_the_schema_limits_match_the_module_constants_and_settings_defaults():
     assert settings["seed"]["maximum"] == catalogue.MAX_SEED
     assert settings["model_version"]["maxLength"] == settings["campaign"]["maxLength"] == catalogue.MAX_NAME_CHARS
     assert schema["properties"]["idempotency_key"]["maxLength"] == catalogue.MAX_IDEMPOTENCY_KEY_CHARS
+    assert settings["oversample"]["maximum"] == catalogue.MAX_OVERSAMPLE
     assert set(schema["properties"]) == set(catalogue.PAYLOAD_KEYS)
 
 

@@ -218,7 +218,8 @@ def run_jobs(url: str, checkpoint: Path) -> SimpleNamespace:
     settings = Settings(database_url=url, checkpoint=checkpoint, broker_url="memory://", threads=1,
                         chunk_size=2)
     first = submit_job(PRODUCTS, VARIANTS, length="medium", campaign=CAMPAIGN, seed=0, settings=settings)
-    again = submit_job(PRODUCTS[:1], VARIANTS, length="short", seed=1, settings=settings)
+    # every copy of the second job starts with a banned term: stored all the same, flagged ad_law
+    again = submit_job(PRODUCTS[:1], VARIANTS, length="short", seed=1, opening="全网最好，", settings=settings)
     return SimpleNamespace(url=url, job_id=first, second_job_id=again)
 
 
@@ -328,7 +329,7 @@ def check_view_values(jobs: SimpleNamespace, dialect: str) -> None:
     stamp = sqlite_timestamp_pattern(doc)
     stored = job_rows(jobs)
     assert len(stored) == (len(PRODUCTS) + 1) * VARIANTS, "every product should have all its variants stored"
-    # The medium-length job's short copy is flagged too_short, the short job's passes: both kinds are checked.
+    # The first job's copy passes, the second job's opening is an Advertising Law term: both kinds are checked.
     assert {bool(r["passed"]) for r in stored} == {True, False}, "jobs should store passed and flagged copy"
     for row in stored:
         for column, (doc_type, _) in columns.items():

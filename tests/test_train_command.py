@@ -49,8 +49,14 @@ def test_eval_scores_the_validation_split_against_the_retrieval_baseline(trained
     assert len(lines) == 6 and all({"content", "reference", "prediction"} <= set(line) for line in lines)
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["examples"] == 6 and metrics["sampling"] == {"temperature": 0.95, "top_p": 0.7}
-    for system in ("model", "retrieval baseline"):
+    for system in ("model", "retrieval baseline", "worker choice (k=3)"):
         assert {"rouge-1", "rouge-2", "rouge-l", "bleu-4"} <= set(metrics["results"][system])
+    # what a campaign tool would publish: the worker's rank-1 of 3, and whether it passed every check
+    chosen = metrics["results"]["worker choice (k=3)"]
+    assert 0 <= chosen["passing_share"] <= 1 and {"coverage", "contradiction_rate"} <= set(chosen)
+    assert all(isinstance(line["worker_choice"], str) and isinstance(line["worker_choice_passed"], bool)
+               for line in lines)
+    assert "worker choice (k=3)" in table and "false-positive rate" in table
     # validation rows are never training rows
     manifest = load_manifest(trained)
     from trainer.evaluate import eval_split

@@ -101,30 +101,6 @@ def test_an_unknown_length_setting_is_refused_by_name(lexicon):
         filters.check(GOOD, WHITE_COTTON_TOP, lexicon, [], length="huge")
 
 
-def test_score_rewards_coverage_and_distinctness_and_flags_cost_more_than_all_of_it():
-    covers = filters.score(GOOD, WHITE_COTTON_TOP)
-    misses = filters.score("这款上衣版型简约，柔软亲肤，百搭又显瘦，日常通勤或周末出游都很合适，值得入手哦。",
-                           WHITE_COTTON_TOP)
-    assert covers > misses
-    assert filters.score(GOOD, WHITE_COTTON_TOP, siblings=[GOOD]) < covers
-    assert filters.score(GOOD, WHITE_COTTON_TOP, flags=["repetition"]) < 0 <= misses
-
-
-def test_rank_puts_passed_variants_first_then_higher_scores():
-    variants = [
-        filters.Scored(variant_no=1, score=0.9, passed=False),
-        filters.Scored(variant_no=2, score=0.4, passed=True),
-        filters.Scored(variant_no=3, score=0.7, passed=True),
-    ]
-    assert filters.rank(variants) == [3, 2, 1]
-
-
-def test_rank_breaks_ties_by_variant_slot_and_accepts_mappings():
-    variants = [{"variant_no": 2, "score": 0.5, "passed": True}, {"variant_no": 1, "score": 0.5, "passed": True}]
-    assert filters.rank(variants) == [2, 1]
-    assert filters.rank([]) == []
-
-
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     from trainer.testing import tiny_checkpoint

@@ -17,6 +17,7 @@ from db.jobs import job_progress
 from db.model_versions import register_model_version
 from db.models import Chunk, utcnow
 from db.variants import job_variants
+from trainer.generation import Candidate
 from worker import pipeline, runtime
 from worker.celery_app import create_app
 from worker.dispatch import execute_chunk
@@ -37,7 +38,7 @@ def products(n: int, poison: set[int] = frozenset()) -> list[dict]:
 
 
 class ScriptedGenerator:
-    """Stands in for trainer.generation.Generator: texts come from script(call, request_no, variant)."""
+    """Stands in for trainer.generation.Generator: texts come from script(call, request_no, candidate)."""
 
     model_version = "scripted-1"
     length_edges = None  # the fixed length bounds
@@ -46,13 +47,14 @@ class ScriptedGenerator:
         self.script = script
         self.calls: list[list] = []
 
-    def generate(self, requests, *, temperature=0.95, top_p=0.7, seed=None, banned=(), **_):
+    def generate_candidates(self, requests, *, temperature=0.95, top_p=0.7, seed=None, banned=(), **_):
         call = len(self.calls)
         self.calls.append(list(requests))
         for r in requests:
             if "POISON" in r.source:
                 raise RuntimeError("this product breaks the model")
-        return [[self.script(call, i, v) for v in range(r.variants)] for i, r in enumerate(requests)]
+        return [[Candidate(self.script(call, i, v), -1.0, 10) for v in range(r.variants)]
+                for i, r in enumerate(requests)]
 
 
 @pytest.fixture
@@ -127,32 +129,52 @@ def test_a_second_delivery_of_a_chunk_stores_nothing_twice(env):
     assert variants_of(engine, job_id) == first
 
 
-def test_a_failing_variant_is_regenerated_and_the_better_text_kept(env):
+def test_k_times_oversample_candidates_are_asked_in_one_call_and_the_k_best_kept(env):
     engine, settings, _ = env
-    job_id = new_job(env, n=1, variants=3)
-    generator = ScriptedGenerator(lambda call, i, v: BANNED if call == 0 and v == 1 else COPY[v if call == 0 else 1])
+    job_id = new_job(env, n=2, variants=2, oversample=3)
+    generator = ScriptedGenerator(lambda call, i, v: BANNED if v < 3 else COPY[v % 3])
     pipeline.run_chunk(runtime.current(), generator, job_id, 0, settings)
-    rows = {r["variant_no"]: r for r in variants_of(engine, job_id)}
-    assert len(generator.calls) == 2 and generator.calls[1][0].variants == 1  # only the failing slot
-    assert rows[2]["text"] == COPY[1] and rows[2]["passed"] and rows[2]["regenerations"] == 1
-    assert rows[1]["regenerations"] == rows[3]["regenerations"] == 0
+    assert len(generator.calls) == 1 and [r.variants for r in generator.calls[0]] == [6, 6]
+    rows = variants_of(engine, job_id)
+    assert len(rows) == 4 and all(r["passed"] and r["text"] != BANNED and r["regenerations"] == 0 for r in rows)
 
 
-def test_a_variant_that_keeps_failing_is_stored_flagged_with_its_reasons_and_ranked_last(env):
+def test_each_product_has_the_words_its_attributes_exclude_blocked_while_decoding(env):
+    _engine, settings, _ = env
+    job_id = new_job(env, n=1, variants=1)
+    generator = ScriptedGenerator()
+    pipeline.run_chunk(runtime.current(), generator, job_id, 0, settings)
+    [request] = generator.calls[0]
+    assert "黑色" in request.banned and "白色" not in request.banned  # a white cotton top
+
+
+def test_only_a_product_short_of_passing_candidates_gets_more(env):
+    engine, settings, _ = env
+    job_id = new_job(env, n=2, variants=2, oversample=1)
+    generator = ScriptedGenerator(lambda call, i, v: BANNED if (call, i) == (0, 1) else COPY[v])
+    pipeline.run_chunk(runtime.current(), generator, job_id, 0, settings)
+    assert [len(c) for c in generator.calls] == [2, 1]  # the second call: the failing product only
+    rows = {(r["external_id"], r["rank"]): r for r in variants_of(engine, job_id)}
+    assert rows[("SKU-001", 1)]["passed"] and rows[("SKU-001", 1)]["regenerations"] == 1
+    assert rows[("SKU-000", 1)]["regenerations"] == 0
+
+
+def test_a_product_whose_candidates_keep_failing_stores_k_flagged_variants_with_their_reasons(env):
     engine, settings, _ = env
     job_id = new_job(env, n=1, variants=3)
-    generator = ScriptedGenerator(lambda call, i, v: BANNED if v == 0 or call > 0 else COPY[v])
+    generator = ScriptedGenerator(lambda call, i, v: BANNED)
     pipeline.run_chunk(runtime.current(), generator, job_id, 0, settings)
-    rows = {r["variant_no"]: r for r in variants_of(engine, job_id)}
+    rows = variants_of(engine, job_id)
     assert len(generator.calls) == 1 + settings.regenerate_rounds
-    assert rows[1]["passed"] is False and "ad_law:最好" in rows[1]["flags"]
-    assert rows[1]["regenerations"] == settings.regenerate_rounds
-    assert rows[1]["rank"] == 3 and rows[1]["score"] < 0 <= min(rows[2]["score"], rows[3]["score"])
+    assert len(rows) == 3 and not any(r["passed"] for r in rows)
+    assert all("ad_law:最好" in r["flags"] and r["score"] < 0 for r in rows)
+    assert sorted(r["rank"] for r in rows) == [1, 2, 3]
 
 
 def test_identical_variants_are_flagged_near_duplicate_rather_than_dropped(env):
     engine, settings, _ = env
     job_id = new_job(env, n=1, variants=3)
+    settings = settings.model_copy(update={"regenerate_rounds": 0})
     pipeline.run_chunk(runtime.current(), ScriptedGenerator(lambda call, i, v: COPY[0]), job_id, 0, settings)
     rows = sorted(variants_of(engine, job_id), key=lambda r: r["variant_no"])
     assert len(rows) == 3
@@ -233,9 +255,9 @@ def test_decoding_blocks_every_spelling_of_a_latin_advertising_law_term(env):
     seen = []
 
     class Recording(ScriptedGenerator):
-        def generate(self, requests, **kwargs):
+        def generate_candidates(self, requests, **kwargs):
             seen.append(kwargs["banned"])
-            return super().generate(requests, **kwargs)
+            return super().generate_candidates(requests, **kwargs)
 
     pipeline.run_chunk(runtime.current(), Recording(), job_id, 0, settings)
     assert seen and all({"NO.1", "No.1", "no.1"} <= set(banned) for banned in seen)

@@ -15,15 +15,7 @@ model's length buckets (its manifest's edges, learned from its training copy): a
 the shortest bucket the model knows, and the filter accepts what that bucket holds. Without edges:
 short 4-40 (a title line or a banner), medium 40-160 (AdvertiseGen-style ad copy), long 80-300.
 
-The score orders a product's variants (higher is better):
-
-    score = 0.5 * coverage + 0.3 * length fit + 0.2 * distinctness - 1.5 per flag
-
-coverage is the share of the product's attribute values the copy expresses (1 with none); length fit is 1 inside
-the bounds and falls off linearly to 0 at half (or double) the bound; distinctness is 1 minus the
-largest 3-gram Jaccard similarity to the product's other variants. A flag costs more than all the
-positive terms together (a flagged score is below 0, a passing one at least 0); rank() also orders
-passed before flagged explicitly.
+The score and the choice of the k variants kept are worker.selection's.
 """
 
 from __future__ import annotations
@@ -32,10 +24,9 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
-from copygen.attributes import contradictions, coverage
+from copygen.attributes import contradictions
 from copygen.prompt import length_bounds
 from copygen.similarity import text_jaccard
 from copygen.textnorm import normalise
@@ -48,8 +39,7 @@ REPEATED_NGRAM = 4  # a 4-gram ...
 REPEATED_TIMES = 3  # ... seen 3 times is a loop, not emphasis
 MIN_CLAUSE_CHARS = 4  # shorter clauses ("好看") may legitimately recur in a list
 
-WEIGHT_COVERAGE, WEIGHT_LENGTH, WEIGHT_DISTINCT = 0.5, 0.3, 0.2
-FLAG_PENALTY = 1.5  # more than the positive terms can add up to (1.0): flagged < 0 <= passed
+FLAG_PENALTY = 1.5  # a flag costs more than a score's positive terms add up to (1.0): flagged < 0 <= passed
 
 _CLAUSE_SPLIT = re.compile(r"[，。！？；、,.!?;:：\s~～…]+")
 
@@ -116,57 +106,3 @@ def length_fit(n_chars: int, length: str, edges: Sequence[int] | None = None) ->
     if n_chars > high:
         return max(0.0, 1 - (n_chars - high) / high)
     return 1.0
-
-
-def score(
-    text: str,
-    product: ProductLike,
-    *,
-    siblings: Iterable[str] = (),
-    length: str = "medium",
-    edges: Sequence[int] | None = None,
-    flags: Sequence[str] = (),
-) -> float:
-    """How good a variant is for its product; higher is better (see the module docstring)."""
-    clean = normalise(text)
-    if not clean:
-        return -FLAG_PENALTY * max(1, len(flags))
-    cover = coverage(clean, product.attributes)
-    closest = max((similarity(clean, other) for other in siblings), default=0.0)
-    value = (
-        WEIGHT_COVERAGE * cover
-        + WEIGHT_LENGTH * length_fit(len(clean), length, edges)
-        + WEIGHT_DISTINCT * (1.0 - closest)
-        - FLAG_PENALTY * len(flags)
-    )
-    return round(value, 4)
-
-
-@dataclass
-class Scored:
-    """What rank() needs of a variant."""
-
-    variant_no: int
-    score: float
-    passed: bool
-
-
-def _field(variant: Scored | Mapping, name: str):
-    return variant[name] if isinstance(variant, Mapping) else getattr(variant, name)
-
-
-def rank(variants: Sequence[Scored | Mapping]) -> list[int]:
-    """Ranks 1..k, aligned with variants: passed first, then by score (desc), then by slot.
-
-    A variant is a Scored or a mapping with the keys variant_no, score and passed.
-    """
-
-    def key(i: int) -> tuple[bool, float, int]:
-        v = variants[i]
-        return (not _field(v, "passed"), -_field(v, "score"), _field(v, "variant_no"))
-
-    order = sorted(range(len(variants)), key=key)
-    ranks = [0] * len(variants)
-    for position, i in enumerate(order, start=1):
-        ranks[i] = position
-    return ranks

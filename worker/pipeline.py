@@ -1,4 +1,4 @@
-"""One chunk, start to finish: claim, generate, filter, regenerate, score and rank, store.
+"""One chunk, start to finish: claim, generate candidates, check and choose, store.
 
 run_chunk is a plain function (no Celery): the chunk task, the embedded in-process mode and the
 tests all call it. Its steps, each in its own short transaction:
@@ -7,17 +7,18 @@ tests all call it. Its steps, each in its own short transaction:
    back untouched (no attempt counted, outcome "mismatch"); then claim the chunk in SQL (counts
    an attempt, takes a lease); None -> nothing to do (done, parked, or leased by another
    worker: a duplicate delivery);
-2. generate k variants for each of the chunk's products in one call (the Generator sorts by
-   prompt length and batches), Advertising Law terms (in every spelling a model writes: NO.1,
-   No.1, no.1) blocked at decode time;
-3. check every variant (worker.filters); regenerate the failing ones, at most
-   settings.regenerate_rounds rounds, keeping a new text only when it has fewer flags;
-4. score and rank each product's variants;
-5. write all the chunk's variants and mark the chunk done in ONE transaction (ON CONFLICT DO
+2. generate k x oversample candidates for each of the chunk's products in one engine call
+   (continuously batched), blocking at decode time the Advertising Law terms (in every spelling
+   a model writes: NO.1, No.1, no.1) and, per product, the words naming values its own
+   attributes exclude (a 亚麻 短裤 is never called 牛仔裤 or 长裤);
+3. check and score every candidate and keep the k best (worker.selection): passing before
+   flagged, never two near-duplicates while a distinct candidate is left; only products with
+   fewer than k passing get more candidates, at most settings.regenerate_rounds more calls;
+4. write all the chunk's variants and mark the chunk done in ONE transaction (ON CONFLICT DO
    NOTHING: a second delivery stores nothing twice), then settle the job if it is complete.
 
-A failure in steps 2-4 is recorded against the chunk (record_chunk_error), which parks it as
-failed after settings.max_attempts attempts. A database outage in step 5 is waited out with
+A failure in steps 2-3 is recorded against the chunk (record_chunk_error), which parks it as
+failed after settings.max_attempts attempts. A database outage in step 4 is waited out with
 backoff for a while, keeping the generated copy; if it lasts longer, the exception goes to the
 caller (worker.dispatch retries it) and the copy is kept in the process's Runtime for the retry.
 
@@ -39,16 +40,16 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from copygen.catalogue import JobSettings, Product
-from copygen.compliance import Lexicon, banned_phrases_for_decoding
+from copygen.attributes import excluded_words
+from copygen.catalogue import JobSettings, Product, parse_attributes
+from copygen.compliance import Lexicon, banned_phrases_for_decoding, load_lexicon
 from copygen.settings import Settings
-from copygen.textnorm import normalise
 from db.chunks import claim_chunk, mark_chunk_done, record_chunk_error
 from db.engine import session_scope
 from db.jobs import finish_job, get_job
 from db.variants import upsert_variants
 from trainer.generation import NO_REPEAT_NGRAM, Generator, Request
-from worker import filters
+from worker import selection
 from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ class VariantDraft:
     variant_no: int  # 1..k, the variant slot
     text: str
     flags: list[str] = field(default_factory=list)
-    regenerations: int = 0
+    regenerations: int = 0  # extra engine calls the product needed for k passing variants
     score: float = 0.0
     rank: int = 0
 
@@ -110,11 +111,6 @@ def product_of(item: dict[str, Any]) -> Product:
 # -- generation and filtering: no SQL, no Celery -----------------------------------------------
 
 
-def _evaluate(texts: list[str], product: Product, lexicon, length: str, edges) -> list[list[str]]:
-    """Flags of each variant in slot order; near-duplicates are judged against earlier slots."""
-    return [filters.check(t, product, lexicon, texts[:v], length=length, edges=edges) for v, t in enumerate(texts)]
-
-
 def draft_variants(
     generator: Generator,
     products: Sequence[Product],
@@ -123,56 +119,70 @@ def draft_variants(
     *,
     seed: int,
     rounds: int,
+    oversample: int,
 ) -> list[list[VariantDraft]]:
-    """settings.variants checked, scored and ranked variants for each product, in product order."""
+    """settings.variants checked, scored and ranked variants for each product, in product order.
+
+    One engine call asks for k x oversample candidates of every product, each product's excluded
+    words blocked while decoding; selection keeps the k best. Only products with fewer than k
+    passing variants get more candidates, up to `rounds` more calls.
+    """
     k = settings.variants
+    m = k * max(1, oversample)
     edges = generator.length_edges  # the model's length buckets: what "short" means to it
-    sources = [p.source() for p in products]
     sample = {"temperature": settings.temperature, "top_p": settings.top_p,
               "banned": banned_phrases_for_decoding(lexicon), "no_repeat_ngram": NO_REPEAT_NGRAM}
+    requests = [Request(source=p.source(), variants=m, length=settings.length, style=settings.style,
+                        opening=settings.opening, banned=tuple(excluded_words(p.attributes))) for p in products]
+    pools: list[list[selection.Candidate]] = [[] for _ in products]
+    kept: list[list[selection.Candidate]] = [[] for _ in products]
+    extra_rounds = [0] * len(products)
+    todo = list(range(len(products)))
+    for round_no in range(rounds + 1):
+        if round_no:
+            todo = [i for i in todo if sum(c.passed for c in kept[i]) < k]
+            if not todo:
+                break
+        fresh = generator.generate_candidates([requests[i] for i in todo], seed=derive_seed(seed, round_no), **sample)
+        for i, candidates in zip(todo, fresh):
+            pools[i] += selection.assess([c.text for c in candidates], [c.logprob for c in candidates], products[i],
+                                         lexicon, length=settings.length, edges=edges)
+            kept[i] = selection.choose(pools[i], k)
+            extra_rounds[i] = round_no
+    return [[VariantDraft(rank, c.text, c.flags, extra_rounds[i], c.score, rank)
+             for rank, c in enumerate(row, start=1)] for i, row in enumerate(kept)]
 
-    def request(i: int, n: int) -> Request:
-        return Request(source=sources[i], variants=n, length=settings.length, style=settings.style,
-                       opening=settings.opening)
 
-    texts = generator.generate([request(i, k) for i in range(len(products))],
-                               seed=derive_seed(seed, 0), **sample)
-    texts = [[normalise(t) for t in row] for row in texts]
-    regens = [[0] * k for _ in products]
-    flags = [_evaluate(texts[i], p, lexicon, settings.length, edges) for i, p in enumerate(products)]
+EVAL_VARIANTS = 3  # what `copygen eval` scores: the rank-1 of the 3 variants a default job keeps
 
-    for round_no in range(1, rounds + 1):
-        failing = {i: [v for v in range(k) if flags[i][v]] for i in range(len(products))}
-        failing = {i: slots for i, slots in failing.items() if slots}
-        if not failing:
-            break
-        order = list(failing)
-        fresh = generator.generate([request(i, len(failing[i])) for i in order],
-                                   seed=derive_seed(seed, round_no), **sample)
-        for i, candidates in zip(order, fresh):
-            product = products[i]
-            for v, candidate in zip(failing[i], candidates):
-                candidate = normalise(candidate)
-                others = [t for j, t in enumerate(texts[i]) if j != v]
-                current = filters.check(texts[i][v], product, lexicon, others, length=settings.length, edges=edges)
-                new = filters.check(candidate, product, lexicon, others, length=settings.length, edges=edges)
-                regens[i][v] += 1  # tries for this slot, kept or not
-                if len(new) < len(current):
-                    texts[i][v] = candidate
-            flags[i] = _evaluate(texts[i], product, lexicon, settings.length, edges)
 
-    drafts: list[list[VariantDraft]] = []
-    for i, product in enumerate(products):
-        row = []
-        for v in range(k):
-            others = [t for j, t in enumerate(texts[i]) if j != v]
-            value = filters.score(texts[i][v], product, siblings=others, length=settings.length, edges=edges,
-                                  flags=flags[i][v])
-            row.append(VariantDraft(v + 1, texts[i][v], flags[i][v], regens[i][v], value))
-        for draft, position in zip(row, filters.rank(row)):
-            draft.rank = position
-        drafts.append(row)
-    return drafts
+def worker_choice(generator: Generator, rows: Sequence[tuple[str, str]], seed: int, *,
+                  oversample: int = Settings.model_fields["oversample"].default,
+                  rounds: int = Settings.model_fields["regenerate_rounds"].default,
+                  lexicon: Lexicon | None = None) -> list[tuple[str, bool]]:
+    """(rank-1 text, passed) for each (source, style) row, chosen exactly as a default job chooses.
+
+    For `copygen eval`: a source that parses as attributes becomes a product with those
+    attributes (the worker's prompt is made from them), any other source a product with that
+    title.
+    """
+    lexicon = lexicon or load_lexicon()
+    products = [eval_product(n, source) for n, (source, _) in enumerate(rows)]
+    chosen: list[tuple[str, bool]] = [("", False)] * len(rows)
+    for style in dict.fromkeys(style for _, style in rows):
+        picked = [i for i, (_, s) in enumerate(rows) if s == style]
+        drafts = draft_variants(generator, [products[i] for i in picked], JobSettings(EVAL_VARIANTS, style=style),
+                                lexicon, seed=derive_seed(seed, style), rounds=rounds, oversample=oversample)
+        for i, row in zip(picked, drafts):
+            chosen[i] = (row[0].text, row[0].passed)
+    return chosen
+
+
+def eval_product(n: int, source: str) -> Product:
+    try:
+        return Product(external_id=str(n), attributes=parse_attributes(source))
+    except ValueError:
+        return Product(external_id=str(n), title=source)
 
 
 # -- one chunk, with SQL ------------------------------------------------------------------------
@@ -207,7 +217,8 @@ def run_chunk(rt: Runtime, generator: Generator, job_id: str, chunk_no: int, set
         js = job_settings(job["settings"])
         base_seed = js.seed if js.seed is not None else derive_seed(job_id)
         drafts = draft_variants(generator, [product_of(item) for item in items], js, rt.lexicon(),
-                                seed=derive_seed(base_seed, chunk_no), rounds=settings.regenerate_rounds)
+                                seed=derive_seed(base_seed, chunk_no), rounds=settings.regenerate_rounds,
+                                oversample=js.oversample or settings.oversample)
     except Exception as exc:
         if isinstance(exc, DBAPIError) and is_disconnect(exc):
             raise

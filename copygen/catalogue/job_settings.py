@@ -30,6 +30,7 @@ MAX_TEMPERATURE = 2.0  # temperature is in (0, 2]
 MAX_TOP_P = 1.0  # top_p is in (0, 1]
 MAX_SEED = 2**32 - 1  # numpy's seed range, which transformers.set_seed passes the seed on to
 MAX_NAME_CHARS = 200  # model_version, campaign
+MAX_OVERSAMPLE = 10  # candidates per variant a job may ask: 10 x 10 variants = 100 candidates a product
 QUEUES = ("batch", "interactive")
 
 
@@ -58,6 +59,7 @@ class JobSettings:
     model_version: str | None = None  # None: the model the worker serves
     queue: str = DEFAULT_QUEUE  # one of QUEUES
     campaign: str | None = None  # a label campaign tools select by
+    oversample: int | None = None  # candidates generated per variant kept; None: COPYGEN_OVERSAMPLE
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -97,6 +99,15 @@ def _check_variants(value: Any, max_variants: int) -> int:
     n = _whole_number(value)
     if not 1 <= n <= max_variants:
         raise ValueError(f"must be from 1 to {max_variants} (COPYGEN_MAX_VARIANTS), not {n}")
+    return n
+
+
+def _check_oversample(value: Any, _max_variants: int) -> int | None:
+    if value is None:
+        return None
+    n = _whole_number(value)
+    if not 1 <= n <= MAX_OVERSAMPLE:
+        raise ValueError(f"must be from 1 to {MAX_OVERSAMPLE}, not {n}")
     return n
 
 
@@ -160,6 +171,7 @@ _SETTING_CHECKS = {
     "model_version": _check_name,
     "queue": _choice(QUEUES),
     "campaign": _check_name,
+    "oversample": _check_oversample,
 }
 
 

@@ -1,0 +1,74 @@
+"""Choosing k variants from a product's candidates: passing first, by score, never two near-duplicates."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from copygen.catalogue import Product
+from copygen.compliance import load_lexicon
+from worker import selection
+
+WHITE_COTTON_TOP = Product(external_id="t", attributes={"类型": ["上衣"], "颜色": ["白色"], "材质": ["棉"]})
+GOOD = [  # three clean, mutually distinct copies of a white cotton top
+    "这款白色上衣采用纯棉面料，柔软亲肤，简约的版型百搭又显瘦，日常通勤或周末出游都很合适。",
+    "纯棉面料的白色上衣，透气舒适不闷热，落肩设计慵懒随性，搭配牛仔裤或半身裙都能轻松出街。",
+    "白色是永不过时的经典，这件上衣选用柔软棉质，宽松廓形包容身材，领口细节精致，质感在线。",
+]
+WRONG_COLOUR = "这款黑色上衣采用纯棉面料，柔软亲肤，简约的版型百搭又显瘦，日常通勤或周末出游都很合适。"
+VAGUE = "这款上衣版型简约，柔软亲肤，百搭又显瘦，日常通勤或周末出游都很合适，值得入手哦，快来看看吧。"
+
+
+@pytest.fixture(scope="module")
+def lexicon():
+    return load_lexicon()
+
+
+def assess(texts, lexicon, logprobs=None):
+    return selection.assess(texts, logprobs or [-1.0] * len(texts), WHITE_COTTON_TOP, lexicon, length="medium",
+                            edges=None)
+
+
+def test_passing_candidates_are_kept_before_flagged_ones_whatever_their_score(lexicon):
+    pool = assess([WRONG_COLOUR, GOOD[0], VAGUE], lexicon)
+    kept = selection.choose(pool, 2)
+    assert [c.text for c in kept] == [GOOD[0], VAGUE]
+    assert all(c.passed and c.score >= 0 for c in kept)
+    assert pool[0].flags == ["contradiction:颜色:黑色"] and pool[0].score < 0
+
+
+def test_near_duplicates_are_never_kept_while_a_distinct_candidate_is_left(lexicon):
+    twin = GOOD[0].replace("日常通勤", "日常上班")
+    kept = selection.choose(assess([GOOD[0], twin, GOOD[1]], lexicon), 2)
+    assert [c.text for c in kept] == [GOOD[0], GOOD[1]]
+
+
+def test_too_few_distinct_candidates_still_give_k_variants_the_repeat_flagged(lexicon):
+    kept = selection.choose(assess([GOOD[0], GOOD[0]], lexicon), 2)
+    assert len(kept) == 2
+    assert kept[0].passed and kept[1].flags == ["near_duplicate"] and kept[1].score < 0
+
+
+def test_a_job_whose_every_candidate_fails_keeps_k_flagged_variants_with_their_reasons(lexicon):
+    kept = selection.choose(assess([WRONG_COLOUR, "最好的白色纯棉上衣" * 3, ""], lexicon), 3)
+    assert len(kept) == 3 and not any(c.passed for c in kept)
+    assert all(c.flags for c in kept) and {"empty"} in [set(c.flags) for c in kept]
+
+
+def test_the_score_prefers_coverage_fluency_and_agreement(lexicon):
+    pool = assess([GOOD[0], VAGUE], lexicon)
+    assert pool[0].terms["coverage"] > pool[1].terms["coverage"]
+    kept = selection.choose(pool, 2)
+    assert kept[0].text == GOOD[0]
+    fluent, garbled = assess([GOOD[1], GOOD[2]], lexicon, logprobs=[-0.5, -4.0])
+    assert math.isclose(fluent.terms["fluency"], math.exp(-0.5))
+    assert fluent.terms["fluency"] > garbled.terms["fluency"]
+    # the candidate that agrees with most others is the safest: three near-paraphrases and an outlier
+    agreeing = assess([GOOD[0], GOOD[0].replace("日常", "平时"), GOOD[0].replace("周末", "假日"), GOOD[2]], lexicon)
+    assert agreeing[0].terms["agreement"] > agreeing[3].terms["agreement"]
+
+
+def test_the_weights_are_one_place_and_a_flag_outweighs_every_term():
+    assert set(selection.WEIGHTS) == {"coverage", "fluency", "agreement", "length", "distinct"}
+    assert sum(selection.WEIGHTS.values()) <= selection.FLAG_PENALTY

@@ -1,0 +1,102 @@
+"""Choosing a product's k variants from its m candidates: check each, score each, keep the best.
+
+The engine writes m = k x oversample candidates per product. Each is checked (worker.filters:
+Advertising Law, contradictions, repetition, length) and scored; the k kept are the best passing
+ones that are not near-duplicates of one already kept, then, if fewer than k pass, the best
+flagged ones (stored with their flags, never dropped). A candidate that only repeats a kept one
+is taken last, flagged near_duplicate.
+
+The score (higher is better), each term in [0, 1], weights in WEIGHTS with the reason for each:
+
+    coverage     share of the product's attribute values the copy expresses
+    fluency      the model's own mean token probability, exp(mean log p): a garbled candidate is
+                 one the model itself found unlikely
+    agreement    mean 3-gram Jaccard similarity to the product's other candidates (a minimum
+                 Bayes risk term): what most samples say is the safest reading of the attributes
+    length fit   1 inside the length bounds, falling off outside
+    distinctness 1 minus the largest similarity to the variants kept before it
+
+    score = sum(weight x term) - FLAG_PENALTY x flags, so a flagged candidate is below 0 and a
+    passing one at least 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from copygen.attributes import coverage
+from copygen.compliance import Lexicon
+from copygen.textnorm import normalise
+from worker import filters
+
+# Chosen on the AdvertiseGen validation split with the small model (see the README's Quality
+# section): coverage first (a merchant's first check is that the copy talks about the product),
+# then the model's fluency and the samples' agreement, which both stand in for "reads well and
+# says nothing odd"; length and distinctness break ties.
+WEIGHTS = {"coverage": 0.4, "fluency": 0.2, "agreement": 0.2, "length": 0.1, "distinct": 0.1}
+FLAG_PENALTY = filters.FLAG_PENALTY  # more than every positive term together: flagged < 0 <= passed
+
+
+@dataclass(eq=False)  # two candidates with the same text are still two candidates
+class Candidate:
+    """One generated copy of a product, with what the checks and the score made of it."""
+
+    text: str
+    logprob: float = 0.0  # the model's mean log-probability per generated token
+    flags: list[str] = field(default_factory=list)
+    terms: dict[str, float] = field(default_factory=dict)
+    score: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return not self.flags
+
+
+def weigh(terms: Mapping[str, float], flags: Sequence[str]) -> float:
+    return round(sum(WEIGHTS[name] * terms.get(name, 0.0) for name in WEIGHTS) - FLAG_PENALTY * len(flags), 4)
+
+
+def assess(texts: Sequence[str], logprobs: Sequence[float], product: filters.ProductLike, lexicon: Lexicon, *,
+           length: str, edges: Sequence[int] | None) -> list[Candidate]:
+    """Each candidate checked and given its own terms (all but distinctness, which needs the choice)."""
+    texts = [normalise(t) for t in texts]
+    attributes = product.attributes
+    assessed = []
+    for i, (text, logprob) in enumerate(zip(texts, logprobs)):
+        others = [t for j, t in enumerate(texts) if j != i]
+        terms = {
+            "coverage": coverage(text, attributes) if text else 0.0,
+            "fluency": math.exp(logprob) if text else 0.0,
+            "agreement": sum(filters.similarity(text, o) for o in others) / len(others) if others else 0.0,
+            "length": filters.length_fit(len(text), length, edges) if text else 0.0,
+        }
+        flags = filters.check(text, product, lexicon, (), length=length, edges=edges)
+        assessed.append(Candidate(text, logprob, flags, terms))
+    return assessed
+
+
+def choose(candidates: Sequence[Candidate], k: int) -> list[Candidate]:
+    """The k to keep, best first: passing before flagged, by score, no two near-duplicates kept
+    while a distinct candidate is left (one taken all the same is flagged near_duplicate)."""
+    for c in candidates:
+        c.score = weigh({**c.terms, "distinct": 1.0}, c.flags)
+    order = sorted(candidates, key=lambda c: (not c.passed, -c.score))
+    kept: list[Candidate] = []
+    for c in order:
+        if len(kept) == k:
+            break
+        if all(filters.similarity(c.text, other.text) < filters.NEAR_DUPLICATE_JACCARD for other in kept):
+            kept.append(c)
+    for c in order:  # fewer than k distinct candidates: repeat the best ones, flagged
+        if len(kept) == k:
+            break
+        if c not in kept:
+            c.flags = [*c.flags, "near_duplicate"]
+            kept.append(c)
+    for position, c in enumerate(kept):
+        closest = max((filters.similarity(c.text, other.text) for other in kept[:position]), default=0.0)
+        c.score = weigh({**c.terms, "distinct": 1.0 - closest}, c.flags)
+    kept.sort(key=lambda c: (not c.passed, -c.score))
+    return kept
