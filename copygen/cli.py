@@ -9,7 +9,17 @@ import sys
 import time
 from pathlib import Path
 
-from copygen.catalogue import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, DEFAULT_VARIANTS
+from copygen.catalogue import (
+    DEFAULT_LENGTH,
+    DEFAULT_QUEUE,
+    DEFAULT_STYLE,
+    DEFAULT_TEMPERATURE,
+    DEFAULT_TOP_P,
+    DEFAULT_VARIANTS,
+    QUEUES,
+)
+from copygen.prompt import LENGTHS, STYLE_CODES
+from worker.config import WORKER_QUEUES
 
 log = logging.getLogger("copygen")
 
@@ -215,9 +225,12 @@ def cmd_enqueue(args) -> int:
             bar = tqdm(total=total, desc="generating", unit="chunk", file=sys.stderr)
         bar.update(done - bar.n)
 
+    def on_created(job_id: str) -> None:  # printed before any chunk runs: an interrupted run keeps its id
+        print(job_id, flush=True)
+
     try:
         submission = submit(products, job, idempotency_key=args.idempotency_key, settings=settings,
-                            source=str(args.file), rejected=errors, on_chunk=on_chunk)
+                            source=str(args.file), rejected=errors, on_chunk=on_chunk, on_created=on_created)
     finally:
         if bar is not None:
             bar.close()
@@ -236,7 +249,6 @@ def cmd_enqueue(args) -> int:
                 print("  the settings given differ from the job's, which stand: " + ", ".join(
                     f"{k} {given[k]!r} (job: {submission.settings.get(k)!r})" for k in submission.differs)
                     + "; use another --idempotency-key for a new job", file=sys.stderr)
-    print(submission.job_id)
     if args.wait:
         final = _follow(settings, _store(settings), submission.job_id, quiet=args.quiet,
                         give_up_after=args.give_up_after)
@@ -402,7 +414,7 @@ def add_training_commands(sub) -> None:
     p.add_argument("--lora", action="store_true", help="train LoRA adapters (peft), merged into the checkpoint")
     p.add_argument("--input-column", help="CSV/Excel: column(s) describing the product, comma-separated")
     p.add_argument("--output-column", help="CSV/Excel: column holding the copy")
-    p.add_argument("--style", choices=["ad", "description"], help="style code for CSV/Excel data (default ad)")
+    p.add_argument("--style", choices=list(STYLE_CODES), help=f"style code for CSV/Excel data (default {DEFAULT_STYLE})")
     p.add_argument("--vocab", help="build the character vocabulary from this vocab.txt instead of the corpus")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of pairs held out for validation")
@@ -435,8 +447,8 @@ def add_training_commands(sub) -> None:
     p.add_argument("--opening", default="", help='phrase the copy starts with, e.g. "新品上市，"')
     p.add_argument("--variants", type=int, default=DEFAULT_VARIANTS,
                    help=f"how many variants, 1 to COPYGEN_MAX_VARIANTS (default {DEFAULT_VARIANTS})")
-    p.add_argument("--length", default="medium", choices=["short", "medium", "long"])
-    p.add_argument("--style", default="ad", choices=["ad", "description"])
+    p.add_argument("--length", default=DEFAULT_LENGTH, choices=LENGTHS)
+    p.add_argument("--style", default=DEFAULT_STYLE, choices=list(STYLE_CODES))
     p.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
     p.add_argument("--top-p", type=float, default=DEFAULT_TOP_P)
     p.add_argument("--seed", type=int, help="sampling seed (default: random)")
@@ -457,15 +469,15 @@ def add_follow_option(p) -> None:
 def add_job_commands(sub) -> None:
     p = sub.add_parser("enqueue", help="submit a catalogue file (CSV, Excel, JSON Lines) as a job; prints its id")
     p.add_argument("file", help="catalogue: .csv, .xlsx, .jsonl")
-    p.add_argument("--variants", type=int, help="variants per product (default 3)")
-    p.add_argument("--length", choices=["short", "medium", "long"], help="copy length (default medium)")
-    p.add_argument("--style", choices=["ad", "description"], help="ad copy or product description (default ad)")
+    p.add_argument("--variants", type=int, help=f"variants per product (default {DEFAULT_VARIANTS})")
+    p.add_argument("--length", choices=LENGTHS, help=f"copy length (default {DEFAULT_LENGTH})")
+    p.add_argument("--style", choices=list(STYLE_CODES), help=f"ad copy or product description (default {DEFAULT_STYLE})")
     p.add_argument("--opening", help='phrase every copy starts with, e.g. "新品上市，"')
     p.add_argument("--temperature", type=float, help=f"sampling temperature (default {DEFAULT_TEMPERATURE})")
     p.add_argument("--top-p", type=float, help=f"nucleus sampling mass (default {DEFAULT_TOP_P})")
     p.add_argument("--seed", type=int, help="seed, for repeatable copy")
     p.add_argument("--model-version", help="registered model version to use (default: the worker's)")
-    p.add_argument("--queue", choices=["batch", "interactive"], help="worker queue (default batch)")
+    p.add_argument("--queue", choices=QUEUES, help=f"worker queue (default {DEFAULT_QUEUE})")
     p.add_argument("--campaign", help="campaign name, for campaign tools")
     p.add_argument("--oversample", type=int,
                    help="candidates generated per variant kept, the best kept (default COPYGEN_OVERSAMPLE)")
@@ -494,7 +506,9 @@ def add_job_commands(sub) -> None:
 def add_service_commands(sub) -> None:
     p = sub.add_parser("worker", help="run a Celery worker that generates copy (needs COPYGEN_BROKER_URL)")
     p.add_argument("--checkpoint", help="checkpoint directory (default COPYGEN_CHECKPOINT)")
-    p.add_argument("--queues", default="interactive,batch,celery", help="queues to consume, comma-separated")
+    p.add_argument("--queues", default=",".join(WORKER_QUEUES),
+                   help=f"queues to consume, comma-separated (default {','.join(WORKER_QUEUES)}; celery is where "
+                        "a client that names no queue sends)")
     p.add_argument("--concurrency", type=int, default=1,
                    help="processes, each loading the model once (default 1: one process, the solo pool; "
                         "more runs Celery's prefork pool)")
@@ -533,18 +547,23 @@ def configure_logging(args, default_level: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from kombu.exceptions import OperationalError as BrokerError
+    from pydantic import ValidationError
     from sqlalchemy.exc import OperationalError as DatabaseError
 
     from copygen.settings import get_settings, mask_url
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_logging(args, get_settings().log_level)
 
     def fail(message: str, status: int = 2) -> int:
         print(f"copygen {args.command}: {message}", file=sys.stderr)
         return status
 
+    try:
+        configure_logging(args, get_settings().log_level)
+    except ValidationError as exc:  # a COPYGEN_* variable (or .env line) that is not a valid setting
+        bad = "; ".join(f"COPYGEN_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        return fail(f"bad setting: {bad}")
     try:
         return args.func(args) or 0
     except (CommandError, LookupError) as exc:

@@ -216,6 +216,15 @@ def due_chunks(
     return [(job_id, chunk_no, queue) for job_id, chunk_no, queue in s.execute(stmt)]
 
 
+def leased_chunks(s: Session, job_id: str, *, now: datetime | None = None) -> int:
+    """The job's chunks some process is running now: running, with a lease that has not lapsed."""
+    now = now or utcnow()
+    return s.execute(
+        select(func.count()).select_from(CHUNKS)
+        .where(CHUNKS.c.job_id == job_id, CHUNKS.c.status == "running", CHUNKS.c.lease_until >= now)
+    ).scalar_one()
+
+
 def _chunk_counts():
     """Per job in pending/running state: total, done, failed and pending chunk counts."""
     return (

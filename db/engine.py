@@ -139,14 +139,29 @@ def prepare_schema(engine: Engine) -> None:
     other database is migrated by its operator (`copygen migrate`), so a missing or older schema
     is a SchemaError naming that command, never a "relation does not exist" deep in a job.
     """
-    if engine.url.get_backend_name() == "sqlite":
-        upgrade(engine.url)
-        return
     head, current = head_revision(), current_revision(engine)
+    where = engine.url.render_as_string(hide_password=True)
+    if current is not None and not known_revision(current):
+        raise SchemaError(f"the database {where} is at migration {current}, which this copygen does not know "
+                          f"(its latest is {head}): the database was migrated by a newer copygen; upgrade this one")
+    if engine.url.get_backend_name() == "sqlite":
+        if current != head:
+            upgrade(engine.url)
+        return
     if current != head:
-        where = engine.url.render_as_string(hide_password=True)
         state = "has no copygen schema" if current is None else f"is at migration {current}, not the latest ({head})"
         raise SchemaError(f"the database {where} {state}: run `copygen migrate` first")
+
+
+def known_revision(revision: str) -> bool:
+    """Whether alembic/ has this migration."""
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    try:
+        return ScriptDirectory.from_config(alembic_config("sqlite://")).get_revision(revision) is not None
+    except CommandError:
+        return False
 
 
 def upgrade(url: str | URL, revision: str = "head") -> None:

@@ -212,3 +212,46 @@ def test_jsonl_export_keeps_flags_as_an_array_and_a_table_goes_to_out(embedded, 
     assert capsys.readouterr().out == ""
     table = (embedded / "copy.txt").read_text(encoding="utf-8")
     assert "A-1  白色棉衬衫" in table and all(r["text"] in table for r in rows)
+
+
+def test_follow_gives_up_on_an_in_process_job_whose_process_died_mid_chunk(embedded, capsys):
+    from datetime import timedelta
+
+    from db.chunks import claim_chunk
+    from db.models import utcnow
+
+    url = os.environ["COPYGEN_DATABASE_URL"]
+    job_id = pending_job(url)
+    engine = make_engine(url)
+    with session_scope(engine) as s:  # claimed by a process that was then killed: its lease has lapsed
+        claim_chunk(s, job_id, 0, lease_seconds=60, max_attempts=3, now=utcnow() - timedelta(hours=1))
+    engine.dispose()
+    assert main(["status", job_id, "--follow", "--give-up-after", "0.5"]) == 2
+    assert "no process is running this job" in capsys.readouterr().err
+
+
+def test_a_bad_setting_in_the_environment_is_one_line_naming_the_variable(embedded, monkeypatch, capsys):
+    monkeypatch.setenv("COPYGEN_CHUNK_SIZE", "lots")
+    get_settings.cache_clear()
+    assert main(["status", UNKNOWN_JOB]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("copygen status: bad setting: COPYGEN_CHUNK_SIZE:") and "\n" not in err
+
+
+def test_beat_refuses_the_embedded_broker_that_no_worker_reads(embedded, capsys):
+    assert main(["beat"]) == 2
+    assert "memory://" in capsys.readouterr().err
+
+
+def test_a_database_migrated_by_a_newer_copygen_says_so_rather_than_crashing(embedded, capsys):
+    from sqlalchemy import text
+
+    url = os.environ["COPYGEN_DATABASE_URL"]
+    upgrade(url)
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+    engine.dispose()
+    assert main(["status", UNKNOWN_JOB]) == 2
+    err = capsys.readouterr().err
+    assert "9999_from_the_future" in err and "newer copygen" in err and "Traceback" not in err

@@ -103,7 +103,8 @@ def test_a_bad_schedule_file_stops_beat_but_not_workers_or_submissions(tmp_path)
 def test_beat_keeps_its_state_under_var_not_in_the_working_directory(monkeypatch, tmp_path):
     started = []
     monkeypatch.setattr("celery.Celery.start", lambda app, argv=None: started.append(argv))
-    run_beat(settings(beat_state=tmp_path / "var" / "beat-state"))
+    run_beat(settings(beat_state=tmp_path / "var" / "beat-state").model_copy(
+        update={"broker_url": "redis://127.0.0.1:1/0"}))  # never reached: start() is replaced
     assert started == [["beat", "--loglevel=INFO", f"--schedule={tmp_path / 'var' / 'beat-state'}"]]
     assert (tmp_path / "var").is_dir()
     assert Settings().beat_state == Path("var/celerybeat-schedule")
@@ -173,3 +174,28 @@ def test_a_worker_whose_checkpoint_is_missing_refuses_to_start_with_one_line(tmp
     assert done.returncode == 1
     lines = [line for line in done.stderr.splitlines() if "cannot start" in line]
     assert lines == [f"copygen worker cannot start: {tmp_path / 'no-such-model'}: no such checkpoint directory"]
+
+
+def test_a_worker_whose_model_name_belongs_to_another_model_refuses_to_start(tmp_path):
+    from db.engine import make_engine, session_scope, upgrade
+    from db.model_versions import register_model_version
+    from trainer.checkpoint import load_manifest
+    from trainer.testing import tiny_checkpoint
+
+    checkpoint = tiny_checkpoint(tmp_path / "tiny")
+    url = f"sqlite:///{tmp_path / 'copy.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    name = load_manifest(checkpoint)["name"]
+    with session_scope(engine) as s:  # the same name, registered by a different model
+        register_model_version(s, name, "/elsewhere", {"name": name, "data": "something else"})
+    engine.dispose()
+    env = {**os.environ, "COPYGEN_BROKER_URL": "redis://127.0.0.1:1/0", "COPYGEN_CHECKPOINT": str(checkpoint),
+           "COPYGEN_DATABASE_URL": url}
+    done = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--pool=solo", "--loglevel=INFO"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if "cannot start" in line]
+    assert len(lines) == 1 and f"model version {name!r} is already registered with a different manifest" in lines[0]

@@ -20,7 +20,7 @@ from db.variants import job_variants
 from trainer.generation import Candidate
 from worker import pipeline, runtime
 from worker.celery_app import create_app
-from worker.dispatch import execute_chunk
+from worker.dispatch import MAX_HANDBACKS, execute_chunk
 from worker.reconcile import queue_depth, reconcile
 from worker.submit import ModelVersionError, submit, submit_job, wait_for_job
 
@@ -241,12 +241,55 @@ def test_a_job_for_another_model_version_is_handed_back_without_costing_an_attem
     job_id = new_job(env, n=1, model_version="other-2")
     generator = ScriptedGenerator()
     for _ in range(settings.max_attempts + 1):  # more deliveries than a chunk has attempts
-        outcome = execute_chunk(runtime.current(), settings, generator, job_id, 0)
+        outcome = execute_chunk(runtime.current(), settings, lambda: generator, job_id, 0)
         assert outcome.status == "mismatch" and "asks for model 'other-2'" in outcome.error
         assert outcome.retry_in > 0  # offered again later, for a worker that serves it
     with session_scope(engine) as s:
         chunk = s.execute(select(Chunk.status, Chunk.attempts).where(Chunk.job_id == job_id)).one()
     assert tuple(chunk) == ("pending", 0) and generator.calls == []
+
+
+def test_a_chunk_no_worker_serves_counts_as_a_failed_attempt_after_the_hand_backs(env):
+    engine, settings, _ = env
+    with session_scope(engine) as s:
+        register_model_version(s, "other-2", "/models/other-2", {"name": "other-2"})
+    job_id = new_job(env, n=1, model_version="other-2")
+    outcome = execute_chunk(runtime.current(), settings, ScriptedGenerator, job_id, 0, retries=MAX_HANDBACKS)
+    assert outcome.status == "retry" and "no worker serving it took the chunk in 30 hand-backs" in outcome.error
+    with session_scope(engine) as s:
+        assert s.execute(select(Chunk.attempts).where(Chunk.job_id == job_id)).scalar_one() == 1
+
+
+def test_a_model_that_will_not_load_fails_the_chunk_until_it_is_parked(env):
+    engine, settings, _ = env
+    job_id = new_job(env, n=1)
+
+    def broken():
+        raise OSError("model.safetensors: truncated file")
+
+    outcomes = [execute_chunk(runtime.current(), settings, broken, job_id, 0).status
+                for _ in range(settings.max_attempts)]
+    assert outcomes == ["retry"] * (settings.max_attempts - 1) + ["parked"]
+    with session_scope(engine) as s:
+        progress = job_progress(s, job_id)
+    assert progress["status"] == "failed" and "truncated file" in progress["failures"][0]["error"]
+
+
+def test_a_write_the_database_refuses_is_a_failed_attempt_not_a_chunk_stuck_running(env, monkeypatch):
+    from sqlalchemy.exc import IntegrityError
+
+    engine, settings, _ = env
+    job_id = new_job(env, n=1, variants=1)
+
+    def refuse(s, rows):
+        raise IntegrityError("INSERT", {}, Exception("value too long for type character varying"))
+
+    monkeypatch.setattr(pipeline, "upsert_variants", refuse)
+    outcome = pipeline.run_chunk(runtime.current(), ScriptedGenerator(), job_id, 0, settings)
+    assert outcome.status == "retry" and "value too long" in outcome.error
+    assert runtime.current().unsaved.get(job_id, 0) is None  # the next attempt generates afresh
+    with session_scope(engine) as s:
+        assert s.execute(select(Chunk.status).where(Chunk.job_id == job_id)).scalar_one() == "pending"
 
 
 def test_decoding_blocks_every_spelling_of_a_latin_advertising_law_term(env):

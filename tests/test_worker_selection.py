@@ -35,7 +35,7 @@ def test_passing_candidates_are_kept_before_flagged_ones_whatever_their_score(le
     kept = selection.choose(pool, 2)
     assert [c.text for c in kept] == [GOOD[0], VAGUE]
     assert all(c.passed and c.score >= 0 for c in kept)
-    assert pool[0].flags == ["contradiction:颜色:黑色"] and pool[0].score < 0
+    assert pool[0].flags == ["contradiction:颜色:黑色"] and selection.weigh(pool[0].terms, pool[0].flags) < 0
 
 
 def test_near_duplicates_are_never_kept_while_a_distinct_candidate_is_left(lexicon):
@@ -72,3 +72,11 @@ def test_the_score_prefers_coverage_fluency_and_agreement(lexicon):
 def test_the_weights_are_one_place_and_a_flag_outweighs_every_term():
     assert set(selection.WEIGHTS) == {"coverage", "fluency", "agreement", "length", "distinct"}
     assert sum(selection.WEIGHTS.values()) <= selection.FLAG_PENALTY
+
+
+def test_choosing_leaves_the_pool_as_it_was_so_a_grown_pool_is_chosen_from_afresh(lexicon):
+    pool = assess([GOOD[0], GOOD[0], GOOD[1]], lexicon)
+    first = selection.choose(pool, 3)
+    again = selection.choose(pool, 3)
+    assert [c.flags for c in first] == [c.flags for c in again] == [[], [], ["near_duplicate"]]
+    assert all(c.flags == [] for c in pool)

@@ -8,9 +8,9 @@ schedule    promo schedule files, beat's scheduler, one job per (schedule, slot)
 submit      submit / submit_job / wait_for_job for a merchant backend and the CLI
 reconcile   re-enqueue lost or lapsed chunks, settle finished jobs
 dispatch    execute_chunk (the one way a chunk runs, with limits and retries); run here or send
-pipeline    run_chunk: claim, generate, filter, regenerate, rank, store (no Celery)
-filters     the checks, score and ranking of a product's variants
-runtime     a process's engines, models, lexicon, sending app and unsaved copy
+pipeline    run_chunk: claim, generate candidates, choose, store (no Celery)
+selection   score a product's candidates and keep the k best   |  runtime: a process's engines,
+filters     the checks a copy must pass (flags)                 |  models, lexicon, sending app, unsaved copy
 config      task names, queues, the Celery configuration
 
 Importing this package loads no model, opens no connection and reads no settings.

@@ -25,8 +25,7 @@ from celery import Celery, current_app, signals
 from sqlalchemy.exc import DBAPIError
 
 from copygen.settings import Settings, get_settings, mask_url
-from db.engine import SchemaError
-from trainer.checkpoint import CheckpointError, load_manifest
+from trainer.checkpoint import load_manifest
 from worker import runtime
 from worker.config import WORKER_QUEUES, celery_config
 from worker.dispatch import serve_model
@@ -63,8 +62,8 @@ def connect_worker_signals(app: Celery) -> None:
         settings = settings_of(app)
         try:
             version = serve_model(runtime.current(), settings)
-        except (CheckpointError, SchemaError) as exc:  # SystemExit passes through Celery's signal dispatch
-            raise SystemExit(f"copygen worker cannot start: {exc}") from None
+        except ValueError as exc:  # CheckpointError, SchemaError, a model version name taken by another model
+            raise SystemExit(f"copygen worker cannot start: {exc}") from None  # SystemExit passes through Celery
         except DBAPIError as exc:  # the database may come back; chunks wait for it with backoff
             log.warning("database unreachable at start (%s); model version not registered", exc.orig or exc)
             return
@@ -129,6 +128,9 @@ def run_worker(settings: Settings, **options) -> None:
 
 def run_beat(settings: Settings, *, loglevel: str = "INFO") -> None:
     """Run Celery beat in this process (the CLI's `copygen beat`): the reconciler and promo schedules."""
+    if settings.in_process:
+        raise ValueError("COPYGEN_BROKER_URL is memory:// (the embedded default): beat would send to a broker no "
+                         "worker reads; point it at Redis (redis://...)")
     Path(settings.beat_state).parent.mkdir(parents=True, exist_ok=True)
     create_app(settings).start(["beat", f"--loglevel={loglevel}", f"--schedule={settings.beat_state}"])
 

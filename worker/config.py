@@ -23,6 +23,7 @@ from typing import Any
 
 from kombu import Queue
 
+from copygen.catalogue import DEFAULT_QUEUE
 from copygen.catalogue import QUEUES as JOB_QUEUES
 from copygen.settings import Settings
 
@@ -33,7 +34,7 @@ SUBMIT_JOB = "copygen.submit_job"
 RECONCILE = "copygen.reconcile"
 FIRE_PROMO = "copygen.fire_promo"
 
-DEFAULT_QUEUE = "batch"  # copygen's own messages that name no queue
+# DEFAULT_QUEUE (a job's default queue) also takes copygen's own messages that name no queue.
 # Celery's default queue: where a client that knows nothing of copygen sends
 # send_task("copygen.submit_job", kwargs=...) when it names no queue. Workers consume it too.
 CLIENT_QUEUE = "celery"

@@ -10,7 +10,9 @@ wait before running the chunk again) or an exception:
 - a database outage is retried with exponential backoff (the generated copy is kept), up to
   DB_MAX_RETRIES; after that the exception goes up and the reconciler takes over;
 - a job asking for a model version this worker does not serve is handed back (retry_in) without
-  an attempt counted, for a worker that serves it.
+  an attempt counted, for a worker that serves it, MAX_HANDBACKS times; then it counts as a
+  failed attempt ("no worker serving ... took it"), so a job for a model nobody serves ends;
+- a model that cannot be loaded is a failed attempt of the chunk, like a generation error.
 
 ``start_chunks`` is what submission and promo firing call after their transaction commits: the
 chunks run here, or one ``copygen.generate_chunk`` message each is sent (``send_chunks``, also used
@@ -40,7 +42,7 @@ from db.model_versions import get_model_version, register_model_version
 from trainer.checkpoint import load_manifest
 from trainer.generation import Generator
 from worker.config import GENERATE_CHUNK
-from worker.pipeline import ChunkOutcome, is_disconnect, record_failure, run_chunk
+from worker.pipeline import ChunkOutcome, fail_unclaimed, is_disconnect, record_failure, run_chunk
 from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,8 @@ DB_RETRY_BASE_S = 5  # first wait after a database outage; doubles per retry ...
 DB_RETRY_MAX_S = 300  # ... up to 5 minutes
 DB_MAX_RETRIES = 24  # about 1.5 hours of outage; after that the reconciler takes over
 ERROR_RETRY_BASE_S = 2  # first wait before another attempt of a chunk whose generation failed
-MISMATCH_RETRY_S = 10  # a chunk for another model waits this long before it is offered again
+MISMATCH_RETRY_S = 10  # a chunk for another model waits this long before it is offered again ...
+MAX_HANDBACKS = 30  # ... this many times (5 minutes), then the wait counts as a failed attempt
 
 Chunk = tuple[str, int, str]  # (job_id, chunk_no, queue)
 
@@ -87,9 +90,20 @@ def soft_time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def execute_chunk(rt: Runtime, settings: Settings, generator: Generator, job_id: str, chunk_no: int, *,
+def execute_chunk(rt: Runtime, settings: Settings, load: Callable[[], Generator], job_id: str, chunk_no: int, *,
                   retries: int = 0) -> ChunkOutcome:
-    """Run one chunk with its limits; retry_in on the outcome says when to run it again (None: never)."""
+    """Run one chunk with its limits; retry_in on the outcome says when to run it again (None: never).
+
+    load() gives the model (loaded once per process by the Runtime); retries is how many times
+    this chunk's message was run before.
+    """
+    try:
+        generator = load()
+    except Exception as exc:  # noqa: BLE001  (a model that will not load fails the chunk's attempt, visibly)
+        outcome = fail_unclaimed(rt.engine(settings), job_id, chunk_no, exc, settings)
+        if outcome.status == "retry":
+            outcome.retry_in = backoff(retries, ERROR_RETRY_BASE_S)
+        return outcome
     try:
         with soft_time_limit(settings.task_soft_time_limit):
             outcome = run_chunk(rt, generator, job_id, chunk_no, settings)
@@ -103,8 +117,13 @@ def execute_chunk(rt: Runtime, settings: Settings, generator: Generator, job_id:
         return ChunkOutcome("retry", error=str(exc.orig or exc), retry_in=delay)
     if outcome.status == "retry":  # error recorded in SQL, chunk pending again: try again soon
         outcome.retry_in = backoff(retries, ERROR_RETRY_BASE_S)
-    elif outcome.status == "mismatch":
+    elif outcome.status == "mismatch" and retries < MAX_HANDBACKS:
         outcome.retry_in = MISMATCH_RETRY_S
+    elif outcome.status == "mismatch":
+        error = RuntimeError(f"{outcome.error}; no worker serving it took the chunk in {MAX_HANDBACKS} hand-backs")
+        outcome = fail_unclaimed(rt.engine(settings), job_id, chunk_no, error, settings)
+        if outcome.status == "retry":
+            outcome.retry_in = backoff(0, ERROR_RETRY_BASE_S)
     return outcome
 
 
@@ -138,7 +157,8 @@ def run_here(rt: Runtime, settings: Settings, job_id: str, chunk_nos: Iterable[i
     chunk_nos = list(chunk_nos)
     for done, chunk_no in enumerate(chunk_nos, start=1):
         retries = 0
-        while (outcome := execute_chunk(rt, settings, generator, job_id, chunk_no, retries=retries)).retry_in:
+        while (outcome := execute_chunk(rt, settings, lambda: generator, job_id, chunk_no,
+                                        retries=retries)).retry_in:
             time.sleep(outcome.retry_in)
             retries += 1
         if on_chunk is not None:

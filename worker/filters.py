@@ -1,26 +1,20 @@
-"""The checks a generated variant must pass, its score, and the ranking of a product's variants.
+"""The checks a generated copy must pass; the score and the choice of the k kept are worker.selection's.
 
-A variant's flags say why it is not fit to publish; a flagged variant is regenerated a bounded
-number of times and, if it still fails, stored with its flags (never dropped):
+A copy's flags say why it is not fit to publish; a flagged copy is still stored with its flags
+when a product has fewer than k passing candidates (never dropped):
 
-    ad_law:<term>              a China Advertising Law term (最, 第一, 国家级 ...) from the lexicon
-    contradiction:<key:value>  names a colour, material ... the product does not have
-    near_duplicate             char 3-gram Jaccard >= 0.7 against an earlier variant of the product
-    repetition                 a char 4-gram occurring >= 3 times, or a clause said twice
-    too_short / too_long       outside the bounds of the job's length setting (copygen.prompt.length_bounds)
-    empty                      nothing but whitespace (no other check is run)
-
-Length bounds, in characters of the normalised copy (the opening phrase included), come from the
-model's length buckets (its manifest's edges, learned from its training copy): a "short" job gets
-the shortest bucket the model knows, and the filter accepts what that bucket holds. Without edges:
-short 4-40 (a title line or a banner), medium 40-160 (AdvertiseGen-style ad copy), long 80-300.
-
-The score and the choice of the k variants kept are worker.selection's.
+    ad_law:<term>               a China Advertising Law term (最好, 第一, 国家级 ...) from the lexicon
+    contradiction:<key>:<word>  names a value the product's attributes exclude (copygen.attributes)
+    near_duplicate              char 3-gram Jaccard >= 0.7 against a sibling (selection passes the
+                                variants kept before it)
+    repetition                  a char 4-gram occurring >= 3 times, or a clause said twice
+    too_short / too_long        outside copygen.prompt.length_bounds for the job's length, from the
+                                model's own length buckets (its manifest's edges)
+    empty                       nothing but whitespace (no other check is run)
 """
 
 from __future__ import annotations
 
-import logging
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,15 +25,12 @@ from copygen.prompt import length_bounds
 from copygen.similarity import text_jaccard
 from copygen.textnorm import normalise
 
-log = logging.getLogger(__name__)
-
 SIMILARITY_NGRAM = 3  # variants are compared by their character 3-grams ...
 NEAR_DUPLICATE_JACCARD = 0.7  # ... and say the same thing at a Jaccard of 0.7
 REPEATED_NGRAM = 4  # a 4-gram ...
 REPEATED_TIMES = 3  # ... seen 3 times is a loop, not emphasis
 MIN_CLAUSE_CHARS = 4  # shorter clauses ("好看") may legitimately recur in a list
 
-FLAG_PENALTY = 1.5  # a flag costs more than a score's positive terms add up to (1.0): flagged < 0 <= passed
 
 _CLAUSE_SPLIT = re.compile(r"[，。！？；、,.!?;:：\s~～…]+")
 

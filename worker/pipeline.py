@@ -41,7 +41,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from copygen.attributes import excluded_words
-from copygen.catalogue import JobSettings, Product, parse_attributes
+from copygen.catalogue import DEFAULT_VARIANTS, JobSettings, Product, parse_attributes
 from copygen.compliance import Lexicon, banned_phrases_for_decoding, load_lexicon
 from copygen.settings import Settings
 from db.chunks import claim_chunk, mark_chunk_done, record_chunk_error
@@ -153,7 +153,6 @@ def draft_variants(
              for rank, c in enumerate(row, start=1)] for i, row in enumerate(kept)]
 
 
-EVAL_VARIANTS = 3  # what `copygen eval` scores: the rank-1 of the 3 variants a default job keeps
 
 
 def worker_choice(generator: Generator, rows: Sequence[tuple[str, str]], seed: int, *,
@@ -171,7 +170,7 @@ def worker_choice(generator: Generator, rows: Sequence[tuple[str, str]], seed: i
     chosen: list[tuple[str, bool]] = [("", False)] * len(rows)
     for style in dict.fromkeys(style for _, style in rows):
         picked = [i for i, (_, s) in enumerate(rows) if s == style]
-        drafts = draft_variants(generator, [products[i] for i in picked], JobSettings(EVAL_VARIANTS, style=style),
+        drafts = draft_variants(generator, [products[i] for i in picked], JobSettings(DEFAULT_VARIANTS, style=style),
                                 lexicon, seed=derive_seed(seed, style), rounds=rounds, oversample=oversample)
         for i, row in zip(picked, drafts):
             chosen[i] = (row[0].text, row[0].passed)
@@ -233,7 +232,13 @@ def run_chunk(rt: Runtime, generator: Generator, job_id: str, chunk_no: int, set
         for item, row in zip(items, drafts) for d in row
     ]
     rt.unsaved.keep(job_id, chunk_no, rows)
-    written = store_chunk(rt, engine, job_id, chunk_no, rows, settings)
+    try:
+        written = store_chunk(rt, engine, job_id, chunk_no, rows, settings)
+    except DBAPIError as exc:
+        if is_disconnect(exc):  # waited out by the caller, the copy kept for the retry
+            raise
+        rt.unsaved.forget(job_id, chunk_no)  # a write the database refuses: generate again next attempt
+        return record_failure(engine, job_id, chunk_no, exc, settings)
     flagged = sum(not r["passed"] for r in rows)
     log.info("job %s chunk %d: %d products, %d variants (%d flagged) in %.1f s", job_id, chunk_no,
              len(items), len(rows), flagged, time.monotonic() - started)
@@ -250,6 +255,18 @@ def record_failure(engine: Engine, job_id: str, chunk_no: int, exc: BaseExceptio
     log.warning("job %s chunk %d: %s (%s)", job_id, chunk_no, "parked" if parked else "will retry",
                 f"{type(exc).__name__}: {exc}")
     return ChunkOutcome("parked" if parked else "retry", error=f"{type(exc).__name__}: {exc}")
+
+
+def fail_unclaimed(engine: Engine, job_id: str, chunk_no: int, exc: BaseException, settings: Settings) -> ChunkOutcome:
+    """Count a failure that happened before the chunk was claimed (its model would not load, no worker
+    serves its model): claim it, so the attempt counts, and record the error; nothing if it is
+    done, parked or claimed elsewhere."""
+    with session_scope(engine) as s:
+        items = claim_chunk(s, job_id, chunk_no, lease_seconds=settings.lease_seconds,
+                            max_attempts=settings.max_attempts)
+    if items is None:
+        return ChunkOutcome("skipped")
+    return record_failure(engine, job_id, chunk_no, exc, settings)
 
 
 def store_chunk(rt: Runtime, engine: Engine, job_id: str, chunk_no: int, rows: list[dict[str, Any]],

@@ -181,8 +181,9 @@ def beat_entries(schedules: list[PromoSchedule], app: Celery | None = None) -> d
 class PromoScheduler(PersistentScheduler):
     """Beat's scheduler: the app's entries (the reconciler) plus the promo schedules of the file.
 
-    The schedule file is read here, when beat starts, and nowhere else: a bad file stops beat with
-    a ScheduleError naming the entry and field, while workers and submissions never read it.
+    The schedule file is read here, when beat starts (a bad file stops beat with a ScheduleError
+    naming the entry and field), and by the worker that runs a firing (fire_promo); a worker's
+    start and a submission never read it, so a bad file cannot stop them.
     """
 
     def setup_schedule(self) -> None:
@@ -238,6 +239,13 @@ def current_slot(schedule: PromoSchedule, now: datetime | None = None) -> str:
     return slot_key(latest_fire(schedule.cron, now))
 
 
+def slot_now(settings: Settings, name: str) -> str:
+    """The slot a firing of schedule `name` that runs now belongs to."""
+    if settings.schedule_file is None:
+        raise ScheduleError(f"fire_promo {name}: COPYGEN_SCHEDULE_FILE is not set (workers read it when a promo fires)")
+    return current_slot(find_schedule(settings.schedule_file, name))
+
+
 def promo_idempotency_key(schedule: str, slot: str) -> str:
     return f"promo:{schedule}:{slot}"
 
@@ -250,10 +258,8 @@ def fire_promo(rt: runtime.Runtime, app: Celery | None, settings: Settings, name
     then finds the slot taken), and a firing that fails leaves the slot free to fire again. The
     job is checked and dispatched as any submission is (worker.submit, worker.dispatch).
     """
-    if settings.schedule_file is None:
-        raise ScheduleError(f"fire_promo {name}: COPYGEN_SCHEDULE_FILE is not set")
+    slot = slot or slot_now(settings, name)
     schedule = find_schedule(settings.schedule_file, name)
-    slot = slot or current_slot(schedule)
     engine = prepare(rt, settings)  # the schema; in-process, the checkpoint
     with session_scope(engine) as s:
         fired = get_promo_run(s, name, slot)

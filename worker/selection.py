@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from copygen.attributes import coverage
 from copygen.compliance import Lexicon
@@ -36,7 +36,7 @@ from worker import filters
 # then the model's fluency and the samples' agreement, which both stand in for "reads well and
 # says nothing odd"; length and distinctness break ties.
 WEIGHTS = {"coverage": 0.4, "fluency": 0.2, "agreement": 0.2, "length": 0.1, "distinct": 0.1}
-FLAG_PENALTY = filters.FLAG_PENALTY  # more than every positive term together: flagged < 0 <= passed
+FLAG_PENALTY = 1.5  # a flag costs more than every positive term together (1.0): flagged < 0 <= passed
 
 
 @dataclass(eq=False)  # two candidates with the same text are still two candidates
@@ -79,22 +79,23 @@ def assess(texts: Sequence[str], logprobs: Sequence[float], product: filters.Pro
 
 def choose(candidates: Sequence[Candidate], k: int) -> list[Candidate]:
     """The k to keep, best first: passing before flagged, by score, no two near-duplicates kept
-    while a distinct candidate is left (one taken all the same is flagged near_duplicate)."""
-    for c in candidates:
-        c.score = weigh({**c.terms, "distinct": 1.0}, c.flags)
-    order = sorted(candidates, key=lambda c: (not c.passed, -c.score))
-    kept: list[Candidate] = []
+    while a distinct candidate is left (one taken all the same comes back flagged near_duplicate).
+
+    The candidates themselves are left as they are (a pool is chosen from again when it grows):
+    the kept ones are copies carrying their final flags and score.
+    """
+    def first_score(c: Candidate) -> float:
+        return weigh({**c.terms, "distinct": 1.0}, c.flags)
+
+    order = sorted(candidates, key=lambda c: (not c.passed, -first_score(c)))
+    picked: list[Candidate] = []
     for c in order:
-        if len(kept) == k:
+        if len(picked) == k:
             break
-        if all(filters.similarity(c.text, other.text) < filters.NEAR_DUPLICATE_JACCARD for other in kept):
-            kept.append(c)
-    for c in order:  # fewer than k distinct candidates: repeat the best ones, flagged
-        if len(kept) == k:
-            break
-        if c not in kept:
-            c.flags = [*c.flags, "near_duplicate"]
-            kept.append(c)
+        if all(filters.similarity(c.text, other.text) < filters.NEAR_DUPLICATE_JACCARD for other in picked):
+            picked.append(c)
+    repeats = [c for c in order if all(c is not p for p in picked)][: k - len(picked)]
+    kept = [replace(c) for c in picked] + [replace(c, flags=[*c.flags, "near_duplicate"]) for c in repeats]
     for position, c in enumerate(kept):
         closest = max((filters.similarity(c.text, other.text) for other in kept[:position]), default=0.0)
         c.score = weigh({**c.terms, "distinct": 1.0 - closest}, c.flags)

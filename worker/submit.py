@@ -41,6 +41,7 @@ from copygen.catalogue import (
     validate_settings,
 )
 from copygen.settings import Settings, get_settings
+from db.chunks import leased_chunks
 from db.engine import session_scope
 from db.jobs import FINISHED_JOB, create_job, get_job, job_chunks, job_progress
 from db.model_versions import get_model_version, list_model_versions
@@ -164,12 +165,15 @@ def submit(
     source: str = "payload",
     rejected: Iterable[RowError] = (),
     on_chunk: Callable[[int, int], None] | None = None,
+    on_created: Callable[[str], None] | None = None,
 ) -> Submission:
     """Validate, write and dispatch a job; the Submission says what was accepted and rejected.
 
     Raises CatalogueError when no row is valid or there are too many, ModelVersionError for an
     unknown model version, SchemaError / CheckpointError when the run cannot happen (before
-    anything is written). on_chunk(done, total) reports progress of in-process execution.
+    anything is written). on_created(job_id) is called once the job is committed, before any
+    chunk runs (in-process, that is long before this returns); on_chunk(done, total) reports
+    progress of in-process execution.
     """
     settings = settings or get_settings()
     rt = runtime.current()
@@ -181,6 +185,8 @@ def submit(
         stored = get_job(s, job_id)
         chunk_nos = job_chunks(s, job_id)
     submission = Submission(job_id, created, stored["n_items"], errors, stored["settings"])
+    if on_created is not None:
+        on_created(job_id)
     if not created:
         submission.differs = settings_differ(job, stored["settings"])
         log.info("job %s already submitted under idempotency key %r (%s); nothing dispatched", job_id,
@@ -241,14 +247,16 @@ def submit_payload(payload: Mapping[str, Any], *, settings: Settings, app: Celer
 def why_stalled(rt: Runtime, settings: Settings, progress: Mapping[str, Any], queue: str) -> str | None:
     """Why nothing can make progress on an unfinished job right now, or None if something can.
 
-    In-process, a job runs in the process that submitted it: with no chunk claimed, nothing runs
-    it. With a broker, a job needs a worker consuming its queue (Celery's inspect answers).
+    In-process, a job runs in the process that submitted it: with no chunk under a live lease,
+    nothing runs it (a process killed mid-chunk leaves its chunk running, but its lease lapses).
+    With a broker, a job needs a worker consuming its queue (Celery's inspect answers).
     """
     if progress["status"] in FINISHED_JOB:
         return None
     if settings.in_process:
-        if progress["chunks_running"]:
-            return None
+        with session_scope(rt.engine(settings)) as s:
+            if leased_chunks(s, progress["job_id"]):
+                return None
         return ("no process is running this job: with COPYGEN_BROKER_URL=memory:// a job runs in the process that "
                 "submitted it; `copygen reconcile` runs its pending chunks here")
     try:

@@ -25,7 +25,7 @@ from worker.config import FIRE_PROMO, GENERATE_CHUNK, RECONCILE, SUBMIT_JOB
 from worker.dispatch import DB_MAX_RETRIES, DB_RETRY_BASE_S, backoff, execute_chunk
 from worker.pipeline import is_disconnect
 from worker.reconcile import reconcile
-from worker.schedule import fire_promo
+from worker.schedule import fire_promo, slot_now
 from worker.submit import submit_payload
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 def generate_chunk_task(self, job_id: str, chunk_no: int) -> None:
     settings = settings_of(self.app)
     rt = runtime.current()
-    outcome = execute_chunk(rt, settings, rt.generator(settings), job_id, int(chunk_no),
+    outcome = execute_chunk(rt, settings, lambda: rt.generator(settings), job_id, int(chunk_no),
                             retries=self.request.retries)
     if outcome.retry_in is not None:
         raise self.retry(countdown=outcome.retry_in)
@@ -66,6 +66,11 @@ def reconcile_task(self) -> dict:
 @shared_task(name=FIRE_PROMO, bind=True, acks_late=True, ignore_result=True)
 def fire_promo_task(self, schedule: str, slot: str | None = None) -> str | None:
     settings = settings_of(self.app)
-    if settings.in_process:
-        log.warning("fire_promo %s: COPYGEN_BROKER_URL is memory://; the promo job runs in this process", schedule)
-    return fire_promo(runtime.current(), self.app, settings, schedule, slot)
+    slot = slot or slot_now(settings, schedule)  # fixed now: a retry fires the same slot, not the next one
+    try:
+        return fire_promo(runtime.current(), self.app, settings, schedule, slot)
+    except DBAPIError as exc:
+        if not is_disconnect(exc):
+            raise
+        raise self.retry(args=(schedule, slot), exc=exc, countdown=backoff(self.request.retries, DB_RETRY_BASE_S),
+                         max_retries=DB_MAX_RETRIES) from None
