@@ -320,6 +320,39 @@ def test_the_packaged_vocabulary_records_its_measured_false_positive_rate_under_
         assert all(len(word) >= 2 for word in group["mentions"]), name  # nothing to block 白 or 裤
 
 
+
+# Wrong facts read in published copy (rank 1, first 20 validation products) that 2026.12-1 let
+# through; each with a reference-like sentence of the same kind that stays unflagged.
+@pytest.mark.parametrize("text, attrs, found", [
+    ("搭配宽松的阔脚裤", {"类型": ["裤"], "裤口": ["小脚"]}, ["裤口:阔脚裤"]),
+    ("a摆的裙摆设计", {"类型": ["裙"], "裙型": ["牛仔裙", "包臀裙"]}, ["裙型:a摆"]),
+    ("a字裙摆", {"类型": ["裙"], "裙型": ["包臀裙"]}, ["裙型:a字裙摆"]),
+    ("精美的花卉印花图案", {"类型": ["裙"], "图案": ["卡通"], "裙长": ["连衣裙"]}, ["图案:花卉"]),
+    ("采用柔软的棉质面料", {"类型": ["裙"], "材质": ["雪纺"]}, ["材质:棉质"]),
+    ("连衣裙的印花图案", {"类型": ["裙"], "图案": ["刺绣"]}, ["图案:印花"]),
+    ("宽松的连衣裙", {"类型": ["上衣"], "衣样式": ["卫衣"]}, ["衣样式:连衣裙"]),
+])
+def test_the_published_copys_wrong_facts_are_flagged(text, attrs, found):
+    assert contradictions(text, attrs) == found
+    assert found[0].split(":")[1] in excluded_words(attrs)
+
+
+@pytest.mark.parametrize("text, attrs", [
+    ("阔脚裤的设计，显瘦", {"类型": ["裤"], "裤型": ["阔腿裤"]}),  # a wide leg may say 阔脚
+    ("a摆的裙摆设计", {"类型": ["裙"], "裙型": ["a字"]}),
+    ("有趣时尚的卡通图案印花", {"类型": ["上衣"], "图案": ["卡通"]}),  # cartoons are printed
+    ("花卉印花，卡通的小熊", {"类型": ["上衣"], "图案": ["卡通", "印花"]}),  # a print may be floral
+    ("轻薄半透棉质雪纺", {"类型": ["上衣"], "材质": ["棉", "雪纺"]}),  # unless it names cotton
+    ("仿真丝雪纺面料", {"类型": ["裙"], "材质": ["雪纺"]}),  # silk is no contradiction
+    ("精致的花朵刺绣", {"类型": ["裙"], "图案": ["刺绣"]}),  # embroidered flowers
+    ("重工刺绣印花图案", {"类型": ["裙"], "图案": ["刺绣", "印花"]}),
+    ("短款卫衣连衣裙", {"类型": ["上衣"], "衣样式": ["卫衣"]}),  # a sweatshirt dress
+    ("衬衫与连衣裙的完美结合", {"类型": ["上衣"], "衣样式": ["衬衫"]}),  # shirts are left out
+])
+def test_reference_like_sentences_near_the_published_copys_gaps_are_not_flagged(text, attrs):
+    assert contradictions(text, attrs) == []
+
+
 def test_a_vocabulary_with_a_malformed_only_for_or_expresses_is_refused_by_field(tmp_path):
     path = tmp_path / "vocab.json"
     family = {"values": {}, "mentions": {}}
