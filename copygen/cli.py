@@ -166,19 +166,14 @@ class _Stall:
         self.since = time.monotonic()  # something can move it: look again after another while
 
 
-def _follow(settings, engine, job_id: str, *, quiet: bool, give_up_after: float) -> dict:
-    """Poll until the job ends, with a progress bar over its chunks (on stderr); give up on a stalled job."""
+def _follow(settings, engine, job_id: str, queue: str, *, quiet: bool, give_up_after: float) -> dict:
+    """Poll until the job (on `queue`) ends, with a progress bar over its chunks (on stderr); give up
+    on a stalled job."""
     from tqdm import tqdm
 
-    from db.engine import session_scope
-    from db.jobs import get_job
     from worker.submit import wait_for_job
 
-    with session_scope(engine) as s:
-        job = get_job(s, job_id)
-    if job is None:
-        raise CommandError(f"no job {job_id}")
-    stall = _Stall(settings, job["queue"], give_up_after)
+    stall = _Stall(settings, queue, give_up_after)
     bar = None
 
     def show(p):
@@ -250,7 +245,7 @@ def cmd_enqueue(args) -> int:
                     f"{k} {given[k]!r} (job: {submission.settings.get(k)!r})" for k in submission.differs)
                     + "; use another --idempotency-key for a new job", file=sys.stderr)
     if args.wait:
-        final = _follow(settings, _store(settings), submission.job_id, quiet=args.quiet,
+        final = _follow(settings, _store(settings), submission.job_id, submission.settings["queue"], quiet=args.quiet,
                         give_up_after=args.give_up_after)
         if not args.quiet:
             print(_progress_line(final), file=sys.stderr)
@@ -273,7 +268,7 @@ def cmd_status(args) -> int:
     if job is None:
         raise CommandError(f"no job {args.job}")
     if args.follow:
-        progress = _follow(settings, engine, args.job, quiet=args.json, give_up_after=args.give_up_after)
+        progress = _follow(settings, engine, args.job, job["queue"], quiet=args.json, give_up_after=args.give_up_after)
     else:
         with session_scope(engine) as s:
             progress = job_progress(s, args.job)

@@ -18,7 +18,3 @@ def jaccard(a: set, b: set) -> float:
     """|a ∩ b| / |a ∪ b|, in [0, 1]; two empty sets are identical (1.0)."""
     return len(a & b) / len(a | b) if a or b else 1.0
 
-
-def text_jaccard(a: str, b: str, n: int) -> float:
-    """Jaccard similarity of the character n-gram sets of two texts."""
-    return jaccard(char_ngrams(a, n), char_ngrams(b, n))

@@ -117,11 +117,16 @@ class SchemaError(ValueError):
     """The copy store's schema is missing or behind the code; the message says what to run."""
 
 
-def head_revision() -> str:
-    """The latest migration in alembic/."""
+def migrations():
+    """alembic/'s migration scripts (alembic.script.ScriptDirectory)."""
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    return ScriptDirectory.from_config(alembic_config("sqlite://"))
+
+
+def head_revision() -> str:
+    """The latest migration in alembic/."""
+    return migrations().get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -139,9 +144,10 @@ def prepare_schema(engine: Engine) -> None:
     other database is migrated by its operator (`copygen migrate`), so a missing or older schema
     is a SchemaError naming that command, never a "relation does not exist" deep in a job.
     """
-    head, current = head_revision(), current_revision(engine)
+    scripts = migrations()
+    head, current = scripts.get_current_head(), current_revision(engine)
     where = engine.url.render_as_string(hide_password=True)
-    if current is not None and not known_revision(current):
+    if current is not None and not known_revision(current, scripts):
         raise SchemaError(f"the database {where} is at migration {current}, which this copygen does not know "
                           f"(its latest is {head}): the database was migrated by a newer copygen; upgrade this one")
     if engine.url.get_backend_name() == "sqlite":
@@ -153,13 +159,12 @@ def prepare_schema(engine: Engine) -> None:
         raise SchemaError(f"the database {where} {state}: run `copygen migrate` first")
 
 
-def known_revision(revision: str) -> bool:
-    """Whether alembic/ has this migration."""
-    from alembic.script import ScriptDirectory
+def known_revision(revision: str, scripts=None) -> bool:
+    """Whether alembic/ (or the given ScriptDirectory) has this migration."""
     from alembic.util import CommandError
 
     try:
-        return ScriptDirectory.from_config(alembic_config("sqlite://")).get_revision(revision) is not None
+        return (scripts or migrations()).get_revision(revision) is not None
     except CommandError:
         return False
 

@@ -101,29 +101,27 @@ def execute_chunk(rt: Runtime, settings: Settings, load: Callable[[], Generator]
         generator = load()
     except Exception as exc:  # noqa: BLE001  (a model that will not load fails the chunk's attempt, visibly)
         outcome = fail_unclaimed(rt.engine(settings), job_id, chunk_no, exc, settings)
-        if outcome.status == "retry":
-            outcome.retry_in = backoff(retries, ERROR_RETRY_BASE_S)
-        return outcome
-    try:
-        with soft_time_limit(settings.task_soft_time_limit):
-            outcome = run_chunk(rt, generator, job_id, chunk_no, settings)
-    except SoftTimeLimitExceeded as exc:  # raised outside run_chunk's own handler (e.g. while storing)
-        outcome = record_failure(rt.engine(settings), job_id, chunk_no, exc, settings)
-    except DBAPIError as exc:
-        if not is_disconnect(exc) or retries >= DB_MAX_RETRIES:
-            raise
-        delay = backoff(retries, DB_RETRY_BASE_S)
-        log.warning("job %s chunk %s: database unavailable; retry in %.0f s", job_id, chunk_no, delay)
-        return ChunkOutcome("retry", error=str(exc.orig or exc), retry_in=delay)
-    if outcome.status == "retry":  # error recorded in SQL, chunk pending again: try again soon
-        outcome.retry_in = backoff(retries, ERROR_RETRY_BASE_S)
-    elif outcome.status == "mismatch" and retries < MAX_HANDBACKS:
-        outcome.retry_in = MISMATCH_RETRY_S
-    elif outcome.status == "mismatch":
+    else:
+        try:
+            with soft_time_limit(settings.task_soft_time_limit):
+                outcome = run_chunk(rt, generator, job_id, chunk_no, settings)
+        except SoftTimeLimitExceeded as exc:  # raised outside run_chunk's own handler (e.g. while storing)
+            outcome = record_failure(rt.engine(settings), job_id, chunk_no, exc, settings)
+        except DBAPIError as exc:
+            if not is_disconnect(exc) or retries >= DB_MAX_RETRIES:
+                raise
+            delay = backoff(retries, DB_RETRY_BASE_S)
+            log.warning("job %s chunk %s: database unavailable; retry in %.0f s", job_id, chunk_no, delay)
+            return ChunkOutcome("retry", error=str(exc.orig or exc), retry_in=delay)
+    if outcome.status == "mismatch":
+        if retries < MAX_HANDBACKS:
+            outcome.retry_in = MISMATCH_RETRY_S
+            return outcome
         error = RuntimeError(f"{outcome.error}; no worker serving it took the chunk in {MAX_HANDBACKS} hand-backs")
         outcome = fail_unclaimed(rt.engine(settings), job_id, chunk_no, error, settings)
-        if outcome.status == "retry":
-            outcome.retry_in = backoff(0, ERROR_RETRY_BASE_S)
+        retries = 0  # the hand-backs were waits, not failed attempts: back off from the start
+    if outcome.status == "retry":  # error recorded in SQL, chunk pending again: try again soon
+        outcome.retry_in = backoff(retries, ERROR_RETRY_BASE_S)
     return outcome
 
 

@@ -22,7 +22,7 @@ from typing import Protocol
 
 from copygen.attributes import contradictions
 from copygen.prompt import length_bounds
-from copygen.similarity import text_jaccard
+from copygen.similarity import char_ngrams, jaccard
 from copygen.textnorm import normalise
 
 SIMILARITY_NGRAM = 3  # variants are compared by their character 3-grams ...
@@ -43,9 +43,14 @@ class ProductLike(Protocol):
     attributes: Mapping[str, Sequence[str]]
 
 
+def shingles(text: str) -> set[str]:
+    """The character n-grams variants are compared by (of the normalised text)."""
+    return char_ngrams(normalise(text), SIMILARITY_NGRAM)
+
+
 def similarity(a: str, b: str) -> float:
     """How alike two variants are: char 3-gram Jaccard of the normalised texts, in [0, 1]."""
-    return text_jaccard(normalise(a), normalise(b), SIMILARITY_NGRAM)
+    return jaccard(shingles(a), shingles(b))
 
 
 def is_repetitive(text: str) -> bool:

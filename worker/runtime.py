@@ -74,7 +74,6 @@ class Runtime:
         self._prepared: set[str] = set()
         self._generators: dict[tuple[str, str, int], Generator] = {}
         self._senders: dict[str, Celery] = {}
-        self._lexicon: Lexicon | None = None
 
     def engine(self, settings: Settings) -> Engine:
         """The engine for settings.database_url (connections are made on first use, not here)."""
@@ -109,11 +108,8 @@ class Runtime:
             return self._generators[key]
 
     def lexicon(self) -> Lexicon:
-        """The Advertising Law lexicon shipped with copygen (versioned data)."""
-        with self._lock:
-            if self._lexicon is None:
-                self._lexicon = load_lexicon()
-            return self._lexicon
+        """The Advertising Law lexicon shipped with copygen (versioned data; load_lexicon reads it once)."""
+        return load_lexicon()
 
     def sender(self, settings: Settings) -> Celery:
         """A Celery app for sending messages to settings.broker_url; its connection pool is reused."""

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 
 from copygen.attributes import coverage
 from copygen.compliance import Lexicon
+from copygen.similarity import jaccard
 from copygen.textnorm import normalise
 from worker import filters
 
@@ -62,14 +63,15 @@ def assess(texts: Sequence[str], logprobs: Sequence[float], product: filters.Pro
            length: str, edges: Sequence[int] | None) -> list[Candidate]:
     """Each candidate checked and given its own terms (all but distinctness, which needs the choice)."""
     texts = [normalise(t) for t in texts]
+    grams = [filters.shingles(t) for t in texts]  # once per text: agreement compares every pair
     attributes = product.attributes
     assessed = []
     for i, (text, logprob) in enumerate(zip(texts, logprobs)):
-        others = [t for j, t in enumerate(texts) if j != i]
+        others = [g for j, g in enumerate(grams) if j != i]
         terms = {
             "coverage": coverage(text, attributes) if text else 0.0,
             "fluency": math.exp(logprob) if text else 0.0,
-            "agreement": sum(filters.similarity(text, o) for o in others) / len(others) if others else 0.0,
+            "agreement": sum(jaccard(grams[i], g) for g in others) / len(others) if others else 0.0,
             "length": filters.length_fit(len(text), length, edges) if text else 0.0,
         }
         flags = filters.check(text, product, lexicon, (), length=length, edges=edges)
