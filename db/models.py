@@ -34,7 +34,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-JOB_STATUSES = ("pending", "running", "done", "partial", "failed")
+# refused: a submission refused as a whole, recorded under its idempotency key with its reasons
+JOB_STATUSES = ("pending", "running", "done", "partial", "failed", "refused")
 CHUNK_STATUSES = ("pending", "running", "done", "failed")
 VIEW_NAMES = ("copy_job_variants", "copy_best_variants", "copy_latest_variants")
 
@@ -118,7 +119,7 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     settings: Mapped[dict[str, Any]] = mapped_column(JSONType)
     model_version: Mapped[str | None] = mapped_column(String(200))
-    queue: Mapped[str] = mapped_column(String(100))
+    queue: Mapped[str | None] = mapped_column(String(100))  # None for a refused submission
     campaign: Mapped[str | None] = mapped_column(String(200))
     n_items: Mapped[int] = mapped_column(Integer)
     rejected: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)  # rows refused at submission
