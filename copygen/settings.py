@@ -29,6 +29,13 @@ class Settings(BaseSettings):
     # k x oversample candidates per product, the k best kept (measured: see the README's Quality section)
     oversample: int = Field(3, ge=1, le=10, description="candidates generated per variant kept, by default")
     regenerate_rounds: int = Field(2, ge=0, description="regeneration rounds for products with fewer than k passing")
+    # written by `copygen tune-score` from reviewers' decisions; unset: worker.selection's own WEIGHTS
+    score_weights: Path | None = Field(None, description="score weights file a worker ranks candidates with")
+    # Logit bonuses toward the product's own attribute values while decoding (trainer/generation/
+    # nudging.py): on a value word's first token, and on the next token of one begun. Chosen on the
+    # validation split (see the README's "What the worker publishes"); 0 and 0 turn nudging off.
+    nudge_start: float = Field(0.0, ge=0, le=10, description="logit bonus on the first token of a product's value word")
+    nudge_follow: float = Field(0.0, ge=0, le=20, description="logit bonus on the next token of a begun value word")
     # Longer than the hard time limit, so a chunk still running is never handed to a second worker.
     lease_seconds: int = Field(2400, ge=10, description="a running chunk older than this is re-enqueued")
     # Longer than the slowest chunk, or Redis hands a running chunk to a second worker.
@@ -40,6 +47,10 @@ class Settings(BaseSettings):
     # Beat remembers when each schedule last ran; kept under var/ rather than the working directory.
     beat_state: Path = Field(Path("var/celerybeat-schedule"), description="beat's state file")
     log_level: str = Field("INFO", description="logging level of the CLI and workers")
+    # Off by default: a port is a deployment decision (one per worker on a host).
+    metrics_port: int | None = Field(None, ge=1, le=65535,
+                                     description="port on which each worker serves Prometheus /metrics; unset: none")
+    stuck_hours: float = Field(24.0, gt=0, description="`copygen health`: a job pending this many hours is stuck")
 
     @property
     def in_process(self) -> bool:

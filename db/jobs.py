@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, func, insert, select, update
@@ -182,7 +182,7 @@ def job_chunks(s: Session, job_id: str) -> list[int]:
 
 
 UNFINISHED_CHUNK = ("pending", "running")
-FINISHED_JOB = ("done", "partial", "failed")
+FINISHED_JOB = ("done", "partial", "failed", "refused")  # refused: recorded finished, never ran
 
 
 def finish_job(s: Session, job_id: str, *, now: datetime | None = None) -> str | None:
@@ -278,3 +278,103 @@ def job_progress(s: Session, job_id: str) -> dict[str, Any] | None:
         "created_at": job["created_at"],
         "finished_at": job["finished_at"],
     }
+
+
+def record_refusal(s: Session, idempotency_key: str, reasons: Iterable[Mapping[str, Any]], *,
+                   now: datetime | None = None) -> tuple[str, bool]:
+    """Record a submission refused as a whole under its idempotency key; (job_id, created).
+
+    The row is a job with status 'refused', no items, no chunks and no queue, its reasons in
+    `rejected` (the shape of rejected rows: source, row (None: the payload as a whole), field,
+    reason), so a client finds it with the query it uses for accepted jobs. The key keeps its first
+    holder, as for accepted jobs: when a job (refused or not) already has it, nothing is written and
+    that job's id comes back with created=False.
+    """
+    now = now or utcnow()
+    job_id = str(uuid.uuid4())
+    row = {"id": job_id, "idempotency_key": idempotency_key, "status": "refused", "settings": {},
+           "model_version": None, "queue": None, "campaign": None, "n_items": 0,
+           "rejected": [dict(r) for r in reasons], "created_at": now, "finished_at": now}
+    stmt = (dialect_insert(s, JOBS).values(row)
+            .on_conflict_do_nothing(index_elements=[JOBS.c.idempotency_key]).returning(JOBS.c.id))
+    if s.execute(stmt).scalar_one_or_none() is not None:
+        return job_id, True
+    existing = s.execute(select(JOBS.c.id).where(JOBS.c.idempotency_key == idempotency_key)).scalar_one()
+    return existing, False
+
+
+def chunk_variants(s: Session, job_id: str, chunk_no: int) -> list[dict[str, Any]]:
+    """The stored variants of one chunk: job_item_id, passed, flags, regenerations (for the worker's metrics)."""
+    rows = s.execute(
+        select(VARIANTS.c.job_item_id, VARIANTS.c.passed, VARIANTS.c.flags, VARIANTS.c.regenerations)
+        .select_from(VARIANTS.join(ITEMS, ITEMS.c.id == VARIANTS.c.job_item_id))
+        .where(ITEMS.c.job_id == job_id, ITEMS.c.chunk_no == chunk_no)
+    ).mappings()
+    return [dict(row) for row in rows]
+
+
+def products_done_since(s: Session, job_id: str, since: datetime) -> int:
+    """Products of the job's chunks that were finished (done or failed) at or after `since`."""
+    return int(s.execute(
+        select(func.coalesce(func.sum(CHUNKS.c.n_items), 0))
+        .where(CHUNKS.c.job_id == job_id, CHUNKS.c.status.in_(("done", "failed")), CHUNKS.c.updated_at >= since)
+    ).scalar_one())
+
+
+def products_left(s: Session, job_id: str) -> int:
+    """Products of the job's chunks still pending or running."""
+    return int(s.execute(
+        select(func.coalesce(func.sum(CHUNKS.c.n_items), 0))
+        .where(CHUNKS.c.job_id == job_id, CHUNKS.c.status.in_(UNFINISHED_CHUNK))
+    ).scalar_one())
+
+
+def recent_jobs(s: Session, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest jobs, newest first: id, status, n_items, campaign, created_at, finished_at,
+    variants (stored) and passed (of those, the ones that passed every filter)."""
+    jobs = s.execute(
+        select(JOBS.c.id, JOBS.c.status, JOBS.c.n_items, JOBS.c.campaign, JOBS.c.created_at, JOBS.c.finished_at)
+        .order_by(JOBS.c.created_at.desc(), JOBS.c.id).limit(limit)
+    ).mappings().all()
+    ids = [job["id"] for job in jobs]
+    counts = {
+        job_id: (n, int(passed))
+        for job_id, n, passed in s.execute(
+            select(ITEMS.c.job_id, func.count(), func.coalesce(func.sum(case((VARIANTS.c.passed, 1), else_=0)), 0))
+            .select_from(VARIANTS.join(ITEMS, ITEMS.c.id == VARIANTS.c.job_item_id))
+            .where(ITEMS.c.job_id.in_(ids))
+            .group_by(ITEMS.c.job_id)
+        )
+    } if ids else {}
+    return [{**job, "variants": counts.get(job["id"], (0, 0))[0], "passed": counts.get(job["id"], (0, 0))[1]}
+            for job in jobs]
+
+
+def stuck_jobs(s: Session, created_before: datetime, limit: int = 100) -> list[dict[str, Any]]:
+    """Jobs created before `created_before` that are still pending or running, oldest first."""
+    rows = s.execute(
+        select(JOBS.c.id, JOBS.c.status, JOBS.c.created_at)
+        .where(JOBS.c.status.in_(("pending", "running")), JOBS.c.created_at < created_before)
+        .order_by(JOBS.c.created_at).limit(limit)
+    ).mappings()
+    return [dict(row) for row in rows]
+
+
+PACE_WINDOW_S = 300  # products/s is measured over the last 5 minutes: recent enough to follow a change of pace
+
+
+def job_pace(s: Session, job_id: str, *, window_s: float = PACE_WINDOW_S, now: datetime | None = None
+             ) -> dict[str, Any] | None:
+    """How fast a job moves: products_per_second over the last window_s seconds (or since it was
+    created, if later), products_left, and eta_seconds (None while nothing has finished in the window;
+    0 when nothing is left). None if there is no such job."""
+    now = now or utcnow()
+    created = s.execute(select(JOBS.c.created_at).where(JOBS.c.id == job_id)).scalar_one_or_none()
+    if created is None:
+        return None
+    since = max(now - timedelta(seconds=window_s), created)
+    elapsed = max((now - since).total_seconds(), 1e-3)
+    rate = products_done_since(s, job_id, since) / elapsed
+    left = products_left(s, job_id)
+    eta = 0.0 if left == 0 else (left / rate if rate > 0 else None)
+    return {"products_per_second": rate, "products_left": left, "eta_seconds": eta, "pace_window_seconds": elapsed}

@@ -22,12 +22,13 @@ import logging
 from pathlib import Path
 
 from celery import Celery, current_app, signals
+from celery.worker.control import inspect_command
 from sqlalchemy.exc import DBAPIError
 
 from copygen.settings import Settings, get_settings, mask_url
 from trainer.checkpoint import load_manifest
-from worker import runtime
-from worker.config import WORKER_QUEUES, celery_config
+from worker import metrics, runtime
+from worker.config import MODEL_COMMAND, WORKER_QUEUES, celery_config
 from worker.dispatch import serve_model
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,24 @@ def settings_of(app: Celery) -> Settings:
     return settings if settings is not None else get_settings()
 
 
+def answer_model(state, **_kwargs) -> dict:
+    """What this worker serves: {model_version, checkpoint} (the copygen_model inspect command)."""
+    return getattr(state.consumer.app, "copygen_serving", None) or {}
+
+
+def start_metrics(settings: Settings, pool: object) -> metrics.WorkerMetrics | None:
+    """Serve this worker's metrics when COPYGEN_METRICS_PORT is set; SystemExit if the port is taken."""
+    if settings.metrics_port is None:
+        return None
+    if not str(getattr(pool, "__module__", "")).endswith(".solo"):  # the pool class, e.g. celery.concurrency.solo
+        log.warning("COPYGEN_METRICS_PORT with a process pool: chunks run in the pool's children, whose counts "
+                    "this process cannot serve; run one solo worker per port (the default, --concurrency 1)")
+    try:
+        return metrics.serve(settings.metrics_port)
+    except OSError as exc:
+        raise SystemExit(f"copygen worker cannot start: COPYGEN_METRICS_PORT {settings.metrics_port}: {exc}") from None
+
+
 def connect_worker_signals(app: Celery) -> None:
     """Check the checkpoint when a worker of this app starts; load the model in each pool process."""
 
@@ -60,7 +79,13 @@ def connect_worker_signals(app: Celery) -> None:
         if getattr(sender, "app", None) is not app:
             return
         settings = settings_of(app)
+        served = start_metrics(settings, getattr(sender, "pool_cls", None))
+        inspect_command(name=MODEL_COMMAND)(answer_model)  # registered only in a worker, not at import
         try:
+            manifest = load_manifest(settings.checkpoint)
+            app.copygen_serving = {"model_version": manifest["name"], "checkpoint": str(Path(settings.checkpoint).resolve())}
+            if served is not None:
+                served.model.info({"version": manifest["name"], "checkpoint": app.copygen_serving["checkpoint"]})
             version = serve_model(runtime.current(), settings)
         except ValueError as exc:  # CheckpointError, SchemaError, a model version name taken by another model
             raise SystemExit(f"copygen worker cannot start: {exc}") from None  # SystemExit passes through Celery

@@ -38,9 +38,11 @@ from sqlalchemy.exc import DBAPIError
 
 from copygen.settings import Settings
 from db.engine import session_scope
+from db.jobs import chunk_variants
 from db.model_versions import get_model_version, register_model_version
 from trainer.checkpoint import load_manifest
 from trainer.generation import Generator
+from worker import metrics
 from worker.config import GENERATE_CHUNK
 from worker.pipeline import ChunkOutcome, fail_unclaimed, is_disconnect, record_failure, run_chunk
 from worker.runtime import Runtime
@@ -95,8 +97,30 @@ def execute_chunk(rt: Runtime, settings: Settings, load: Callable[[], Generator]
     """Run one chunk with its limits; retry_in on the outcome says when to run it again (None: never).
 
     load() gives the model (loaded once per process by the Runtime); retries is how many times
-    this chunk's message was run before.
+    this chunk's message was run before. A worker serving metrics counts the run (worker.metrics).
     """
+    m = metrics.active()
+    if m is None:
+        return _execute_chunk(rt, settings, load, job_id, chunk_no, retries=retries)
+    started = time.monotonic()
+    try:
+        outcome = _execute_chunk(rt, settings, lambda: m.counting(load()), job_id, chunk_no, retries=retries)
+    except Exception:
+        m.chunk_ran("error", time.monotonic() - started, list)
+        raise
+
+    def stored() -> list[dict]:
+        if not outcome.variants:  # a duplicate delivery wrote nothing
+            return []
+        with session_scope(rt.engine(settings)) as s:
+            return chunk_variants(s, job_id, chunk_no)
+
+    m.chunk_ran(outcome.status, time.monotonic() - started, stored)
+    return outcome
+
+
+def _execute_chunk(rt: Runtime, settings: Settings, load: Callable[[], Generator], job_id: str, chunk_no: int, *,
+                   retries: int) -> ChunkOutcome:
     try:
         generator = load()
     except Exception as exc:  # noqa: BLE001  (a model that will not load fails the chunk's attempt, visibly)

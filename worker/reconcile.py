@@ -30,6 +30,7 @@ from copygen.settings import Settings
 from db.chunks import due_chunks, finish_jobs
 from db.engine import session_scope
 from db.jobs import get_job
+from worker import metrics
 from worker.dispatch import Chunk, run_here, send_chunks
 from worker.runtime import Runtime
 
@@ -92,6 +93,8 @@ def reconcile(rt: Runtime, app: Celery, settings: Settings) -> dict[str, int]:
         enqueued = run_due_here(rt, settings, due)
     else:
         enqueued = send_chunks(app, chunks_to_send(app, due, lapsed))
+        if (m := metrics.active()) is not None:
+            m.reconcile_enqueued.inc(enqueued)
 
     with session_scope(engine) as s:
         finished = finish_jobs(s)

@@ -41,7 +41,7 @@ from copygen.settings import Settings, get_settings
 from db.engine import session_scope
 from db.jobs import job_chunks
 from db.promo import claim_promo_slot, get_promo_run, set_promo_job
-from worker import runtime
+from worker import metrics, runtime
 from worker.config import DEFAULT_QUEUE, FIRE_PROMO
 from worker.dispatch import start_chunks
 from worker.submit import accept_products, prepare, write_job
@@ -283,4 +283,6 @@ def fire_promo(rt: runtime.Runtime, app: Celery | None, settings: Settings, name
              len({e.row for e in errors}))
     if created:
         start_chunks(rt, settings, job_id, chunk_nos, queue=job.queue, model_version=job.model_version, app=app)
+        if (m := metrics.active()) is not None:
+            m.promo_jobs.labels(name).inc()
     return job_id

@@ -15,6 +15,11 @@ reconciler enqueues them later: nothing is lost.
 The same idempotency key always returns the same job, and nothing is dispatched again for it (a
 lost message is the reconciler's business). The first submission's settings win: a later one
 with other settings gets the existing job, and Submission.differs names the settings that differ.
+
+A copygen.submit_job message refused as a whole (submit_message) is recorded under its key as a
+job with status 'refused' and its reasons, since the client that sent it by name has no other way
+to learn of it. The key's first holder wins here too: a later valid submission under the key of a
+refused one is refused in turn ("already names a refused submission"); send it under a new key.
 """
 
 from __future__ import annotations
@@ -31,10 +36,12 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from copygen.catalogue import (
+    MAX_IDEMPOTENCY_KEY_CHARS,
     CatalogueError,
     JobSettings,
     Product,
     RowError,
+    SettingsError,
     rejection_message,
     validate_payload,
     validate_products,
@@ -43,7 +50,7 @@ from copygen.catalogue import (
 from copygen.settings import Settings, get_settings
 from db.chunks import leased_chunks
 from db.engine import session_scope
-from db.jobs import FINISHED_JOB, create_job, get_job, job_chunks, job_progress
+from db.jobs import FINISHED_JOB, create_job, get_job, job_chunks, job_progress, record_refusal
 from db.model_versions import get_model_version, list_model_versions
 from worker import runtime
 from worker.dispatch import serve_model, start_chunks
@@ -184,6 +191,10 @@ def submit(
                                     rejected=errors, source=source)
         stored = get_job(s, job_id)
         chunk_nos = job_chunks(s, job_id)
+    if not created and stored["status"] == "refused":
+        reason = (f"{idempotency_key!r} already names a refused submission (job {job_id}); a key keeps its "
+                  "first submission: send this one under a new key")
+        raise SettingsError([("idempotency_key", reason)])
     submission = Submission(job_id, created, stored["n_items"], errors, stored["settings"])
     if on_created is not None:
         on_created(job_id)
@@ -295,3 +306,64 @@ def wait_for_job(
             raise TimeoutError(f"job {job_id} still {progress['status']} after {timeout:g} s "
                                f"({progress['chunks_done']} of {progress['chunks_total']} chunks done)")
         time.sleep(poll)
+
+
+# A payload refused as a whole: nothing in it can be generated, whatever happens later.
+REFUSALS = (SettingsError, CatalogueError, ModelVersionError)
+
+
+def refusal_reasons(exc: ValueError) -> list[dict[str, Any]]:
+    """The reasons of a refusal in the shape of rejected rows (source, row, field, reason); row None
+    means the payload as a whole."""
+    if isinstance(exc, CatalogueError) and exc.errors:  # every product row was rejected
+        return [e.to_json() for e in exc.errors]
+    if isinstance(exc, SettingsError):
+        problems = exc.problems
+    elif isinstance(exc, ModelVersionError):
+        problems = [("settings.model_version", str(exc).removeprefix("settings.model_version: "))]
+    else:
+        problems = [("products", str(exc).removeprefix("payload: "))]
+    return [{"source": "payload", "row": None, "field": name, "reason": reason} for name, reason in problems]
+
+
+def refusal_key(payload: Mapping[str, Any], default_key: str) -> str | None:
+    """The key a refused payload is recorded under: its own, else default_key; None when the payload
+    carries a key that cannot be one (not text, empty or too long): recording it under another key
+    would put the refusal where its client does not look."""
+    key = payload.get("idempotency_key")
+    if key is None:
+        return default_key
+    if isinstance(key, str) and 0 < len(key) <= MAX_IDEMPOTENCY_KEY_CHARS:
+        return key
+    return None
+
+
+def submit_message(args: tuple, payload: dict[str, Any], *, settings: Settings, app: Celery | None,
+                   task_id: str) -> Submission:
+    """Submit what a copygen.submit_job message carries; record a refusal in SQL, then raise it.
+
+    The payload is the message's keyword arguments; positional ones are a payload sent the wrong
+    way (send_task(..., args=[payload])), refused and recorded under task:<task id>.
+    """
+    default_key = f"task:{task_id}"
+    try:
+        if args:
+            raise SettingsError([("payload", (f"sent as {len(args)} positional argument(s); send it as keyword "
+                                              "arguments: send_task('copygen.submit_job', kwargs=payload)"))])
+        return submit_payload(payload, settings=settings, app=app, default_key=default_key)
+    except REFUSALS as exc:
+        reasons = refusal_reasons(exc)
+        key = default_key if args else refusal_key(payload, default_key)
+        if key is None:
+            log.error("copygen.submit_job %s refused, not recorded (its idempotency_key cannot be a key): %s",
+                      task_id, exc)
+            raise
+        with session_scope(runtime.current().store(settings)) as s:
+            job_id, created = record_refusal(s, key, reasons)
+        if created:
+            log.error("copygen.submit_job %s refused, recorded as job %s under idempotency key %r: %s", task_id,
+                      job_id, key, exc)
+        else:
+            log.error("copygen.submit_job %s refused: %s; idempotency key %r already names job %s, which stands",
+                      task_id, exc, key, job_id)
+        raise
