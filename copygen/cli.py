@@ -21,6 +21,9 @@ from copygen.catalogue import (
 from copygen.prompt import LENGTHS, STYLE_CODES
 from worker.config import WORKER_QUEUES
 
+# `copygen health --check` choices (worker.health.CHECKS; listed here so the parser imports no worker code)
+HEALTH_CHECKS = ("database", "schema", "broker", "workers", "checkpoint", "stuck")
+
 log = logging.getLogger("copygen")
 
 
@@ -184,13 +187,44 @@ def _follow(settings, engine, job_id: str, queue: str, *, quiet: bool, give_up_a
         if bar is None:
             bar = tqdm(total=p["chunks_total"], desc=f"job {job_id[:8]}", unit="chunk", file=sys.stderr)
         bar.update(p["chunks_done"] + p["chunks_failed"] - bar.n)
-        bar.set_postfix(status=p["status"], variants=p["variants"])
+        pace = _pace(engine, job_id)
+        bar.set_postfix_str(f"{p['status']}, {p['variants']} variants, {_pace_text(pace)}")
 
     try:
         return wait_for_job(engine, job_id, poll=1.0, on_progress=show)
     finally:
         if bar is not None:
             bar.close()
+
+
+def _pace(engine, job_id: str) -> dict:
+    from db.engine import session_scope
+    from db.jobs import job_pace
+
+    with session_scope(engine) as s:
+        return job_pace(s, job_id) or {}
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def _pace_text(pace: dict) -> str:
+    if not pace:
+        return ""
+    window = _duration(pace["pace_window_seconds"])
+    if pace["eta_seconds"] == 0:
+        eta = "nothing left"
+    elif pace["eta_seconds"] is None:
+        eta = f"ETA unknown ({pace['products_left']} products left, none finished in the last {window})"
+    else:
+        eta = f"ETA {_duration(pace['eta_seconds'])} ({pace['products_left']} products left)"
+    return f"{pace['products_per_second']:.2f} products/s over the last {window}, {eta}"
 
 
 def cmd_enqueue(args) -> int:
@@ -273,19 +307,52 @@ def cmd_status(args) -> int:
         with session_scope(engine) as s:
             progress = job_progress(s, args.job)
     rejections = job["rejected"] or []
+    pace = _pace(engine, args.job)
     if args.json:
-        print(json.dumps({**progress, "rejections": rejections}, ensure_ascii=False, default=str, indent=2))
+        print(json.dumps({**progress, **pace, "rejections": rejections}, ensure_ascii=False, default=str, indent=2))
     else:
         print(_progress_line(progress))
+        if progress["status"] not in FINISHED_JOB:
+            print(f"  {_pace_text(pace)}")
         for failure in progress["failures"]:
             print(f"  chunk {failure['chunk_no']} failed after {failure['attempts']} attempt(s): {failure['error']}")
         for rejection in rejections[:SHOWN_REJECTIONS]:
-            print(f"  rejected: row {rejection.get('row')}, field {rejection.get('field')!r}: {rejection.get('reason')}")
+            if rejection.get("row") is None:  # a reason the whole submission was refused
+                print(f"  refused: field {rejection.get('field')!r}: {rejection.get('reason')}")
+            else:
+                print(f"  rejected: row {rejection.get('row')}, field {rejection.get('field')!r}: "
+                      f"{rejection.get('reason')}")
         if len(rejections) > SHOWN_REJECTIONS:
             print(f"  ... and {len(rejections) - SHOWN_REJECTIONS} more rejected rows: "
                   f"copygen status {args.job} --json lists them all")
     if progress["status"] in FINISHED_JOB:
         return _exit_status(progress["status"])
+    return 0
+
+
+def cmd_jobs(args) -> int:
+    from copygen.settings import get_settings
+    from db.engine import session_scope
+    from db.jobs import recent_jobs
+    from db.models import utcnow
+
+    with session_scope(_store(get_settings())) as s:
+        jobs = recent_jobs(s, args.limit)
+    now = utcnow()
+    for job in jobs:
+        job["passed_share"] = job["passed"] / job["variants"] if job["variants"] else None
+        job["age_seconds"] = (now - job["created_at"]).total_seconds()
+    if args.json:
+        print(json.dumps(jobs, ensure_ascii=False, default=str, indent=2))
+        return 0
+    if not jobs:
+        print("no jobs yet (submit one: copygen enqueue FILE)")
+        return 0
+    print(f"{'job':36}  {'status':8}  {'products':>8}  {'passed':>6}  {'age':>9}  campaign")
+    for job in jobs:
+        share = "-" if job["passed_share"] is None else f"{job['passed_share']:.0%}"
+        print(f"{job['id']:36}  {job['status']:8}  {job['n_items']:>8}  {share:>6}  "
+              f"{_duration(job['age_seconds']):>9}  {job['campaign'] or ''}")
     return 0
 
 
@@ -380,6 +447,28 @@ def cmd_reconcile(args) -> int:
     counts = reconcile(rt, rt.sender(settings), settings)
     print(", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
+
+
+def cmd_health(args) -> int:
+    from copygen.settings import get_settings
+    from worker import runtime
+    from worker.health import CHECKS, run_checks
+
+    settings = get_settings()
+    if args.stuck_hours is not None:
+        settings = settings.model_copy(update={"stuck_hours": args.stuck_hours})
+    queues = tuple(q.strip() for q in args.queues.split(",") if q.strip())
+    unknown = [q for q in queues if q not in WORKER_QUEUES]
+    if unknown:
+        raise CommandError(f"--queues: unknown queue(s) {', '.join(unknown)}; choose from {', '.join(WORKER_QUEUES)}")
+    checks = run_checks(runtime.current(), settings, tuple(args.check or CHECKS), queues=queues, timeout=args.timeout)
+    healthy = all(c.ok for c in checks)
+    if args.json:
+        print(json.dumps({"healthy": healthy, "checks": [c.to_json() for c in checks]}, ensure_ascii=False, indent=2))
+    else:
+        for check in checks:
+            print(f"{'ok' if check.ok else 'FAIL':4}  {check.name}: {check.detail}")
+    return 0 if healthy else 1
 
 
 def cmd_migrate(args) -> int:
@@ -491,6 +580,11 @@ def add_job_commands(sub) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output, every rejected row included")
     p.set_defaults(func=cmd_status)
 
+    p = sub.add_parser("jobs", help="recent jobs: status, products, share of variants passed, age, campaign")
+    p.add_argument("--limit", type=int, default=20, help="how many, newest first (default 20)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_jobs)
+
     p = sub.add_parser("export", help="a job's variants as CSV, JSON Lines, Excel or a printed table")
     p.add_argument("job")
     p.add_argument("--format", default="csv", choices=["csv", "jsonl", "xlsx", "table"])
@@ -516,6 +610,18 @@ def add_service_commands(sub) -> None:
 
     p = sub.add_parser("reconcile", help="re-enqueue pending or lapsed chunks and settle finished jobs, once")
     p.set_defaults(func=cmd_reconcile)
+
+    p = sub.add_parser("health", help="check the database, schema, broker, workers, checkpoint and stuck jobs; "
+                                      "exit 1 naming each problem")
+    p.add_argument("--check", action="append", choices=HEALTH_CHECKS, metavar="NAME",
+                   help=f"run only this check; repeatable ({', '.join(HEALTH_CHECKS)}; default all)")
+    p.add_argument("--queues", default=",".join(WORKER_QUEUES),
+                   help=f"queues that must have a worker, comma-separated (default {','.join(WORKER_QUEUES)})")
+    p.add_argument("--stuck-hours", type=float, help="a job unfinished after this many hours is stuck "
+                                                     "(default COPYGEN_STUCK_HOURS, 24)")
+    p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for workers to answer (default 2)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_health)
 
     p = sub.add_parser("migrate", help="bring the database schema to the latest version (alembic upgrade head)")
     p.set_defaults(func=cmd_migrate)
