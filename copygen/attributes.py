@@ -257,13 +257,19 @@ def _jieba_words(folded_value: str) -> tuple[str, ...]:
     return tuple(w for w in jieba.lcut(folded_value) if len(w.strip()) >= MIN_STEM_CHARS)
 
 
+def _forms(folded_value: str, vocab: AttributeVocab) -> list[str]:
+    """The words that express a value by themselves: the value, its aliases, its stem (rules 1-3)."""
+    forms = [folded_value, *vocab.aliases.get(folded_value, ())]
+    for head in vocab.strip_heads:
+        if folded_value.endswith(head) and len(folded_value) - len(head) >= MIN_STEM_CHARS:
+            forms.append(folded_value[: -len(head)])
+    return forms
+
+
 def _expressed(folded_text: str, value: str, key: str | None, vocab: AttributeVocab,
                mentioned: dict[str, list[str]]) -> bool:
     v = fold(value)
-    forms = [v, *vocab.aliases.get(v, ())]
-    for head in vocab.strip_heads:
-        if v.endswith(head) and len(v) - len(head) >= MIN_STEM_CHARS:
-            forms.append(v[: -len(head)])
+    forms = _forms(v, vocab)
     if any(_contains(folded_text, form) for form in forms):
         return True
     words = _jieba_words(v)
@@ -367,3 +373,23 @@ def excluded_words(
         (w for w in excluded if len(w) >= MIN_BLOCK_CHARS and not any(w in o for o in own)),
         key=lambda w: (-len(w), w),
     )
+
+
+def wanted_phrases(
+    attributes: Mapping[str, Sequence[str]] | None, vocab: AttributeVocab | None = None
+) -> list[tuple[str, ...]]:
+    """For each of the product's values (类型 aside), the words that would express it, shortest first.
+
+    Meant to nudge decoding toward the product's own values (coverage() counts any of them as
+    expressed). Words of one character are left out (a nudge toward 白 writes 白 anywhere), as
+    are values with no such word and words the product excludes.
+    """
+    vocab = vocab or load_vocab()
+    excluded = excluded_words(attributes, vocab)
+    wanted = []
+    for value in attribute_values(attributes, skip_keys=vocab.skip_keys):
+        forms = sorted({f for f in _forms(fold(value), vocab)
+                        if len(f) >= MIN_STEM_CHARS and not any(x in f for x in excluded)}, key=lambda f: (len(f), f))
+        if forms:
+            wanted.append(tuple(forms))
+    return wanted

@@ -40,7 +40,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from copygen.attributes import excluded_words
+from copygen.attributes import excluded_words, wanted_phrases
 from copygen.catalogue import DEFAULT_VARIANTS, JobSettings, Product, parse_attributes
 from copygen.compliance import Lexicon, banned_phrases_for_decoding, load_lexicon
 from copygen.settings import Settings
@@ -120,20 +120,23 @@ def draft_variants(
     seed: int,
     rounds: int,
     oversample: int,
+    nudge: tuple[float, float] = (0.0, 0.0),
 ) -> list[list[VariantDraft]]:
     """settings.variants checked, scored and ranked variants for each product, in product order.
 
     One engine call asks for k x oversample candidates of every product, each product's excluded
-    words blocked while decoding; selection keeps the k best. Only products with fewer than k
+    words blocked while decoding and, with a nudge, its own values' words favoured (nudging.py);
+    selection keeps the k best. Only products with fewer than k
     passing variants get more candidates, up to `rounds` more calls.
     """
     k = settings.variants
     m = k * max(1, oversample)
     edges = generator.length_edges  # the model's length buckets: what "short" means to it
     sample = {"temperature": settings.temperature, "top_p": settings.top_p,
-              "banned": banned_phrases_for_decoding(lexicon), "no_repeat_ngram": NO_REPEAT_NGRAM}
+              "banned": banned_phrases_for_decoding(lexicon), "no_repeat_ngram": NO_REPEAT_NGRAM, "nudge": nudge}
     requests = [Request(source=p.source(), variants=m, length=settings.length, style=settings.style,
-                        opening=settings.opening, banned=tuple(excluded_words(p.attributes))) for p in products]
+                        opening=settings.opening, banned=tuple(excluded_words(p.attributes)),
+                        wanted=tuple(wanted_phrases(p.attributes)) if any(nudge) else ()) for p in products]
     pools: list[list[selection.Candidate]] = [[] for _ in products]
     kept: list[list[selection.Candidate]] = [[] for _ in products]
     extra_rounds = [0] * len(products)
@@ -158,6 +161,8 @@ def draft_variants(
 def worker_choice(generator: Generator, rows: Sequence[tuple[str, str]], seed: int, *,
                   oversample: int = Settings.model_fields["oversample"].default,
                   rounds: int = Settings.model_fields["regenerate_rounds"].default,
+                  nudge: tuple[float, float] = (Settings.model_fields["nudge_start"].default,
+                                                Settings.model_fields["nudge_follow"].default),
                   lexicon: Lexicon | None = None) -> list[tuple[str, bool]]:
     """(rank-1 text, passed) for each (source, style) row, chosen exactly as a default job chooses.
 
@@ -171,7 +176,8 @@ def worker_choice(generator: Generator, rows: Sequence[tuple[str, str]], seed: i
     for style in dict.fromkeys(style for _, style in rows):
         picked = [i for i, (_, s) in enumerate(rows) if s == style]
         drafts = draft_variants(generator, [products[i] for i in picked], JobSettings(DEFAULT_VARIANTS, style=style),
-                                lexicon, seed=derive_seed(seed, style), rounds=rounds, oversample=oversample)
+                                lexicon, seed=derive_seed(seed, style), rounds=rounds, oversample=oversample,
+                                nudge=nudge)
         for i, row in zip(picked, drafts):
             chosen[i] = (row[0].text, row[0].passed)
     return chosen
@@ -217,7 +223,8 @@ def run_chunk(rt: Runtime, generator: Generator, job_id: str, chunk_no: int, set
         base_seed = js.seed if js.seed is not None else derive_seed(job_id)
         drafts = draft_variants(generator, [product_of(item) for item in items], js, rt.lexicon(),
                                 seed=derive_seed(base_seed, chunk_no), rounds=settings.regenerate_rounds,
-                                oversample=js.oversample or settings.oversample)
+                                oversample=js.oversample or settings.oversample,
+                                nudge=(settings.nudge_start, settings.nudge_follow))
     except Exception as exc:
         if isinstance(exc, DBAPIError) and is_disconnect(exc):
             raise

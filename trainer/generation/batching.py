@@ -16,6 +16,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from trainer.generation.blocking import _Blocker, _RequestBlockers
+from trainer.generation.nudging import _RequestNudgers
 from trainer.generation.sampling import _ban_repeats, _Sampler
 
 KV_CACHE_BYTES = 512 * 2**20  # slots are capped so the KV cache stays within this
@@ -30,6 +31,8 @@ class _Row:
     ids: list[int]
     budget: int
     own: int = -1  # the automaton of its request's own banned phrases (_RequestBlockers); -1: none
+    wanted: int = -1  # the nudger of its request's wanted phrases (_RequestNudgers); -1: none
+    opening: int = 0  # the last `opening` prompt ids are the forced start of the copy
 
 
 @dataclass
@@ -54,11 +57,14 @@ class _Slots:
         self.state = np.zeros(width, dtype=np.int64)  # banned-phrase automaton state
         self.own = np.full(width, -1, dtype=np.int64)  # the row's own automaton (_Row.own)
         self.own_state = np.zeros(width, dtype=np.int64)  # ... and the slot's state in it
+        self.wanted = np.full(width, -1, dtype=np.int64)  # the row's nudger (_Row.wanted)
+        self.wanted_state = np.zeros(width, dtype=np.int64)  # ... the slot's state in it
+        self.written = np.zeros(width, dtype=np.int64)  # ... and the wanted groups it has written
         self.logprob = np.zeros(width, dtype=np.float64)  # sum of log p(token) so far
         self.out = np.zeros((width, max_budget), dtype=np.int64)
 
     def admit(self, into, take: list[int], rows: list[_Row], keys, blocker: _Blocker,
-              own: _RequestBlockers | None) -> None:
+              own: _RequestBlockers | None, nudgers: _RequestNudgers | None) -> None:
         self.row[into] = take
         self.pos[into] = [len(rows[r].ids) for r in take]
         self.done[into] = 0
@@ -69,22 +75,30 @@ class _Slots:
         if own is not None:
             self.own[into] = [rows[r].own for r in take]
             self.own_state[into] = [own.start(rows[r].own, rows[r].ids) for r in take]
+        if nudgers is not None:
+            self.wanted[into] = [rows[r].wanted for r in take]
+            started = [nudgers.start(rows[r].wanted, rows[r].ids[len(rows[r].ids) - rows[r].opening:]) for r in take]
+            self.wanted_state[into] = [state for state, _ in started]
+            self.written[into] = [written for _, written in started]
 
     def select(self, keep) -> _Slots:
         kept = _Slots.__new__(_Slots)
         kept.width = len(keep)
-        for name in ("row", "pos", "done", "budget", "key", "state", "own", "own_state", "logprob", "out"):
+        for name in ("row", "pos", "done", "budget", "key", "state", "own", "own_state", "wanted", "wanted_state",
+                     "written", "logprob", "out"):
             setattr(kept, name, getattr(self, name)[keep])
         return kept
 
 
 def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sampler, *, batch_size: int,
-                eos_id: int, no_repeat_ngram: int = 0, own: _RequestBlockers | None = None) -> list[_Decoded]:
+                eos_id: int, no_repeat_ngram: int = 0, own: _RequestBlockers | None = None,
+                nudgers: _RequestNudgers | None = None) -> list[_Decoded]:
     """What each row generated (in the order of rows): the slot loop of continuous batching.
 
     decoder: a decoder (_GPT2Decoder or _HFDecoder); at most batch_size slots decode together; a row
     ends at eos_id or at its budget. blocker masks the call's phrases in every row; own, where
-    some rows have phrases of their own (_Row.own), masks those in their rows."""
+    some rows have phrases of their own (_Row.own), masks those in their rows; nudgers, where some
+    rows want phrases (_Row.wanted), adds their bonuses in those rows."""
     import numpy as np  # lazy: nothing heavy at import
     import torch
 
@@ -110,13 +124,15 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
                 if logits is None or logits.shape[0] != slots.width:
                     logits = fresh.new_zeros((slots.width, fresh.shape[1]))
                 logits[torch.from_numpy(into).to(fresh.device)] = fresh
-                slots.admit(into, take, rows, keys, blocker, own)
+                slots.admit(into, take, rows, keys, blocker, own, nudgers)
             live = slots.row >= 0
             if not live.any():
                 break
 
             scores = logits.float()
             raw = torch.log_softmax(scores, -1)  # the model's own distribution: before the masks below
+            if nudgers is not None:  # before the masks: a bonus never lifts a blocked token
+                scores = nudgers.nudge(scores, slots.wanted, slots.wanted_state, slots.written, live)
             scores = blocker.mask(scores, slots.state, live)
             if own is not None:
                 scores = own.mask(scores, slots.own, slots.own_state, live)
@@ -132,6 +148,9 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
             slots.state[grow] = blocker.advance(slots.state[grow], got[grow])
             if own is not None:
                 slots.own_state[grow] = own.advance(slots.own[grow], slots.own_state[grow], got[grow])
+            if nudgers is not None:
+                slots.wanted_state[grow], slots.written[grow] = nudgers.advance(
+                    slots.wanted[grow], slots.wanted_state[grow], slots.written[grow], got[grow])
             finished = live & ((got == eos_id) | (slots.done >= slots.budget))
             for slot in np.flatnonzero(finished):
                 done = int(slots.done[slot])

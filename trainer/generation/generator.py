@@ -28,6 +28,7 @@ from trainer.generation.batching import _Decoded, _Row, decode_rows
 from trainer.generation.blocking import _Blocker, _RequestBlockers
 from trainer.generation.gpt2_decoder import _GPT2Decoder
 from trainer.generation.hf_decoder import _HFDecoder
+from trainer.generation.nudging import _Nudger, _RequestNudgers
 from trainer.generation.sampling import _row_keys, _Sampler
 
 log = logging.getLogger(__name__)
@@ -50,10 +51,16 @@ class Request:
     # Phrases this request's rows never write, on top of the call's `banned` (which holds for
     # every row): words the product's own attributes rule out, e.g. 牛仔裤 for a linen pair of shorts.
     banned: tuple[str, ...] = ()
+    # Phrases this request's rows are nudged toward (see nudging.py), in groups: one group per
+    # thing to say (an attribute value), any phrase of a group says it, e.g. (("雪纺",), ("半身裙", "半裙")).
+    # Only a call with a nonzero `nudge` uses them.
+    wanted: tuple[tuple[str, ...], ...] = ()
 
     def __post_init__(self):
         if isinstance(self.banned, str):  # a string would ban each of its characters
             raise TypeError(f"Request.banned is a tuple of phrases, not the string {self.banned!r}")
+        if any(isinstance(group, str) for group in self.wanted):
+            raise TypeError(f"Request.wanted is a tuple of phrase groups (tuples), not {self.wanted!r}")
 
 
 @dataclass(frozen=True)
@@ -165,21 +172,30 @@ class Generator:
     def _request_blocker(self, phrases: frozenset[str]) -> _Blocker:
         return _Blocker(self._banned_table(sorted(phrases)), [], self.vocab_size, self.device)
 
+    @functools.lru_cache(maxsize=1024)  # noqa: B019  (one Generator per process; products of a kind repeat)
+    def _nudger(self, groups: tuple[tuple[str, ...], ...]) -> _Nudger:
+        encoded = [[tuple(ids) for ids in (self.tokenizer.encode(p, add_special_tokens=False) for p in phrases)
+                    if ids and self.tokenizer.unk_token_id not in ids] for phrases in groups]
+        return _Nudger([phrases for phrases in encoded if phrases])
+
     # -- generation ----------------------------------------------------------------------------
 
     def generate(self, requests: Sequence[Request], *, temperature: float = 0.95, top_p: float = 0.7,
                  seed: int | None = None, max_new_tokens: int | None = None, banned: Iterable[str] = (),
-                 greedy: bool = False, no_repeat_ngram: int = 0) -> list[list[str]]:
+                 greedy: bool = False, no_repeat_ngram: int = 0, nudge: tuple[float, float] = (0.0, 0.0)
+                 ) -> list[list[str]]:
         """Request i -> its `variants` texts, in order; each text starts with the request's opening.
 
         With a seed the result is repeatable; sampled or greedy, a row's copy does not depend on
         the other requests of the call (up to floating-point rounding in a different batch).
         banned: phrases no row writes; a request's own `banned` adds phrases for its rows only.
         With no_repeat_ngram=n, no row writes the same n tokens twice (0: no such rule).
+        nudge=(start, follow): logit bonuses toward each request's `wanted` phrases (nudging.py):
+        `start` on a phrase's first token, `follow` on the next token of a begun one; (0, 0) is off.
         """
         candidates = self.generate_candidates(requests, temperature=temperature, top_p=top_p, seed=seed,
                                               max_new_tokens=max_new_tokens, banned=banned, greedy=greedy,
-                                              no_repeat_ngram=no_repeat_ngram)
+                                              no_repeat_ngram=no_repeat_ngram, nudge=nudge)
         return [[c.text for c in variants] for variants in candidates]
 
     def token_budget(self, length: str) -> int:
@@ -192,11 +208,12 @@ class Generator:
     def generate_candidates(self, requests: Sequence[Request], *, temperature: float = 0.95,
                             top_p: float = 0.7, seed: int | None = None, max_new_tokens: int | None = None,
                             banned: Iterable[str] = (), greedy: bool = False,
-                            no_repeat_ngram: int = 0) -> list[list[Candidate]]:
+                            no_repeat_ngram: int = 0, nudge: tuple[float, float] = (0.0, 0.0)
+                            ) -> list[list[Candidate]]:
         """Like generate(), each text with the model's mean log-probability of its tokens."""
         decoded = self._generate(requests, temperature=temperature, top_p=top_p, seed=seed,
                                  max_new_tokens=max_new_tokens, banned=banned, greedy=greedy,
-                                 no_repeat_ngram=no_repeat_ngram)
+                                 no_repeat_ngram=no_repeat_ngram, nudge=nudge)
         texts = iter(self.tokenizer.batch_decode([d.ids for variants in decoded for d in variants],
                                                  skip_special_tokens=True))
         return [[Candidate(r.opening + next(texts).strip(), d.logprob / max(1, d.tokens), d.tokens)
@@ -204,29 +221,34 @@ class Generator:
 
     def generate_ids(self, requests: Sequence[Request], *, temperature: float = 0.95, top_p: float = 0.7,
                      seed: int | None = None, max_new_tokens: int | None = None, banned: Iterable[str] = (),
-                     greedy: bool = False, no_repeat_ngram: int = 0) -> list[list[list[int]]]:
+                     greedy: bool = False, no_repeat_ngram: int = 0,
+                     nudge: tuple[float, float] = (0.0, 0.0)) -> list[list[list[int]]]:
         """Like generate(), but the generated token ids (without the prompt and the end token)."""
         decoded = self._generate(requests, temperature=temperature, top_p=top_p, seed=seed,
                                  max_new_tokens=max_new_tokens, banned=banned, greedy=greedy,
-                                 no_repeat_ngram=no_repeat_ngram)
+                                 no_repeat_ngram=no_repeat_ngram, nudge=nudge)
         return [[d.ids for d in variants] for variants in decoded]
 
     def _generate(self, requests: Sequence[Request], *, temperature: float, top_p: float, seed: int | None,
                   max_new_tokens: int | None, banned: Iterable[str], greedy: bool,
-                  no_repeat_ngram: int) -> list[list[_Decoded]]:
+                  no_repeat_ngram: int, nudge: tuple[float, float] = (0.0, 0.0)) -> list[list[_Decoded]]:
         """The one decoding path: request i -> what each of its variants generated."""
         import numpy as np  # lazy: nothing heavy at import
 
         rows: list[_Row] = []
         prompts: dict[tuple[str, str, str, str, int], list[int]] = {}
         own_sets: dict[frozenset[str], int] = {}  # a request's own phrases -> its automaton's index
+        wanted_sets: dict[tuple[tuple[str, ...], ...], int] = {}  # a request's wanted groups -> its nudger's index
+        nudging = any(nudge)
         for i, request in enumerate(requests):
             budget = min(max_new_tokens or self.token_budget(request.length), self.max_positions // 2)
             key = (request.source, request.length, request.style, request.opening, budget)
             if key not in prompts:
                 prompts[key] = self.prompt_ids(request, budget)
             own = own_sets.setdefault(frozenset(request.banned), len(own_sets)) if request.banned else -1
-            rows.extend(_Row(i, v, prompts[key], budget, own) for v in range(request.variants))
+            wanted = wanted_sets.setdefault(request.wanted, len(wanted_sets)) if nudging and request.wanted else -1
+            opening = len(self.tokenizer.encode(request.opening, add_special_tokens=False)) if request.opening else 0
+            rows.extend(_Row(i, v, prompts[key], budget, own, wanted, opening) for v in range(request.variants))
         rows.sort(key=lambda row: (len(row.ids), row.request, row.variant))
         out: list[list[_Decoded]] = [[_Decoded([], 0.0, 0) for _ in range(r.variants)] for r in requests]
         if not rows:
@@ -237,9 +259,10 @@ class Generator:
                          np.array([r.variant for r in rows], dtype=np.uint64))
         blocker = self._blocker(tuple(dict.fromkeys(banned)))
         own = _RequestBlockers([self._request_blocker(phrases) for phrases in own_sets]) if own_sets else None
+        nudgers = _RequestNudgers([self._nudger(groups) for groups in wanted_sets], *nudge) if wanted_sets else None
         sampler = _Sampler(temperature, top_p, greedy)
         decoded = decode_rows(self._decoder, rows, keys, blocker, sampler, batch_size=self.batch_size,
-                              eos_id=self.eos_id, no_repeat_ngram=no_repeat_ngram, own=own)
+                              eos_id=self.eos_id, no_repeat_ngram=no_repeat_ngram, own=own, nudgers=nudgers)
         for row, result in zip(rows, decoded):
             out[row.request][row.variant] = result
         return out

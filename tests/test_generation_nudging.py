@@ -1,0 +1,78 @@
+"""Decode-time nudging toward a product's own values (trainer/generation/nudging.py), on a tiny model."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from copygen.attributes import wanted_phrases
+from copygen.catalogue import parse_attributes
+from trainer.generation import Generator, Request
+from trainer.generation.nudging import _Nudger
+from trainer.testing import tiny_checkpoint
+
+SOURCE = "类型#裙*材质#雪纺*图案#碎花*裙型#a字"
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    tiny = tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", steps=60)
+    return Generator.load(tiny, device="cpu", batch_size=4, dtype="float32")
+
+
+def written(text: str, groups) -> list[bool]:
+    return [any(p in text for p in phrases) for phrases in groups]
+
+
+def test_a_strong_nudge_writes_every_wanted_group_in_every_row_and_a_zero_nudge_changes_nothing(engine):
+    groups = (("雪纺",), ("碎花", "花朵"), ("针织",))  # tokens of the tiny corpus
+    plain = Request(SOURCE, variants=4)
+    wanting = replace(plain, wanted=groups)
+    sample = {"seed": 5, "max_new_tokens": 40, "temperature": 1.0, "top_p": 0.9}
+    before = engine.generate([plain], **sample)[0]
+    assert not all(all(written(t, groups)) for t in before)  # the model alone does not write them all
+    assert engine.generate([wanting], **sample)[0] == before  # wanted phrases do nothing without a nudge
+    nudged = engine.generate([plain, wanting], nudge=(30.0, 30.0), **sample)
+    assert nudged[0] == before  # a row that wants nothing is not nudged, whatever shares its batch
+    assert all(all(written(t, groups)) for t in nudged[1]), nudged[1]
+
+
+def test_a_group_once_written_is_nudged_no_more(engine):
+    # With a bonus no other token can match, a nudged row would write 雪纺 over and over if the
+    # bonus outlived the first 雪纺.
+    text = engine.generate([Request(SOURCE, variants=3, wanted=(("雪纺",),))], seed=2, max_new_tokens=40,
+                           nudge=(30.0, 30.0), greedy=True)[0]
+    assert all(t.count("雪纺") == 1 for t in text), text
+
+
+def test_the_follow_bonus_finishes_a_phrase_the_opening_began_and_blocking_wins_over_a_nudge(engine):
+    begun = Request(SOURCE, variants=3, opening="这款雪", wanted=(("雪纺",),))
+    follow_only = engine.generate([begun], seed=1, max_new_tokens=20, nudge=(0.0, 40.0))[0]
+    assert all(t.startswith("这款雪纺") for t in follow_only), follow_only
+    banned = replace(begun, banned=("雪纺",))
+    blocked = engine.generate([banned], seed=1, max_new_tokens=20, nudge=(40.0, 40.0))[0]
+    assert not [t for t in blocked if "雪纺" in t], blocked
+
+
+def test_the_nudger_tracks_what_each_slot_wrote_through_overlapping_phrases():
+    nudger = _Nudger([[(1, 2)], [(2, 3)], [(5,), (1, 2, 4)]])  # ab, bc, and e or abd
+    states, bits = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
+    for token in (1, 2, 3):  # a b c: writes ab, and bc inside it
+        states, bits = nudger.advance(states, bits, np.array([token]))
+    assert int(bits[0]) == 0b011
+    _, tokens, kind = nudger.bonus(np.array([0]), states, bits)
+    assert sorted(tokens[kind == 0].tolist()) == [1, 5]  # the third group's first tokens only
+    assert nudger.start([1]) == (nudger.delta[0, 1], 0)
+    state, _ = nudger.start([1, 2])
+    _, tokens, kind = nudger.bonus(np.array([0]), np.array([state]), np.array([0b001]))
+    assert sorted(tokens[kind == 1].tolist()) == [3, 4]  # b begins bc and a-b continues to abd
+
+
+def test_wanted_phrases_are_the_words_that_express_each_value_never_one_character_or_excluded():
+    attributes = parse_attributes("类型#裤*材质#牛仔布*颜色#白色*裤型#阔腿裤*版型#h")
+    groups = wanted_phrases(attributes)
+    assert ("牛仔", "牛仔布") in groups and ("阔腿", "阔腿裤") in groups
+    assert all(len(p) >= 2 for g in groups for p in g)  # 版型#h: no word of two characters
+    assert not [g for g in groups if "裤" in g]  # 类型 is the garment word every copy uses
