@@ -36,6 +36,8 @@ def test_a_strong_nudge_writes_every_wanted_group_in_every_row_and_a_zero_nudge_
     assert engine.generate([wanting], **sample)[0] == before  # wanted phrases do nothing without a nudge
     nudged = engine.generate([plain, wanting], nudge=(30.0, 30.0), **sample)
     assert nudged[0] == before  # a row that wants nothing is not nudged, whatever shares its batch
+    unknown = replace(plain, wanted=(("鬣蜥",),))  # characters the tiny tokenizer does not know
+    assert engine.generate([unknown], nudge=(30.0, 30.0), **sample)[0] == before
     assert all(all(written(t, groups)) for t in nudged[1]), nudged[1]
 
 

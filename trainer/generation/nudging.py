@@ -34,7 +34,7 @@ class _Nudger:
             for p in phrases:
                 if p:
                     owner[p] = owner.get(p, 0) | (1 << g)
-        prefixes = sorted({p[:j] for p in owner for j in range(len(p) + 1)}, key=lambda p: (len(p), p))
+        prefixes = sorted({(), *(p[:j] for p in owner for j in range(len(p) + 1))}, key=lambda p: (len(p), p))
         index = {p: n for n, p in enumerate(prefixes)}
         leads: dict[tuple[int, ...], int] = {}  # prefix -> bits of the groups with a phrase beginning so
         for p, bits in owner.items():
@@ -82,6 +82,8 @@ class _Nudger:
     def advance(self, states, written, tokens):
         import numpy as np  # lazy: nothing heavy at import
 
+        if not len(self.alphabet):  # no phrase the tokenizer can spell: nothing to track
+            return states, written
         at = np.searchsorted(self.alphabet, tokens)
         known = self.alphabet[np.minimum(at, len(self.alphabet) - 1)] == tokens
         states = self.delta[states, np.where(known, at + 1, 0)]
