@@ -108,7 +108,8 @@ def job_by_key(engine, key: str) -> dict | None:
 
     with session_scope(engine) as s:
         row = s.execute(select(Job).where(Job.idempotency_key == key)).scalar_one_or_none()
-        return None if row is None else {"id": row.id, "n_items": row.n_items, "rejected": row.rejected}
+        return None if row is None else {"id": row.id, "status": row.status, "n_items": row.n_items,
+                                         "rejected": row.rejected}
 
 
 @pytest.mark.integration
@@ -179,7 +180,14 @@ def test_payloads_sent_by_task_name_that_are_wrong_are_refused_by_name_and_the_w
 
     wait_until(lambda: job_by_key(engine, marker), 120, "the marker job")
     assert worker_log.alive()
-    assert {name: job_by_key(engine, key) for name, key in keys.items()} == dict.fromkeys(keys)
+    # each refused as a whole: recorded under its key, nothing to run, the field at fault named
+    refused = {name: job_by_key(engine, key) for name, key in keys.items()}
+    assert {name: (row["status"], row["n_items"], [r["field"] for r in row["rejected"]])
+            for name, row in refused.items()} == {
+        "missing": ("refused", 0, ["products"]), "wrong-type": ("refused", 0, ["products"]),
+        "unknown-key": ("refused", 0, ["priority"]), "huge-variants": ("refused", 0, ["settings.variants"]),
+        "variants-as-text": ("refused", 0, ["settings.variants"]),
+        "nested-settings": ("refused", 0, ["settings.length"])}
     log = worker_log.log()
     for says in ("products: missing", "products: expected a list of product objects, got text",
                  "priority: unknown payload key", "settings.variants: must be from 1 to 10 (COPYGEN_MAX_VARIANTS)",
