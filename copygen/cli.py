@@ -134,6 +134,8 @@ def _exit_status(status: str) -> int:
 
 
 def _progress_line(p: dict) -> str:
+    if p["status"] == "refused":
+        return f"job {p['job_id']}: refused as a whole at submission, {p['rejected']} reason(s); nothing ran"
     done = p["chunks_done"] + p["chunks_failed"]
     return (f"job {p['job_id']}: {p['status']}, {done}/{p['chunks_total']} chunks "
             f"({p['chunks_failed']} failed), {p['items']} products, {p['variants']} variants "
