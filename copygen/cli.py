@@ -18,6 +18,7 @@ from copygen.catalogue import (
     DEFAULT_VARIANTS,
     QUEUES,
 )
+from copygen.cli_review import add_review_commands, add_store_data_options, export_for_review, training_data
 from copygen.prompt import LENGTHS, STYLE_CODES
 from worker.config import WORKER_QUEUES
 
@@ -36,8 +37,9 @@ class CommandError(Exception):
 def cmd_train(args) -> int:
     from trainer.train import TrainOptions, train
 
+    files, store_pairs, sources = training_data(args)  # files, and reviewed copy from copy stores
     opts = TrainOptions(
-        data=[Path(p) for p in args.data], out=Path(args.out), preset=args.preset,
+        data=files, pairs=store_pairs, sources=sources, out=Path(args.out), preset=args.preset,
         base=Path(args.base) if args.base else None, stage=args.stage, max_minutes=args.max_minutes,
         epochs=args.epochs, seed=args.seed, lora=args.lora, input_column=args.input_column,
         output_column=args.output_column, style=args.style, vocab=Path(args.vocab) if args.vocab else None,
@@ -367,6 +369,8 @@ def cmd_export(args) -> int:
     from db.jobs import get_job
     from db.variants import iter_job_variants
 
+    if args.for_review:
+        return export_for_review(args)
     if args.format != "table" and not args.out:
         raise CommandError(f"--out is required for --format {args.format}")
     with session_scope(_store(get_settings())) as s:
@@ -488,7 +492,8 @@ def cmd_migrate(args) -> int:
 def add_training_commands(sub) -> None:
     p = sub.add_parser("train", help="train a checkpoint on marketing data")
     p.add_argument("--data", action="append", required=True, metavar="PATH",
-                   help="AdvertiseGen JSONL, Taobao src/tgt directory, CSV/Excel, or .txt for pre-training; repeatable")
+                   help="AdvertiseGen JSONL, Taobao src/tgt directory, CSV/Excel, .txt for pre-training, or a copy "
+                        "store's database URL (its approved and edited copy); repeatable")
     p.add_argument("--out", required=True, help="checkpoint directory to write (atomically)")
     p.add_argument("--preset", default="demo", choices=["demo", "small", "base"], help="from-scratch model size")
     p.add_argument("--base", help="local Hugging Face causal LM (or copygen checkpoint) to start from")
@@ -506,6 +511,7 @@ def add_training_commands(sub) -> None:
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of pairs held out for validation")
     p.add_argument("--no-resume", action="store_true", help="start over even if an interrupted run is found")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_store_data_options(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="score a checkpoint (ChatGLM-6B protocol) against the retrieval baseline")
@@ -591,6 +597,8 @@ def add_job_commands(sub) -> None:
     p.add_argument("job")
     p.add_argument("--format", default="csv", choices=["csv", "jsonl", "xlsx", "table"])
     p.add_argument("--out", help="file to write (--format table prints to the terminal without it)")
+    p.add_argument("--for-review", action="store_true",
+                   help="with --format xlsx: a review workbook with decision, edited_text and reason columns to fill")
     p.set_defaults(func=cmd_export)
 
 
@@ -636,6 +644,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_training_commands(sub)
     add_job_commands(sub)
     add_service_commands(sub)
+    add_review_commands(sub)
     return parser
 
 

@@ -37,7 +37,10 @@ from sqlalchemy.types import TypeDecorator
 # refused: a submission refused as a whole, recorded under its idempotency key with its reasons
 JOB_STATUSES = ("pending", "running", "done", "partial", "failed", "refused")
 CHUNK_STATUSES = ("pending", "running", "done", "failed")
-VIEW_NAMES = ("copy_job_variants", "copy_best_variants", "copy_latest_variants")
+VIEW_NAMES = ("copy_job_variants", "copy_best_variants", "copy_latest_variants", "copy_approved_variants")
+# A reviewer's decision on a variant; edited carries the new text. A rejection may say why.
+DECISIONS = ("approved", "edited", "rejected")
+REJECT_REASONS = ("wrong_fact", "tone", "length", "compliance", "other")
 
 # Constraint names are part of the schema: a convention keeps them stable across databases, so a
 # later migration can drop or alter a constraint by name on PostgreSQL and SQLite alike.
@@ -194,3 +197,33 @@ class PromoRun(Base):
     slot: Mapped[str] = mapped_column(String(200))
     job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, server_default=func.now())
+
+
+class ReviewDecision(Base):
+    """A reviewer's decision on a variant; append-only, the latest (highest id) per variant counts.
+
+    Keyed by the variant's stable identity (job_item_id, variant_no), the key its upsert writes
+    under, with no foreign key to variants.id: a variant stored again under the same key keeps
+    its decisions.
+    """
+
+    __tablename__ = "review_decisions"
+    __table_args__ = (
+        CheckConstraint(_one_of("decision", DECISIONS), name="decision"),
+        CheckConstraint(f"reason IS NULL OR {_one_of('reason', REJECT_REASONS)}", name="reason"),
+        # the text to publish exists exactly when the decision is an edit
+        CheckConstraint("(decision = 'edited') = (edited_text IS NOT NULL)", name="edited_text"),
+        Index(None, "job_item_id", "variant_no", "id"),  # a variant's latest decision
+    )
+
+    id: Mapped[int] = mapped_column(BigId, Identity(), primary_key=True)
+    job_item_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("job_items.id", ondelete="CASCADE"))
+    variant_no: Mapped[int] = mapped_column(Integer)
+    decision: Mapped[str] = mapped_column(String(16))
+    edited_text: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(String(32))
+    reviewer: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(300))  # where it came from: a workbook, a task, Python
+    # a redelivered task or a workbook imported again records nothing twice
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, server_default=func.now())

@@ -1,5 +1,5 @@
--- A least-privilege PostgreSQL role for campaign tools: it may read the three copy views
--- (copy_job_variants, copy_best_variants, copy_latest_variants) and nothing else. It cannot read
+-- A least-privilege PostgreSQL role for campaign tools: it may read the four copy views
+-- (copy_job_variants, copy_best_variants, copy_latest_variants, copy_approved_variants) and nothing else. It cannot read
 -- the tables behind them, write anywhere, or create objects in the schema. Its sessions are also
 -- read-only by default (default_transaction_read_only), but the grants alone forbid every write.
 --
@@ -35,5 +35,5 @@ SELECT format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM %I', :'role') \
 SELECT format('REVOKE CREATE ON SCHEMA public FROM %I', :'role') \gexec
 SELECT format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), :'role') \gexec
 SELECT format('GRANT USAGE ON SCHEMA public TO %I', :'role') \gexec
-SELECT format('GRANT SELECT ON copy_job_variants, copy_best_variants, copy_latest_variants TO %I',
-              :'role') \gexec
+SELECT format('GRANT SELECT ON copy_job_variants, copy_best_variants, copy_latest_variants, '
+              'copy_approved_variants TO %I', :'role') \gexec

@@ -15,7 +15,7 @@ from sqlalchemy import inspect
 from db.engine import REPO_ROOT, alembic_config, make_engine, upgrade
 from db.models import VIEW_NAMES, Base
 
-TABLES = {"model_versions", "jobs", "job_items", "chunks", "variants", "promo_runs"}
+TABLES = {"model_versions", "jobs", "job_items", "chunks", "variants", "promo_runs", "review_decisions"}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])

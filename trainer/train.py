@@ -16,7 +16,7 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -53,6 +53,10 @@ class TrainOptions:
     resume: bool = True
     progress: bool = True
     eval_every: int | None = None
+    # pairs read elsewhere (reviewed copy from the copy store), cleaned and redacted like the files',
+    # and the records of where they came from, for the manifest's data record
+    pairs: list = field(default_factory=list)
+    sources: list[dict] = field(default_factory=list)
 
 
 class TrainError(ValueError):
@@ -81,6 +85,7 @@ def load_data(opts: TrainOptions):
     pairs, pair_report = data.read_pairs(pair_paths, input_column=opts.input_column,
                                          output_column=opts.output_column, style=opts.style) \
         if pair_paths else ([], {})
+    pairs = pairs + list(opts.pairs)
     texts, text_report = data.read_texts(text_paths) if text_paths else ([], {})
     train, val, split_report = clean.prepare_pairs(pairs, seed=opts.seed, val_fraction=opts.val_fraction)
     texts, texts_report = clean.prepare_texts(texts) if texts else ([], {})
@@ -298,6 +303,9 @@ def write_checkpoint(opts: TrainOptions, run: TrainingRun, results: dict[str, Fi
         "parameters": sum(p.numel() for p in run.model.parameters()),
     }
     data_fingerprint = fingerprint(opts.data)
+    if opts.sources:  # pairs from the copy store: their digests join the files'
+        data_fingerprint = hashlib.sha256(
+            (data_fingerprint + "".join(s["fingerprint"] for s in opts.sources)).encode()).hexdigest()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
     manifest = checkpoint.new_manifest(
         name=f"{opts.out.name}-{stamp}-{data_fingerprint[:6]}", tokenizer_kind=run.tokenizer_kind,
@@ -305,6 +313,7 @@ def write_checkpoint(opts: TrainOptions, run: TrainingRun, results: dict[str, Fi
         data={"paths": [str(p) for p in opts.data], "fingerprint": data_fingerprint,
               "seed": opts.seed, "val_fraction": opts.val_fraction,
               "input_column": opts.input_column, "output_column": opts.output_column, "style": opts.style,
+              "sources": opts.sources,
               "counts": {"train_pairs": len(train_pairs), "val_pairs": len(val_pairs), "texts": len(texts)}},
     )
     history, boundaries, offset = [], [], 0

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 
 from copygen.attributes import coverage
 from copygen.compliance import Lexicon
+from copygen.score_weights import read_weights
 from copygen.similarity import jaccard
 from copygen.textnorm import normalise
 from worker import filters
@@ -103,3 +104,15 @@ def choose(candidates: Sequence[Candidate], k: int) -> list[Candidate]:
         c.score = weigh({**c.terms, "distinct": 1.0 - closest}, c.flags)
     kept.sort(key=lambda c: (not c.passed, -c.score))
     return kept
+
+
+DEFAULT_WEIGHTS = dict(WEIGHTS)  # WEIGHTS as written above, before any use_weights
+
+
+def use_weights(path: str | None) -> dict[str, float]:
+    """Put the weights `copygen tune-score` wrote to a file (COPYGEN_SCORE_WEIGHTS) in force in this
+    process, or DEFAULT_WEIGHTS for None; return them. WEIGHTS is updated in place, so weigh() and
+    choose() use them as they are. ValueError names the file and what is wrong with it."""
+    weights = read_weights(path, tuple(DEFAULT_WEIGHTS)) if path else dict(DEFAULT_WEIGHTS)
+    WEIGHTS.update(weights)
+    return weights
