@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     # k x oversample candidates per product, the k best kept (measured: see the README's Quality section)
     oversample: int = Field(3, ge=1, le=10, description="candidates generated per variant kept, by default")
     regenerate_rounds: int = Field(2, ge=0, description="regeneration rounds for products with fewer than k passing")
+    # written by `copygen tune-score` from reviewers' decisions; unset: worker.selection's own WEIGHTS
+    score_weights: Path | None = Field(None, description="score weights file a worker ranks candidates with")
     # Logit bonuses toward the product's own attribute values while decoding (trainer/generation/
     # nudging.py): on a value word's first token, and on the next token of one begun. Chosen on the
     # validation split (see the README's "What the worker publishes"); 0 and 0 turn nudging off.

@@ -6,6 +6,7 @@ Task names; arguments are JSON:
     copygen.submit_job(**payload)          payload = copygen/schemas/submit_job.schema.json
     copygen.reconcile()
     copygen.fire_promo(schedule: str, slot: str | None = None)
+    copygen.record_review(**payload)       payload = copygen/schemas/record_review.schema.json
 
 Queues: ``interactive`` and ``batch``. A job's chunks go to the queue its settings name; the
 other tasks go to ``batch`` (the default queue). A client that does not share this config and
@@ -33,6 +34,7 @@ GENERATE_CHUNK = "copygen.generate_chunk"
 SUBMIT_JOB = "copygen.submit_job"
 RECONCILE = "copygen.reconcile"
 FIRE_PROMO = "copygen.fire_promo"
+RECORD_REVIEW = "copygen.record_review"
 # A Celery inspect command each worker answers with the model it serves (`copygen health` asks it).
 MODEL_COMMAND = "copygen_model"
 

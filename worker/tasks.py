@@ -22,11 +22,13 @@ from sqlalchemy.exc import DBAPIError
 
 from worker import runtime
 from worker.celery_app import settings_of
-from worker.config import FIRE_PROMO, GENERATE_CHUNK, RECONCILE, SUBMIT_JOB
+from worker.config import FIRE_PROMO, GENERATE_CHUNK, RECONCILE, RECORD_REVIEW, SUBMIT_JOB
 from worker.dispatch import DB_MAX_RETRIES, DB_RETRY_BASE_S, backoff, execute_chunk
 from worker.pipeline import is_disconnect
 from worker.reconcile import reconcile
+from worker.review import ReviewPayloadError, record_review_payload
 from worker.schedule import fire_promo, slot_now
+from worker.selection import use_weights
 from worker.submit import submit_message
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,8 @@ log = logging.getLogger(__name__)
 @shared_task(name=GENERATE_CHUNK, bind=True, acks_late=True, ignore_result=True, max_retries=None)
 def generate_chunk_task(self, job_id: str, chunk_no: int) -> None:
     settings = settings_of(self.app)
+    # read per chunk, so a new weights file counts from the next chunk on, without a restart
+    use_weights(str(settings.score_weights) if settings.score_weights else None)
     rt = runtime.current()
     outcome = execute_chunk(rt, settings, lambda: rt.generator(settings), job_id, int(chunk_no),
                             retries=self.request.retries)
@@ -75,4 +79,19 @@ def fire_promo_task(self, schedule: str, slot: str | None = None) -> str | None:
         if not is_disconnect(exc):
             raise
         raise self.retry(args=(schedule, slot), exc=exc, countdown=backoff(self.request.retries, DB_RETRY_BASE_S),
+                         max_retries=DB_MAX_RETRIES) from None
+
+
+@shared_task(name=RECORD_REVIEW, bind=True, acks_late=True, ignore_result=True)
+def record_review_task(self, **payload) -> None:
+    """Record reviewers' decisions (copygen/schemas/record_review.schema.json); refusals are logged."""
+    try:
+        record_review_payload(payload, settings=settings_of(self.app), task_id=self.request.id)
+    except ReviewPayloadError as exc:  # wrong as a whole: retrying cannot help
+        log.error("copygen.record_review %s refused: %s", self.request.id, exc)
+        raise
+    except DBAPIError as exc:
+        if not is_disconnect(exc):
+            raise
+        raise self.retry(exc=exc, countdown=backoff(self.request.retries, DB_RETRY_BASE_S),
                          max_retries=DB_MAX_RETRIES) from None
