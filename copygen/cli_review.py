@@ -138,7 +138,7 @@ def cmd_tune_score(args) -> int:
               "campaign": args.campaign, "since": args.since, "until": args.until, "seed": args.seed,
               "counts": report.counts, "held_out": report.held_out, "created_at": stamp}
     out = write_weights(args.out, f"score-{stamp}", report.weights, fitted)
-    print(f"wrote {out}: set COPYGEN_SCORE_WEIGHTS={out} for the workers")
+    print(f"wrote {out}: set COPYGEN_SCORE_WEIGHTS={out.resolve()} for the workers")
     return 0
 
 

@@ -518,7 +518,7 @@ def test_tune_score_keeps_the_defaults_on_too_few_decisions_and_writes_weights_t
     # the whole path on this store's few decisions: fluency measured again with the job's own model
     assert main(["tune-score", "--out", str(weights), "--min-per-class", "1", "--campaign", "spring"]) == 0
     out = capsys.readouterr().out
-    assert "weights: coverage" in out and "held out:" in out and f"COPYGEN_SCORE_WEIGHTS={weights}" in out
+    assert "weights: coverage" in out and "held out:" in out and f"COPYGEN_SCORE_WEIGHTS={weights.resolve()}" in out
     try:
         loaded = selection.use_weights(str(weights))
         assert set(loaded) == set(selection.DEFAULT_WEIGHTS) and sum(loaded.values()) <= 1.0
