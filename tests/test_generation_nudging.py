@@ -78,3 +78,21 @@ def test_wanted_phrases_are_the_words_that_express_each_value_never_one_characte
     assert ("牛仔", "牛仔布") in groups and ("阔腿", "阔腿裤") in groups
     assert all(len(p) >= 2 for g in groups for p in g)  # 版型#h: no word of two characters
     assert not [g for g in groups if "裤" in g]  # 类型 is the garment word every copy uses
+
+
+def test_the_worker_nudges_each_product_toward_its_own_values(engine):
+    from copygen.attributes import coverage
+    from copygen.catalogue import JobSettings, Product
+    from copygen.compliance import load_lexicon
+    from worker.pipeline import draft_variants
+
+    products = [Product(external_id="1", attributes=parse_attributes("类型#裙*材质#雪纺*图案#碎花")),
+                Product(external_id="2", attributes=parse_attributes("类型#上衣*材质#针织*颜色#灰色*衣样式#毛衣"))]
+
+    def rank_one_coverage(nudge):
+        drafts = draft_variants(engine, products, JobSettings(variants=2, length="short"), load_lexicon(), seed=4,
+                                rounds=0, oversample=2, nudge=nudge)
+        return [coverage(row[0].text, p.attributes) for p, row in zip(products, drafts)]
+
+    assert rank_one_coverage((30.0, 30.0)) == [1.0, 1.0]
+    assert rank_one_coverage((0.0, 0.0)) != [1.0, 1.0]
