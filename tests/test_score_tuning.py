@@ -77,3 +77,34 @@ def test_a_weights_file_round_trips_into_the_score_and_a_bad_one_is_refused_by_n
             selection.use_weights(str(path))
         assert str(path) in str(exc.value)
     assert selection.WEIGHTS == selection.DEFAULT_WEIGHTS  # a refused file changes nothing
+
+
+def test_the_embedded_mode_ranks_with_the_weights_file_too(tmp_path):
+    from copygen.settings import Settings
+    from db.engine import make_engine, session_scope
+    from db.variants import job_variants
+    from trainer.testing import tiny_checkpoint
+    from worker import runtime
+    from worker.submit import submit_job
+
+    only_length = {"coverage": 0.0, "fluency": 0.0, "agreement": 0.0, "length": 1.0, "distinct": 0.0}
+    path = write_weights(tmp_path / "w.json", "score-length-only", only_length, {"method": "test"})
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'copy.db'}", broker_url="memory://", threads=1,
+                        checkpoint=tiny_checkpoint(tmp_path / "tiny"), score_weights=path, regenerate_rounds=0)
+    products = [{"external_id": f"E-{n}", "title": "白色棉衬衫", "attributes": {"颜色": ["白色"], "材质": ["棉"]}}
+                for n in range(3)]
+    try:
+        job_id = submit_job(products, 2, seed=0, settings=settings)
+        engine = make_engine(settings.database_url)
+        with session_scope(engine) as s:
+            variants = job_variants(s, job_id)
+        engine.dispose()
+    finally:
+        selection.use_weights(None)
+        runtime.reset()
+    passing = [v for v in variants if v["passed"]]
+    assert passing
+    # with all the weight on length fit, a passing variant's score is its length fit: at most 1,
+    # and exactly 1 for one inside the length bounds (the default weights would add coverage etc.)
+    assert all(0.0 <= v["score"] <= 1.0 for v in passing)
+    assert any(v["score"] == 1.0 for v in passing)

@@ -42,7 +42,7 @@ from db.jobs import chunk_variants
 from db.model_versions import get_model_version, register_model_version
 from trainer.checkpoint import load_manifest
 from trainer.generation import Generator
-from worker import metrics
+from worker import metrics, selection
 from worker.config import GENERATE_CHUNK
 from worker.pipeline import ChunkOutcome, fail_unclaimed, is_disconnect, record_failure, run_chunk
 from worker.runtime import Runtime
@@ -98,7 +98,10 @@ def execute_chunk(rt: Runtime, settings: Settings, load: Callable[[], Generator]
 
     load() gives the model (loaded once per process by the Runtime); retries is how many times
     this chunk's message was run before. A worker serving metrics counts the run (worker.metrics).
+    The score weights (COPYGEN_SCORE_WEIGHTS) are read per chunk, in both modes, so a new weights
+    file counts from the next chunk on, without a restart.
     """
+    selection.use_weights(str(settings.score_weights) if settings.score_weights else None)
     m = metrics.active()
     if m is None:
         return _execute_chunk(rt, settings, load, job_id, chunk_no, retries=retries)

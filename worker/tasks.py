@@ -28,7 +28,6 @@ from worker.pipeline import is_disconnect
 from worker.reconcile import reconcile
 from worker.review import ReviewPayloadError, record_review_payload
 from worker.schedule import fire_promo, slot_now
-from worker.selection import use_weights
 from worker.submit import submit_message
 
 log = logging.getLogger(__name__)
@@ -37,8 +36,6 @@ log = logging.getLogger(__name__)
 @shared_task(name=GENERATE_CHUNK, bind=True, acks_late=True, ignore_result=True, max_retries=None)
 def generate_chunk_task(self, job_id: str, chunk_no: int) -> None:
     settings = settings_of(self.app)
-    # read per chunk, so a new weights file counts from the next chunk on, without a restart
-    use_weights(str(settings.score_weights) if settings.score_weights else None)
     rt = runtime.current()
     outcome = execute_chunk(rt, settings, lambda: rt.generator(settings), job_id, int(chunk_no),
                             retries=self.request.retries)
