@@ -34,8 +34,8 @@ class Settings(BaseSettings):
     # Logit bonuses toward the product's own attribute values while decoding (trainer/generation/
     # nudging.py): on a value word's first token, and on the next token of one begun. Chosen on the
     # validation split (see the README's "What the worker publishes"); 0 and 0 turn nudging off.
-    nudge_start: float = Field(0.0, ge=0, le=10, description="logit bonus on the first token of a product's value word")
-    nudge_follow: float = Field(0.0, ge=0, le=20, description="logit bonus on the next token of a begun value word")
+    nudge_start: float = Field(2.0, ge=0, le=10, description="logit bonus on the first token of a product's value word")
+    nudge_follow: float = Field(6.0, ge=0, le=20, description="logit bonus on the next token of a begun value word")
     # Longer than the hard time limit, so a chunk still running is never handed to a second worker.
     lease_seconds: int = Field(2400, ge=10, description="a running chunk older than this is re-enqueued")
     # Longer than the slowest chunk, or Redis hands a running chunk to a second worker.

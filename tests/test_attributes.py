@@ -179,6 +179,8 @@ def test_the_issues_examples_are_flagged(text, attrs, found):
     ("修身的剪裁", {"类型": ["上衣"], "版型": ["宽松"]}, ["版型:修身"]),
     ("精致的双排扣", {"类型": ["上衣"], "衣门襟": ["单排扣"]}, ["衣门襟:双排扣"]),
     ("单排扣门襟", {"类型": ["上衣"], "衣门襟": ["套头"]}, ["衣门襟:单排扣"]),
+    ("两侧对称的纽扣门襟设计", {"类型": ["上衣"], "衣门襟": ["拉链"]}, ["衣门襟:纽扣门襟"]),  # a zip front
+    ("方便的拉链门襟", {"类型": ["上衣"], "衣门襟": ["单排扣"]}, ["衣门襟:拉链门襟"]),
     # 纯色 and 花纹
     ("条纹的衬衫", {"类型": ["上衣"], "图案": ["纯色"]}, ["图案:条纹"]),
     ("纯色的衬衫", {"类型": ["上衣"], "图案": ["条纹"]}, ["图案:纯色"]),
@@ -212,6 +214,8 @@ def test_each_family_flags_a_word_the_products_values_exclude(text, attrs, found
     ("西装领的设计", {"类型": ["上衣"], "衣领型": ["翻领"]}),  # and a plain 翻领 may be one
     ("高腰的设计", {"类型": ["裤"], "裤腰型": ["松紧腰"]}),  # an elastic waist says nothing of height
     ("这款卫衣", {"类型": ["上衣"], "衣样式": ["衫"]}),  # a bare 衫 may be anything
+    ("金属拉链门襟，口袋的纽扣点缀", {"类型": ["上衣"], "衣门襟": ["拉链"]}),  # buttons elsewhere are no front
+    ("单排纽扣门襟", {"类型": ["上衣"], "衣门襟": ["单排扣"]}),
 ])
 def test_a_family_does_not_flag_words_the_products_values_allow(text, attrs):
     assert contradictions(text, attrs) == []
