@@ -20,8 +20,8 @@ $(BIN)/.installed: pyproject.toml
 venv: $(BIN)/.installed
 
 $(CHECKPOINT)/copygen.json: | $(BIN)/.installed
-	@echo "== training the demo model on $(DATA) (about 3 minutes on 2 CPU cores)"
-	$(BIN)/copygen train --data $(DATA) --out $(CHECKPOINT) --preset demo --max-minutes 2.8
+	@echo "== training the demo model on $(DATA) (about 5 minutes on 2 CPU cores)"
+	$(BIN)/copygen train --data $(DATA) --out $(CHECKPOINT) --preset demo --max-minutes 5
 
 demo: $(BIN)/.installed $(CHECKPOINT)/copygen.json
 	@echo "== generating copy for $(CATALOGUE) on the embedded default (SQLite, in-process)"
