@@ -239,6 +239,7 @@ class Generator:
         prompts: dict[tuple[str, str, str, str, int], list[int]] = {}
         own_sets: dict[frozenset[str], int] = {}  # a request's own phrases -> its automaton's index
         wanted_sets: dict[tuple[tuple[str, ...], ...], int] = {}  # a request's wanted groups -> its nudger's index
+        openings: dict[str, int] = {}  # an opening -> its length in tokens
         nudging = any(nudge)
         for i, request in enumerate(requests):
             budget = min(max_new_tokens or self.token_budget(request.length), self.max_positions // 2)
@@ -247,7 +248,11 @@ class Generator:
                 prompts[key] = self.prompt_ids(request, budget)
             own = own_sets.setdefault(frozenset(request.banned), len(own_sets)) if request.banned else -1
             wanted = wanted_sets.setdefault(request.wanted, len(wanted_sets)) if nudging and request.wanted else -1
-            opening = len(self.tokenizer.encode(request.opening, add_special_tokens=False)) if request.opening else 0
+            opening = 0  # the nudger reads the forced opening as copy already written
+            if wanted >= 0 and request.opening:
+                if request.opening not in openings:
+                    openings[request.opening] = len(self.tokenizer.encode(request.opening, add_special_tokens=False))
+                opening = openings[request.opening]
             rows.extend(_Row(i, v, prompts[key], budget, own, wanted, opening) for v in range(request.variants))
         rows.sort(key=lambda row: (len(row.ids), row.request, row.variant))
         out: list[list[_Decoded]] = [[_Decoded([], 0.0, 0) for _ in range(r.variants)] for r in requests]
