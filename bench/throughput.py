@@ -207,18 +207,17 @@ def row_engine(spec) -> dict:
 def row_candidates(spec) -> dict:
     """The engine alone writing the worker's first pass: k x oversample candidates per product, each
     product's excluded words blocked and its own values nudged, the worker's token budget."""
-    from copygen.attributes import excluded_words, wanted_phrases
-    from copygen.catalogue import Product
+    from copygen.catalogue import JobSettings, Product
     from copygen.compliance import banned_phrases_for_decoding, load_lexicon
-    from trainer.generation import NO_REPEAT_NGRAM, Generator, Request
+    from trainer.generation import NO_REPEAT_NGRAM, Generator
+    from worker.pipeline import candidate_requests
 
     engine = Generator.load(spec["checkpoint"], device=spec["device"], batch_size=spec["batch_size"],
                             dtype=spec["dtype"])
     products = [Product.from_json(p) for p in spec["products"]]
     nudge = tuple(spec["nudge"])
-    requests = [Request(p.source(), variants=spec["variants"] * spec["oversample"], length="medium",
-                        banned=tuple(excluded_words(p.attributes)),
-                        wanted=tuple(wanted_phrases(p.attributes)) if any(nudge) else ()) for p in products]
+    requests = candidate_requests(products, JobSettings(variants=spec["variants"], length="medium"),
+                                  spec["variants"] * spec["oversample"], nudge)  # as the worker asks
     sample = {"temperature": spec["temperature"], "top_p": spec["top_p"], "nudge": nudge,
               "banned": banned_phrases_for_decoding(load_lexicon()), "no_repeat_ngram": NO_REPEAT_NGRAM}
     engine.generate_candidates(requests[:2], seed=0, **{**sample, "max_new_tokens": 8})  # warm-up

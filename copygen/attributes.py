@@ -376,16 +376,18 @@ def excluded_words(
 
 
 def wanted_phrases(
-    attributes: Mapping[str, Sequence[str]] | None, vocab: AttributeVocab | None = None
+    attributes: Mapping[str, Sequence[str]] | None, vocab: AttributeVocab | None = None, *,
+    excluded: Sequence[str] | None = None,
 ) -> list[tuple[str, ...]]:
     """For each of the product's values (类型 aside), the words that would express it, shortest first.
 
     Meant to nudge decoding toward the product's own values (coverage() counts any of them as
     expressed). Words of one character are left out (a nudge toward 白 writes 白 anywhere), as
-    are values with no such word and words the product excludes.
+    are values with no such word and words the product excludes (excluded: excluded_words() of
+    the product, when the caller has them already).
     """
     vocab = vocab or load_vocab()
-    excluded = excluded_words(attributes, vocab)
+    excluded = excluded_words(attributes, vocab) if excluded is None else excluded
     wanted = []
     for value in attribute_values(attributes, skip_keys=vocab.skip_keys):
         forms = sorted({f for f in _forms(fold(value), vocab)

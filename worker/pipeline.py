@@ -134,9 +134,7 @@ def draft_variants(
     edges = generator.length_edges  # the model's length buckets: what "short" means to it
     sample = {"temperature": settings.temperature, "top_p": settings.top_p,
               "banned": banned_phrases_for_decoding(lexicon), "no_repeat_ngram": NO_REPEAT_NGRAM, "nudge": nudge}
-    requests = [Request(source=p.source(), variants=m, length=settings.length, style=settings.style,
-                        opening=settings.opening, banned=tuple(excluded_words(p.attributes)),
-                        wanted=tuple(wanted_phrases(p.attributes)) if any(nudge) else ()) for p in products]
+    requests = candidate_requests(products, settings, m, nudge)
     pools: list[list[selection.Candidate]] = [[] for _ in products]
     kept: list[list[selection.Candidate]] = [[] for _ in products]
     extra_rounds = [0] * len(products)
@@ -156,6 +154,19 @@ def draft_variants(
              for rank, c in enumerate(row, start=1)] for i, row in enumerate(kept)]
 
 
+
+
+def candidate_requests(products: Sequence[Product], settings: JobSettings, m: int,
+                       nudge: tuple[float, float]) -> list[Request]:
+    """The engine's request for m candidates of each product: its excluded words banned and, with a
+    nudge, its own values' words wanted."""
+    requests = []
+    for p in products:
+        banned = excluded_words(p.attributes)
+        wanted = wanted_phrases(p.attributes, excluded=banned) if any(nudge) else ()
+        requests.append(Request(source=p.source(), variants=m, length=settings.length, style=settings.style,
+                                opening=settings.opening, banned=tuple(banned), wanted=tuple(wanted)))
+    return requests
 
 
 def worker_choice(generator: Generator, rows: Sequence[tuple[str, str]], seed: int, *,
