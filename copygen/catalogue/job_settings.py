@@ -102,13 +102,18 @@ def _check_variants(value: Any, max_variants: int) -> int:
     return n
 
 
-def _check_oversample(value: Any, _max_variants: int) -> int | None:
-    if value is None:
-        return None
-    n = _whole_number(value)
-    if not 1 <= n <= MAX_OVERSAMPLE:
-        raise ValueError(f"must be from 1 to {MAX_OVERSAMPLE}, not {n}")
-    return n
+def _optional_whole(low: int, high: int):
+    """A check of a setting that is None (not set) or a whole number from low to high."""
+
+    def check(value: Any, _max_variants: int) -> int | None:
+        if value is None:
+            return None
+        n = _whole_number(value)
+        if not low <= n <= high:
+            raise ValueError(f"must be from {low} to {high}, not {n}")
+        return n
+
+    return check
 
 
 def _check_temperature(value: Any, _max_variants: int) -> float:
@@ -123,15 +128,6 @@ def _check_top_p(value: Any, _max_variants: int) -> float:
     if not 0 < p <= MAX_TOP_P:
         raise ValueError(f"must be above 0 and at most {MAX_TOP_P:g}, not {p:g}")
     return p
-
-
-def _check_seed(value: Any, _max_variants: int) -> int | None:
-    if value is None:
-        return None
-    n = _whole_number(value)
-    if not 0 <= n <= MAX_SEED:
-        raise ValueError(f"must be from 0 to {MAX_SEED}, not {n}")
-    return n
 
 
 def _check_opening(value: Any, _max_variants: int) -> str:
@@ -167,11 +163,11 @@ _SETTING_CHECKS = {
     "opening": _check_opening,
     "temperature": _check_temperature,
     "top_p": _check_top_p,
-    "seed": _check_seed,
+    "seed": _optional_whole(0, MAX_SEED),
     "model_version": _check_name,
     "queue": _choice(QUEUES),
     "campaign": _check_name,
-    "oversample": _check_oversample,
+    "oversample": _optional_whole(1, MAX_OVERSAMPLE),
 }
 
 
