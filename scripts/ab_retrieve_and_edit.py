@@ -29,55 +29,23 @@ from copygen.catalogue import parse_attributes
 from copygen.compliance import load_lexicon
 from trainer import metrics
 from trainer.checkpoint import load_manifest
-from trainer.evaluate import eval_split
+from trainer.evaluate import attributes_of, eval_split
 
 MARK = "参考："
 CAP = 80  # characters of the exemplar: room for the copy in the model's 384 positions
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "advertisegen" / "train_first5000.json"
 
 
-def key_values(source: str) -> set[str]:
-    try:
-        return {f"{k}#{v}" for k, vs in parse_attributes(source).items() for v in vs}
-    except ValueError:
-        return set()
-
-
-class Nearest:
-    """The training pair whose key#value set is most Jaccard-similar (ties: the earliest)."""
-
-    def __init__(self, sources: list[str]):
-        self.sets = [key_values(s) for s in sources]
-        self.postings: dict[str, list[int]] = {}
-        for i, pairs in enumerate(self.sets):
-            for pair in pairs:
-                self.postings.setdefault(pair, []).append(i)
-
-    def __call__(self, source: str, skip: int | None = None) -> int:
-        query = key_values(source)
-        shared: dict[int, int] = {}
-        for pair in query:
-            for i in self.postings.get(pair, ()):
-                if i != skip:
-                    shared[i] = shared.get(i, 0) + 1
-        best, best_score = (1 if skip == 0 else 0), -1.0
-        for i, inter in sorted(shared.items()):
-            score = inter / (len(query) + len(self.sets[i]) - inter)
-            if score > best_score:
-                best, best_score = i, score
-        return best
-
-
 def build(checkpoint: Path, data: Path, out: Path) -> None:
     train, val, split = eval_split(load_manifest(checkpoint), [data])
-    nearest = Nearest([p.source for p in train])
+    index = metrics.AttributeIndex([attributes_of(p.source) for p in train])
     out.mkdir(parents=True, exist_ok=True)
     for name, rows, own in (("train", train, True), ("val", val, False)):
         with (out / f"{name}.csv").open("w", encoding="utf-8", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(["source", "copy"])
             for n, pair in enumerate(rows):
-                exemplar = train[nearest(pair.source, n if own else None)].copy[:CAP]
+                exemplar = train[index.nearest(attributes_of(pair.source), n if own else None)].copy[:CAP]
                 writer.writerow([pair.source + MARK + exemplar, pair.copy])
     print(f"{split}: {len(train)} training and {len(val)} validation pairs with exemplars in {out}")
 

@@ -20,20 +20,12 @@ import json
 import time
 from pathlib import Path
 
-from copygen.catalogue import parse_attributes
 from copygen.compliance import load_lexicon
 from trainer import metrics
 from trainer.checkpoint import load_manifest
-from trainer.evaluate import eval_split
+from trainer.evaluate import attributes_of, eval_split
 from trainer.generation import Generator
 from worker.pipeline import worker_choice
-
-
-def attrs(source: str) -> dict:
-    try:
-        return parse_attributes(source)
-    except ValueError:
-        return {}
 
 
 def nudge_pair(text: str) -> tuple[float, float]:
@@ -58,7 +50,7 @@ def main() -> None:
     generator = Generator.load(args.checkpoint, device="auto", batch_size=96)
     lexicon = load_lexicon()
     references = [p.copy for p in rows]
-    attributes = [attrs(p.source) for p in rows]
+    attributes = [attributes_of(p.source) for p in rows]
     print(f"{len(rows)} rows, {split}, {manifest['name']}")
     print(f"{'nudge':>9} {'over':>4} {'R-L':>6} {'BLEU-4':>6} {'cov%':>6} {'contra%':>7} {'pass%':>6} "
           f"{'dist-4%':>7} {'len':>5} {'s':>5}")

@@ -51,6 +51,16 @@ def _within(file: Path, paths: list[Path]) -> bool:
     return any(file == p or p in file.parents for p in paths)
 
 
+def attributes_of(source: str) -> dict:
+    """A source's attributes ({} for a source that is not an attribute string)."""
+    from copygen.catalogue import parse_attributes
+
+    try:
+        return parse_attributes(source)
+    except ValueError:
+        return {}
+
+
 def eval_split(manifest: dict, data_paths: list[Path]):
     """(train pairs, eval pairs, split name).
 
@@ -90,7 +100,6 @@ def run_eval(opts: EvalOptions, choose: Choose | None = None) -> dict:
     from tqdm import tqdm
 
     from copygen.attributes import contradictions  # noqa: F401  (imported early: fail before generating)
-    from copygen.catalogue import parse_attributes
     from copygen.compliance import load_lexicon
     from trainer import metrics
     from trainer.checkpoint import load_manifest
@@ -118,19 +127,13 @@ def run_eval(opts: EvalOptions, choose: Choose | None = None) -> dict:
         bar.update(len(part))
     bar.close()
 
-    def attrs(source: str) -> dict:
-        try:
-            return parse_attributes(source)
-        except ValueError:
-            return {}
-
     references = [p.copy for p in rows]
-    attributes = [attrs(p.source) for p in rows]
+    attributes = [attributes_of(p.source) for p in rows]
     results = {"model": {**metrics.corpus_scores(predictions, references, progress=opts.progress),
                          **metrics.copy_quality(predictions, attributes, lexicon)}}
     baseline = []
     if train:
-        baseline = metrics.retrieval_baseline([(attrs(p.source), p.copy) for p in train], attributes)
+        baseline = metrics.retrieval_baseline([(attributes_of(p.source), p.copy) for p in train], attributes)
         results["retrieval baseline"] = {**metrics.corpus_scores(baseline, references, progress=opts.progress),
                                          **metrics.copy_quality(baseline, attributes, lexicon)}
     chosen = []

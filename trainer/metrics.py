@@ -102,37 +102,50 @@ def _pairs(attributes: Attributes) -> set[str]:
     return {f"{key}#{value.strip()}" for key, values in attributes.items() for value in values if value.strip()}
 
 
-def retrieval_baseline(train: Sequence[tuple[Attributes, str]], eval_attrs: Sequence[Attributes]) -> list[str]:
-    """For each product to evaluate, the training copy whose key#value set is most Jaccard-similar.
+class AttributeIndex:
+    """Examples by their key#value pairs, to find the one most Jaccard-similar to a product.
 
-    The floor a trained model must beat: it copies the nearest neighbour's human-written copy.
-    Ties, and products sharing no pair with any training product, go to the earliest training
-    example. An inverted index (pair -> training examples) visits only examples sharing a pair:
-    4,500 x 500 products take well under a second.
+    Ties, and products sharing no pair with any example, go to the earliest example. An inverted
+    index (pair -> examples) visits only examples sharing a pair: 4,500 x 500 products take well
+    under a second.
     """
-    if not train:
-        raise ValueError("retrieval_baseline needs at least one training example")
-    sizes: list[int] = []
-    postings: dict[str, list[int]] = {}
-    for i, (attributes, _copy) in enumerate(train):
-        pairs = _pairs(attributes)
-        sizes.append(len(pairs))
-        for pair in pairs:
-            postings.setdefault(pair, []).append(i)
-    chosen: list[str] = []
-    for attributes in eval_attrs:
+
+    def __init__(self, attributes_list: Sequence[Attributes]):
+        if not attributes_list:
+            raise ValueError("an attribute index needs at least one example")
+        self.sizes: list[int] = []
+        self.postings: dict[str, list[int]] = {}
+        for i, attributes in enumerate(attributes_list):
+            pairs = _pairs(attributes)
+            self.sizes.append(len(pairs))
+            for pair in pairs:
+                self.postings.setdefault(pair, []).append(i)
+
+    def nearest(self, attributes: Attributes, skip: int | None = None) -> int:
+        """The index of the most similar example; never `skip` (an example's own index, to find its
+        nearest other)."""
         query = _pairs(attributes)
         shared: dict[int, int] = {}
         for pair in query:
-            for i in postings.get(pair, ()):
-                shared[i] = shared.get(i, 0) + 1
-        best, best_score = 0, 0.0
+            for i in self.postings.get(pair, ()):
+                if i != skip:
+                    shared[i] = shared.get(i, 0) + 1
+        best, best_score = (1 if skip == 0 else 0), 0.0
         for i, inter in shared.items():
-            score = inter / (len(query) + sizes[i] - inter)
+            score = inter / (len(query) + self.sizes[i] - inter)
             if score > best_score or (score == best_score and i < best):
                 best, best_score = i, score
-        chosen.append(train[best][1])
-    return chosen
+        return best
+
+
+def retrieval_baseline(train: Sequence[tuple[Attributes, str]], eval_attrs: Sequence[Attributes]) -> list[str]:
+    """For each product to evaluate, the training copy whose key#value set is most Jaccard-similar
+    (AttributeIndex). The floor a trained model must beat: it copies the nearest neighbour's
+    human-written copy."""
+    if not train:
+        raise ValueError("retrieval_baseline needs at least one training example")
+    index = AttributeIndex([attributes for attributes, _ in train])
+    return [train[index.nearest(attributes)][1] for attributes in eval_attrs]
 
 
 def copy_quality(
