@@ -1,5 +1,6 @@
 """Choose the worker's decoding knobs on a checkpoint's validation split: the nudge toward a
-product's own values (COPYGEN_NUDGE_START / COPYGEN_NUDGE_FOLLOW) and the oversampling factor.
+product's own values (COPYGEN_NUDGE_START / COPYGEN_NUDGE_FOLLOW), the oversampling factor and the
+sampling temperature.
 
 Each setting runs the worker's own choice (worker.pipeline.worker_choice: candidates, per-product
 blocking and nudging, filters, score) on the same validation rows `copygen eval` scores, and prints
@@ -7,7 +8,7 @@ the reference metrics and faithfulness of the rank-1 copy, one line per setting:
 
     .venv/bin/python scripts/tune_worker_choice.py models/small \\
         --data ../shared/data/advertisegen/train_first5000.json --limit 200 \\
-        --nudge 0:0 1:3 2:4 --oversample 3
+        --nudge 0:0 1:3 2:4 --oversample 3 --temperature 0.95 0.7
 
 Only the validation split is used (never a test set); the figures are for choosing, the README's
 table comes from `copygen eval` with the chosen defaults.
@@ -20,6 +21,7 @@ import json
 import time
 from pathlib import Path
 
+from copygen.catalogue import DEFAULT_TEMPERATURE
 from copygen.compliance import load_lexicon
 from trainer import metrics
 from trainer.checkpoint import load_manifest
@@ -40,6 +42,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N validation rows (default: all)")
     parser.add_argument("--nudge", nargs="+", default=["0:0"], help="START:FOLLOW logit bonuses to try")
     parser.add_argument("--oversample", nargs="+", type=int, default=[3])
+    parser.add_argument("--temperature", nargs="+", type=float, default=[DEFAULT_TEMPERATURE])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="write every setting's rank-1 copy here (JSON Lines)")
     args = parser.parse_args()
@@ -52,26 +55,28 @@ def main() -> None:
     references = [p.copy for p in rows]
     attributes = [attributes_of(p.source) for p in rows]
     print(f"{len(rows)} rows, {split}, {manifest['name']}")
-    print(f"{'nudge':>9} {'over':>4} {'R-L':>6} {'BLEU-4':>6} {'cov%':>6} {'contra%':>7} {'pass%':>6} "
+    print(f"{'nudge':>9} {'over':>4} {'temp':>4} {'R-L':>6} {'BLEU-4':>6} {'cov%':>6} {'contra%':>7} {'pass%':>6} "
           f"{'dist-4%':>7} {'len':>5} {'s':>5}")
     out = args.out.open("w", encoding="utf-8") if args.out else None
-    for oversample in args.oversample:
-        for nudge in map(nudge_pair, args.nudge):
-            started = time.monotonic()
-            chosen = worker_choice(generator, [(p.source, p.style) for p in rows], args.seed,
-                                   oversample=oversample, nudge=nudge, lexicon=lexicon)
-            seconds = time.monotonic() - started
-            texts = [t for t, _ in chosen]
-            scores = {**metrics.corpus_scores(texts, references, progress=False),
-                      **metrics.copy_quality(texts, attributes, lexicon)}
-            passing = sum(p for _, p in chosen) / len(chosen)
-            print(f"{nudge[0]:>4g}:{nudge[1]:<4g} {oversample:>4} {scores['rouge-l']:>6.2f} {scores['bleu-4']:>6.2f} "
-                  f"{scores['coverage'] * 100:>6.1f} {scores['contradiction_rate'] * 100:>7.1f} {passing * 100:>6.1f} "
-                  f"{scores['distinct_4'] * 100:>7.1f} {scores['mean_length']:>5.0f} {seconds:>5.0f}", flush=True)
-            if out:
-                for pair, (text, passed) in zip(rows, chosen):
-                    out.write(json.dumps({"nudge": nudge, "oversample": oversample, "content": pair.source,
-                                          "choice": text, "passed": passed}, ensure_ascii=False) + "\n")
+    settings = [(oversample, nudge, temperature) for oversample in args.oversample
+                for nudge in map(nudge_pair, args.nudge) for temperature in args.temperature]
+    for oversample, nudge, temperature in settings:
+        started = time.monotonic()
+        chosen = worker_choice(generator, [(p.source, p.style) for p in rows], args.seed,
+                               oversample=oversample, nudge=nudge, temperature=temperature, lexicon=lexicon)
+        seconds = time.monotonic() - started
+        texts = [t for t, _ in chosen]
+        scores = {**metrics.corpus_scores(texts, references, progress=False),
+                  **metrics.copy_quality(texts, attributes, lexicon)}
+        passing = sum(p for _, p in chosen) / len(chosen)
+        print(f"{nudge[0]:>4g}:{nudge[1]:<4g} {oversample:>4} {temperature:>4g} {scores['rouge-l']:>6.2f} {scores['bleu-4']:>6.2f} "
+              f"{scores['coverage'] * 100:>6.1f} {scores['contradiction_rate'] * 100:>7.1f} {passing * 100:>6.1f} "
+              f"{scores['distinct_4'] * 100:>7.1f} {scores['mean_length']:>5.0f} {seconds:>5.0f}", flush=True)
+        if out:
+            for pair, (text, passed) in zip(rows, chosen):
+                out.write(json.dumps({"nudge": nudge, "oversample": oversample,
+                                      "temperature": temperature, "content": pair.source,
+                                      "choice": text, "passed": passed}, ensure_ascii=False) + "\n")
     if out:
         out.close()
 

@@ -41,7 +41,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from copygen.attributes import excluded_words, wanted_phrases
-from copygen.catalogue import DEFAULT_VARIANTS, JobSettings, Product, parse_attributes
+from copygen.catalogue import DEFAULT_TEMPERATURE, DEFAULT_VARIANTS, JobSettings, Product, parse_attributes
 from copygen.compliance import Lexicon, banned_phrases_for_decoding, load_lexicon
 from copygen.settings import Settings
 from db.chunks import claim_chunk, mark_chunk_done, record_chunk_error
@@ -174,8 +174,10 @@ def worker_choice(generator: Generator, rows: Sequence[tuple[str, str]], seed: i
                   rounds: int = Settings.model_fields["regenerate_rounds"].default,
                   nudge: tuple[float, float] = (Settings.model_fields["nudge_start"].default,
                                                 Settings.model_fields["nudge_follow"].default),
+                  temperature: float = DEFAULT_TEMPERATURE,
                   lexicon: Lexicon | None = None) -> list[tuple[str, bool]]:
-    """(rank-1 text, passed) for each (source, style) row, chosen exactly as a default job chooses.
+    """(rank-1 text, passed) for each (source, style) row, chosen exactly as a default job chooses
+    (or one sampling at `temperature`).
 
     For `copygen eval`: a source that parses as attributes becomes a product with those
     attributes (the worker's prompt is made from them), any other source a product with that
@@ -186,7 +188,8 @@ def worker_choice(generator: Generator, rows: Sequence[tuple[str, str]], seed: i
     chosen: list[tuple[str, bool]] = [("", False)] * len(rows)
     for style in dict.fromkeys(style for _, style in rows):
         picked = [i for i, (_, s) in enumerate(rows) if s == style]
-        drafts = draft_variants(generator, [products[i] for i in picked], JobSettings(DEFAULT_VARIANTS, style=style),
+        job = JobSettings(DEFAULT_VARIANTS, style=style, temperature=temperature)
+        drafts = draft_variants(generator, [products[i] for i in picked], job,
                                 lexicon, seed=derive_seed(seed, style), rounds=rounds, oversample=oversample,
                                 nudge=nudge)
         for i, row in zip(picked, drafts):
