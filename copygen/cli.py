@@ -522,7 +522,8 @@ def add_training_commands(sub) -> None:
     p.add_argument("--decoding", default="sample", choices=["greedy", "sample"],
                    help="sample = top_p 0.7, temperature 0.95 (the protocol)")
     p.add_argument("--no-repeat-ngram", type=int, default=0, metavar="N",
-                   help="forbid repeating any N tokens, as the worker does with N=4 (default 0: the protocol)")
+                   help="forbid repeating any N tokens and doubling a run of 2-3, as the worker does with N=4 "
+                        "(default 0: the protocol)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=64, help="sequences per generation batch")

@@ -71,7 +71,7 @@ from trainer.generation.kernel import (
     _kernel_path,
     _load_kernel,
 )
-from trainer.generation.sampling import _GOLDEN, _ban_repeats, _mix64, _row_keys, _Sampler, _uniforms
+from trainer.generation.sampling import _GOLDEN, _ban_repeats, _ban_stutter, _mix64, _row_keys, _Sampler, _uniforms
 
 # The public API (Request, Candidate, Generator, pick_device, pick_dtype, DEFAULT_MAX_NEW_TOKENS,
 # NO_REPEAT_NGRAM), the tuning constants, and the engine's private parts that tests and
@@ -80,6 +80,6 @@ __all__ = [
     "COMPACT_BELOW", "DEFAULT_MAX_NEW_TOKENS", "KERNEL_BUILD_SECONDS", "KV_CACHE_BYTES", "NO_REPEAT_NGRAM",
     "PREFILL_TOKENS", "REFILL_SHARE", "_GOLDEN", "_KERNEL_BUILD", "_KERNEL_VERSION", "Candidate", "Generator",
     "Request", "_Blocker", "_GPT2Decoder", "_HFDecoder", "_RequestBlockers", "_Row", "_Sampler",
-    "_Slots", "_attention_kernel", "_ban_repeats", "_kernel_dir", "_kernel_path", "_load_kernel", "_mix64",
+    "_Slots", "_attention_kernel", "_ban_repeats", "_ban_stutter", "_kernel_dir", "_kernel_path", "_load_kernel", "_mix64",
     "_row_keys", "_uniforms", "decode_rows", "pick_device", "pick_dtype",
 ]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from trainer.generation.blocking import _Blocker, _RequestBlockers
 from trainer.generation.nudging import _RequestNudgers
-from trainer.generation.sampling import _ban_repeats, _Sampler
+from trainer.generation.sampling import _ban_repeats, _ban_stutter, _Sampler
 
 KV_CACHE_BYTES = 512 * 2**20  # slots are capped so the KV cache stays within this
 REFILL_SHARE = 16  # refill once 1/16 of the slots (at least one) are free: fewer, larger prefills
@@ -138,6 +138,7 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
                 scores = own.mask(scores, slots.own, slots.own_state, live)
             if no_repeat_ngram > 1:
                 scores = _ban_repeats(scores, slots.out, slots.done, live, no_repeat_ngram)
+                scores = _ban_stutter(scores, slots.out, slots.done, live)
             tokens = sampler(scores, slots.key, slots.done, live)
             logprob = raw.gather(1, tokens[:, None]).squeeze(1)
             got = tokens.cpu().numpy()

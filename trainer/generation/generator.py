@@ -37,7 +37,8 @@ DEFAULT_MAX_NEW_TOKENS = {"short": 64, "medium": 200, "long": 300}  # for a mode
 BUDGET_HEADROOM = 1.25  # token budget = 1.25 x the most characters a copy of its length may have
 # Copy must not write the same 4 tokens twice (characters, for the character tokenizer): the model's
 # own copy repeats 4-grams 3.7x as often as human copy (1.47% vs 0.40% of them, on the validation
-# split), which reads as stutter ("显瘦显瘦") and trips the repetition filter.
+# split), which reads as stutter and trips the repetition filter. The same rule bans a run of 2 or 3
+# tokens written twice in a row ("显瘦显瘦", "裤脚裤脚"), which a 4-gram rule lets through.
 NO_REPEAT_NGRAM = 4
 
 
@@ -189,7 +190,8 @@ class Generator:
         With a seed the result is repeatable; sampled or greedy, a row's copy does not depend on
         the other requests of the call (up to floating-point rounding in a different batch).
         banned: phrases no row writes; a request's own `banned` adds phrases for its rows only.
-        With no_repeat_ngram=n, no row writes the same n tokens twice (0: no such rule).
+        With no_repeat_ngram=n, no row writes the same n tokens twice, nor a run of 2 or 3 tokens
+        twice in a row (sampling.STUTTER_SPANS); 0: neither rule.
         nudge=(start, follow): logit bonuses toward each request's `wanted` phrases (nudging.py):
         `start` on a phrase's first token, `follow` on the next token of a begun one; (0, 0) is off.
         """
