@@ -33,7 +33,8 @@ one word, not 粉红 + 红色), so 白皙/显白/网红 never read as colours. A
 class (纯色, 深色, 蕾丝) imposes nothing; one that may be anything (混纺 blend) switches the family's
 check off for that product, as does a value the vocabulary does not know. A family may also be
 limited to some products (``only_for``: the denim family checks trousers only, because tops and
-skirts are worn with 牛仔裤).
+skirts are worn with 牛仔裤), or to the copy's subject (``subject``: a skirt's copy may name the
+牛仔裤 it is worn with, but its first garment word, at the start or after 这款/这条..., is no 牛仔裤).
 
 **Excluded words** are the same judgement turned around, for blocking at decode time: the mention
 words of the values a product's attributes exclude. They skip one-character words and any word
@@ -81,6 +82,9 @@ class ClosedKey:
     ignore: tuple[str, ...] = ()
     only_for: Mapping[str, frozenset[str]] = field(default_factory=dict)  # key -> folded values
     expresses: bool = True  # does a mention whose classes meet a value's express it (coverage)?
+    # Non-empty: only the copy's first mention is judged, and only where it is the copy's subject,
+    # at its start or right after one of these words (这款, 这条...); see flagged().
+    subject: tuple[str, ...] = ()
     _scanner: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -92,6 +96,17 @@ class ClosedKey:
         if self._scanner is None:
             return []
         return [m.group(0) for m in self._scanner.finditer(folded_text) if m.group(0) in self.mentions]
+
+    def flagged(self, folded_text: str, allowed: frozenset[str]) -> list[str]:
+        """The mention words in the text whose classes meet none of `allowed`, in order; for a
+        subject family, the first mention alone, if it stands where the copy names its subject."""
+        if not self.subject:
+            return [w for w in self.scan(folded_text) if not self.mentions[w] & allowed]
+        first = next((m for m in self._scanner.finditer(folded_text) if m.group(0) in self.mentions), None)
+        if first is None or self.mentions[first.group(0)] & allowed:
+            return []
+        before = folded_text[: first.start()]
+        return [first.group(0)] if not before or before.endswith(self.subject) else []
 
     def classes_of(self, folded_value: str) -> frozenset[str] | None:
         """A product value's classes; None when it may be anything or is not known."""
@@ -210,6 +225,7 @@ def parse_vocab(data: object, source: str = "attribute vocabulary") -> Attribute
             ignore=tuple(fold(p) for p in _str_list(g.get("ignore", []), source, f"{where}.ignore")),
             only_for=_only_for(g.get("only_for", {}), source, f"{where}.only_for"),
             expresses=_flag(g.get("expresses", True), source, f"{where}.expresses"),
+            subject=tuple(fold(w) for w in _str_list(g.get("subject", []), source, f"{where}.subject")),
         ))
     return AttributeVocab(
         version=version,
@@ -344,9 +360,8 @@ def contradictions(
     folded = fold(text)
     found: dict[str, None] = {}
     for group, key, allowed in _checked(attributes, vocab):
-        for word in group.scan(folded):
-            if not group.mentions[word] & allowed:
-                found.setdefault(f"{key}:{word}", None)
+        for word in group.flagged(folded, allowed):
+            found.setdefault(f"{key}:{word}", None)
     return list(found)
 
 
@@ -359,7 +374,8 @@ def excluded_words(
     specifies (contradictions() flags each of these words), never a word of one character, and
     never a word inside a word that names one of the product's own values (its values, their
     aliases, the mentions its families allow), because blocking works on token sequences: a 中长裙
-    product keeps 长裙, a product with a 西装领 keeps 西装.
+    product keeps 长裙, a product with a 西装领 keeps 西装. Subject families are left out: their
+    words are wrong only as the copy's subject.
     """
     vocab = vocab or load_vocab()
     own = set()
@@ -367,6 +383,8 @@ def excluded_words(
         own.update([value, *vocab.aliases.get(value, ())])
     excluded: set[str] = set()
     for group, _, allowed in _checked(attributes, vocab):
+        if group.subject:  # its words are wrong only as the subject; elsewhere the copy may use them
+            continue
         for word, classes in group.mentions.items():
             (own if classes & allowed else excluded).add(word)
     return sorted(

@@ -51,7 +51,7 @@ def family_flags(text: str, attributes: dict, vocab: AttributeVocab) -> dict[str
     for group in vocab.closed:
         judged = group.judge(attributes)
         if judged is not None:
-            flags[group.name] = [w for w in group.scan(folded) if not group.mentions[w] & judged[1]]
+            flags[group.name] = group.flagged(folded, judged[1])
     return flags
 
 

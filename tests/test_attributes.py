@@ -277,7 +277,7 @@ def test_no_excluded_word_of_a_sample_product_sits_inside_its_values_or_its_allo
         own = {fold(v) for v in attribute_values(attrs)}
         for group in vocab.closed:
             judged = group.judge(attrs)
-            if judged is not None:
+            if judged is not None and not group.subject:  # a subject family blocks nothing
                 own |= {w for w, classes in group.mentions.items() if classes & judged[1]}
         assert not [(w, o) for w in words for o in own if w in o], attrs
         assert "裤" not in words and "裙" not in words
@@ -303,10 +303,25 @@ def test_the_families_added_in_2026_12_do_not_count_towards_coverage():
     assert coverage("利落的翻领", {"衣领型": ["polo领"]}) == 1.0
 
 
-def test_the_checker_flags_at_most_2_percent_of_the_samples_human_references():
+# The sample's references the checker flags, each one a reference that disagrees with its own row's
+# labels. The 2% bound is on all 5,000 rows (the vocabulary's `measured`, checked below: 1.84%);
+# on these 300 rows one label error is a third of a point, so the rows are pinned instead: a new
+# flag here is a new false positive to read.
+SAMPLE_REFERENCES_AGAINST_THEIR_LABELS = {
+    58: "a 牛仔裙 whose reference says 这款牛仔裤",
+    130: "a 短款 trench coat whose reference praises its 长款",
+    163: "a 黑色 sweatshirt described in 纯白色 with black letters",
+    165: "a 白色 dress printed with 蓝灰色 doves",
+    190: "a 黑色 shirt described as 纯白",
+    262: "a 黑色 hoodie whose reference calls it 橘色 with black trim",
+    291: "a 灰色 shirt described in 灰色 and 藏青色",
+}
+
+
+def test_the_checker_flags_only_the_samples_references_that_disagree_with_their_labels():
     rows = sample_rows()
     flagged = [n for n, (attrs, reference) in enumerate(rows, 1) if contradictions(reference, attrs)]
-    assert len(flagged) / len(rows) <= 0.02, flagged
+    assert flagged == sorted(SAMPLE_REFERENCES_AGAINST_THEIR_LABELS)
 
 
 def test_the_checker_flags_far_more_copy_written_for_another_product():
@@ -358,6 +373,28 @@ def test_the_published_copys_wrong_facts_are_flagged(text, attrs, found):
 ])
 def test_reference_like_sentences_near_the_published_copys_gaps_are_not_flagged(text, attrs):
     assert contradictions(text, attrs) == []
+
+
+def test_a_skirt_or_top_whose_copy_is_about_trousers_is_flagged_only_where_trousers_are_its_subject():
+    pinafore = {"类型": ["裙"], "材质": ["牛仔布"], "裙型": ["背带裙"]}
+    polo = {"类型": ["上衣"], "衣样式": ["polo"], "衣领型": ["polo领"]}
+    # rank-1 demo copy (2026-12-01) that no family flagged
+    assert contradictions("这款牛仔裤采用了经典的小脚设计", pinafore) == ["类型:牛仔裤"]
+    assert contradictions("休闲裤，这款polo领的设计", polo) == ["类型:休闲裤"]
+    assert contradictions("新品上市，这条牛仔裤很百搭", pinafore) == ["类型:牛仔裤"]  # after an opening
+    # the trousers a skirt or top is worn with are not its subject
+    assert contradictions("这款背带裙，搭配一条牛仔裤更显活力", pinafore) == []
+    assert contradictions("时髦的牛仔裤也能搭", pinafore) == []
+    assert contradictions("这款牛仔裤很百搭", {"类型": ["裤"], "材质": ["牛仔布"]}) == []
+    assert "牛仔裤" not in excluded_words(pinafore)  # never blocked: the word is fine elsewhere
+
+
+def test_a_vocabulary_with_a_malformed_subject_is_refused_by_field(tmp_path):
+    path = tmp_path / "vocab.json"
+    family = {"values": {"裤": None}, "mentions": {"牛仔裤": ["裤"]}, "subject": "这款"}
+    path.write_text(json.dumps({"version": "t", "closed_keys": {"主体": family}}), encoding="utf-8")
+    with pytest.raises(ValueError, match="closed_keys.主体.subject"):
+        load_vocab(path)
 
 
 def test_a_vocabulary_with_a_malformed_only_for_or_expresses_is_refused_by_field(tmp_path):

@@ -71,7 +71,15 @@ from trainer.generation.kernel import (
     _kernel_path,
     _load_kernel,
 )
-from trainer.generation.sampling import _GOLDEN, _ban_repeats, _ban_stutter, _mix64, _row_keys, _Sampler, _uniforms
+from trainer.generation.sampling import (
+    _GOLDEN,
+    _ban_repeats,
+    _ban_stutter,
+    _mix64,
+    _row_keys,
+    _Sampler,
+    _uniforms,
+)
 
 # The public API (Request, Candidate, Generator, pick_device, pick_dtype, DEFAULT_MAX_NEW_TOKENS,
 # NO_REPEAT_NGRAM), the tuning constants, and the engine's private parts that tests and

@@ -38,7 +38,8 @@ BUDGET_HEADROOM = 1.25  # token budget = 1.25 x the most characters a copy of it
 # Copy must not write the same 4 tokens twice (characters, for the character tokenizer): the model's
 # own copy repeats 4-grams 3.7x as often as human copy (1.47% vs 0.40% of them, on the validation
 # split), which reads as stutter and trips the repetition filter. The same rule bans a run of 2 or 3
-# tokens written twice in a row ("显瘦显瘦", "裤脚裤脚"), which a 4-gram rule lets through.
+# tokens written twice in a row or one token apart ("显瘦显瘦", "显瘦又显瘦"), which a 4-gram rule
+# lets through.
 NO_REPEAT_NGRAM = 4
 
 
@@ -191,7 +192,7 @@ class Generator:
         the other requests of the call (up to floating-point rounding in a different batch).
         banned: phrases no row writes; a request's own `banned` adds phrases for its rows only.
         With no_repeat_ngram=n, no row writes the same n tokens twice, nor a run of 2 or 3 tokens
-        twice in a row (sampling.STUTTER_SPANS); 0: neither rule.
+        twice in a row or one token apart (sampling.STUTTER_SPANS, STUTTER_GAPS); 0: neither rule.
         nudge=(start, follow): logit bonuses toward each request's `wanted` phrases (nudging.py):
         `start` on a phrase's first token, `follow` on the next token of a begun one; (0, 0) is off.
         """

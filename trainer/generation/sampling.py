@@ -4,7 +4,7 @@ Each row's random stream is counter-based: a 64-bit key per (seed, request, vari
 the step and the draw, so a row's copy depends on the seed and on its own logits, not on which
 rows share its batch. The sampler draws with temperature and nucleus (top-p) without sorting the
 vocabulary; _ban_repeats forbids the tokens that would write an n-gram a row already wrote,
-_ban_stutter those that would write a short run twice in a row.
+_ban_stutter those that would write a short run twice in a row (or one token apart).
 
 numpy and torch are imported inside the functions (importing trainer.generation loads neither).
 """
@@ -96,32 +96,35 @@ class _Sampler:
         return tokens
 
 
-# Runs of this many tokens may not be written twice in a row ("裤脚裤脚", "显瘦显瘦", "大大大大"):
-# 0.42% of the AdvertiseGen references have such a doubled run of 2-3 characters (half of them
-# typos), the demo model's chosen copy 22-26% (the validation split, scripts/tune_worker_choice.py).
+# A run of 2 or 3 tokens may not be written twice in a row, nor twice with one token between
+# ("裤脚裤脚", "显瘦又显瘦", "连衣裙的连衣裙"). Of the AdvertiseGen references 1.4% have such a
+# doubled run of 2-3 characters (0.42% back to back, 0.98% with one character between: "面料，面料"),
+# of the demo model's chosen copy about half (the validation split, scripts/tune_worker_choice.py).
 STUTTER_SPANS = (2, 3)
+STUTTER_GAPS = (0, 1)
 
 
-def _ban_stutter(scores, out, done, live, spans=STUTTER_SPANS):
+def _ban_stutter(scores, out, done, live, spans=STUTTER_SPANS, gaps=STUTTER_GAPS):
     """scores with -inf on each token that would make a live row end with the same run of n tokens
-    twice in a row, for n in spans: with the last 2n-1 tokens w0..w(2n-2) and w(n+i) == w(i) for
-    every i < n-1, the token w(n-1) is banned."""
+    twice, g tokens apart, for n in spans and g in gaps: with the last 2n+g-1 tokens w0..w(2n+g-2)
+    and w(n+g+i) == w(i) for every i < n-1, the token w(n-1) is banned."""
     import numpy as np  # lazy: nothing heavy at import
     import torch
 
     for n in spans:
-        can = live & (done >= 2 * n - 1)
-        slots = np.flatnonzero(can)
-        if not len(slots):
-            continue
-        end = done[slots][:, None]
-        first = np.take_along_axis(out[slots], end - (2 * n - 1) + np.arange(n - 1), axis=1)
-        second = np.take_along_axis(out[slots], end - (n - 1) + np.arange(n - 1), axis=1)
-        hit = (first == second).all(axis=1)
-        if hit.any():
-            banned = out[slots[hit], done[slots[hit]] - n]
-            device = scores.device
-            scores[torch.from_numpy(slots[hit]).to(device), torch.from_numpy(banned).to(device)] = -math.inf
+        for g in gaps:
+            can = live & (done >= 2 * n + g - 1)
+            slots = np.flatnonzero(can)
+            if not len(slots):
+                continue
+            end = done[slots][:, None]
+            first = np.take_along_axis(out[slots], end - (2 * n + g - 1) + np.arange(n - 1), axis=1)
+            second = np.take_along_axis(out[slots], end - (n - 1) + np.arange(n - 1), axis=1)
+            hit = slots[(first == second).all(axis=1)]
+            if len(hit):
+                banned = out[hit, done[hit] - n - g]
+                device = scores.device
+                scores[torch.from_numpy(hit).to(device), torch.from_numpy(banned).to(device)] = -math.inf
     return scores
 
 
