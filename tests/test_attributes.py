@@ -389,6 +389,14 @@ def test_a_skirt_or_top_whose_copy_is_about_trousers_is_flagged_only_where_trous
     assert "牛仔裤" not in excluded_words(pinafore)  # never blocked: the word is fine elsewhere
 
 
+def test_a_short_or_long_cut_word_is_read_as_a_trouser_length():
+    cropped = {"类型": ["裤"], "裤长": ["九分裤"]}
+    assert contradictions("黑色的纯色短款式", cropped) == ["裤长:短款"]  # demo copy, 2026-12-01
+    assert "短款" in excluded_words(cropped)
+    assert contradictions("短款的设计，清爽", {"类型": ["裤"], "裤长": ["短裤"]}) == []
+    assert contradictions("长款的九分裤", cropped) == []
+
+
 def test_a_vocabulary_with_a_malformed_subject_is_refused_by_field(tmp_path):
     path = tmp_path / "vocab.json"
     family = {"values": {"裤": None}, "mentions": {"牛仔裤": ["裤"]}, "subject": "这款"}
