@@ -117,9 +117,9 @@ def _ban_stutter(scores, out, done, live, spans=STUTTER_SPANS, gaps=STUTTER_GAPS
             slots = np.flatnonzero(can)
             if not len(slots):
                 continue
-            end = done[slots][:, None]
-            first = np.take_along_axis(out[slots], end - (2 * n + g - 1) + np.arange(n - 1), axis=1)
-            second = np.take_along_axis(out[slots], end - (n - 1) + np.arange(n - 1), axis=1)
+            end, rows = done[slots][:, None], slots[:, None]
+            first = out[rows, end - (2 * n + g - 1) + np.arange(n - 1)]
+            second = out[rows, end - (n - 1) + np.arange(n - 1)]
             hit = slots[(first == second).all(axis=1)]
             if len(hit):
                 banned = out[hit, done[hit] - n - g]
