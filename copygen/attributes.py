@@ -48,7 +48,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,18 +91,22 @@ class ClosedKey:
         # Leftmost-longest: 粉红色 is one word, not 粉红 + 红色.
         object.__setattr__(self, "_scanner", longest_first([*self.mentions, *self.ignore]))
 
+    def _matches(self, folded_text: str) -> Iterator[re.Match[str]]:
+        """The mention words' matches in the text, in order, leftmost-longest; ignored phrases skipped."""
+        if self._scanner is None:
+            return iter(())
+        return (m for m in self._scanner.finditer(folded_text) if m.group(0) in self.mentions)
+
     def scan(self, folded_text: str) -> list[str]:
         """Mention words in the text, in order, leftmost-longest; ignored phrases are skipped."""
-        if self._scanner is None:
-            return []
-        return [m.group(0) for m in self._scanner.finditer(folded_text) if m.group(0) in self.mentions]
+        return [m.group(0) for m in self._matches(folded_text)]
 
     def flagged(self, folded_text: str, allowed: frozenset[str]) -> list[str]:
         """The mention words in the text whose classes meet none of `allowed`, in order; for a
         subject family, the first mention alone, if it stands where the copy names its subject."""
         if not self.subject:
             return [w for w in self.scan(folded_text) if not self.mentions[w] & allowed]
-        first = next((m for m in self._scanner.finditer(folded_text) if m.group(0) in self.mentions), None)
+        first = next(self._matches(folded_text), None)
         if first is None or self.mentions[first.group(0)] & allowed:
             return []
         before = folded_text[: first.start()]
