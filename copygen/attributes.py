@@ -37,7 +37,8 @@ skirts are worn with 牛仔裤), or to the copy's subject (``subject``: a skirt'
 牛仔裤 it is worn with, but its first garment word, at the start or after 这款/这条..., is no 牛仔裤).
 
 **Excluded words** are the same judgement turned around, for blocking at decode time: the mention
-words of the values a product's attributes exclude. They skip one-character words and any word
+words of the values a product's attributes exclude, and a family's compounds (黑白, 蓝白) that
+name any class the product lacks. They skip one-character words and any word
 inside a word naming one of the product's own values (长裙 stays open to a 中长裙), since blocking
 works on token sequences. A copy containing one of them is flagged, unless the word only stands
 inside a phrase its family ignores (绿色环保, the 西装 of 西装领).
@@ -85,6 +86,9 @@ class ClosedKey:
     # Non-empty: only the copy's first mention is judged, and only where it is the copy's subject,
     # at its start or right after one of these words (这款, 这条...); see flagged().
     subject: tuple[str, ...] = ()
+    # Words naming several classes at once (黑白): blocked while decoding unless the product allows
+    # every one of them (excluded_words), never checked (human copy calls a 白色 shirt 黑白).
+    compounds: Mapping[str, frozenset[str]] = field(default_factory=dict)
     _scanner: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -181,6 +185,12 @@ def _only_for(value: object, source: str, where: str) -> dict[str, frozenset[str
     return {k: frozenset(fold(v) for v in _str_list(vs, source, f"{where}.{k}")) for k, vs in value.items()}
 
 
+def _compounds(value: object, source: str, where: str) -> dict[str, frozenset[str]]:
+    if not isinstance(value, dict):
+        raise _fail(source, f"{where} must be an object of word -> list of classes")
+    return {fold(w): frozenset(_str_list(c, source, f"{where}.{w}")) for w, c in value.items()}
+
+
 def _flag(value: object, source: str, where: str) -> bool:
     if not isinstance(value, bool):
         raise _fail(source, f"{where} must be true or false")
@@ -221,6 +231,7 @@ def parse_vocab(data: object, source: str = "attribute vocabulary") -> Attribute
             if not classes:
                 raise _fail(source, f"{where}.mentions.{w} must name at least one class")
             mentions[fold(w)] = classes
+        compounds = _compounds(g.get("compounds", {}), source, f"{where}.compounds")
         closed.append(ClosedKey(
             name=name,
             keys=tuple(_str_list(g.get("keys", [name]), source, f"{where}.keys")),
@@ -230,6 +241,7 @@ def parse_vocab(data: object, source: str = "attribute vocabulary") -> Attribute
             only_for=_only_for(g.get("only_for", {}), source, f"{where}.only_for"),
             expresses=_flag(g.get("expresses", True), source, f"{where}.expresses"),
             subject=tuple(fold(w) for w in _str_list(g.get("subject", []), source, f"{where}.subject")),
+            compounds=compounds,
         ))
     return AttributeVocab(
         version=version,
@@ -375,11 +387,11 @@ def excluded_words(
     """The mention words naming values the product's own attributes exclude, longest first.
 
     Meant to be blocked while generating, so they are kept specific: only families the product
-    specifies (contradictions() flags each of these words), never a word of one character, and
-    never a word inside a word that names one of the product's own values (its values, their
-    aliases, the mentions its families allow), because blocking works on token sequences: a 中长裙
-    product keeps 长裙, a product with a 西装领 keeps 西装. Subject families are left out: their
-    words are wrong only as the copy's subject.
+    specifies (contradictions() flags each of these words but a compound, see ClosedKey), never a
+    word of one character, and never a word inside a word that names one of the product's own
+    values (its values, their aliases, the mentions its families allow), because blocking works
+    on token sequences: a 中长裙 product keeps 长裙, a product with a 西装领 keeps 西装. Subject
+    families are left out: their words are wrong only as the copy's subject.
     """
     vocab = vocab or load_vocab()
     own = set()
@@ -391,6 +403,8 @@ def excluded_words(
             continue
         for word, classes in group.mentions.items():
             (own if classes & allowed else excluded).add(word)
+        for word, classes in group.compounds.items():  # all of its classes, or it says something false
+            (own if classes <= allowed else excluded).add(word)
     return sorted(
         (w for w in excluded if len(w) >= MIN_BLOCK_CHARS and not any(w in o for o in own)),
         key=lambda w: (-len(w), w),
