@@ -36,12 +36,6 @@ class Settings(BaseSettings):
     # validation split (see the README's "What the worker publishes"); 0 and 0 turn nudging off.
     nudge_start: float = Field(2.0, ge=0, le=10, description="logit bonus on the first token of a product's value word")
     nudge_follow: float = Field(6.0, ge=0, le=20, description="logit bonus on the next token of a begun value word")
-    # A pull toward phrasing the training copy attests (trainer/generation/phrasebook.py): a token
-    # that would write an n-gram of up to `order` tokens the copy never has loses `penalty` from its
-    # logit. Chosen on the validation split (see the README's "The demo model"); 0 turns it off,
-    # and a checkpoint without a phrasebook decodes without it.
-    phrasebook_order: int = Field(4, ge=2, le=8, description="longest n-gram the phrasebook checks, in tokens")
-    phrasebook_penalty: float = Field(0.0, ge=0, le=50, description="logit penalty on a token the phrasebook never has there")
     # Longer than the hard time limit, so a chunk still running is never handed to a second worker.
     lease_seconds: int = Field(2400, ge=10, description="a running chunk older than this is re-enqueued")
     # Longer than the slowest chunk, or Redis hands a running chunk to a second worker.

@@ -35,11 +35,6 @@ def nudge_pair(text: str) -> tuple[float, float]:
     return float(start), float(follow or start)
 
 
-def phrasebook_pair(text: str) -> tuple[int, float]:
-    order, _, penalty = text.partition(":")
-    return int(order), float(penalty or 0)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", type=Path)
@@ -48,7 +43,6 @@ def main() -> None:
     parser.add_argument("--nudge", nargs="+", default=["0:0"], help="START:FOLLOW logit bonuses to try")
     parser.add_argument("--oversample", nargs="+", type=int, default=[3])
     parser.add_argument("--temperature", nargs="+", type=float, default=[DEFAULT_TEMPERATURE])
-    parser.add_argument("--phrasebook", nargs="+", default=["4:0"], help="ORDER:PENALTY of the phrasebook to try")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="write every setting's rank-1 copy here (JSON Lines)")
     args = parser.parse_args()
@@ -61,30 +55,27 @@ def main() -> None:
     references = [p.copy for p in rows]
     attributes = [attributes_of(p.source) for p in rows]
     print(f"{len(rows)} rows, {split}, {manifest['name']}")
-    print(f"{'nudge':>9} {'over':>4} {'temp':>4} {'book':>6} {'R-L':>6} {'BLEU-4':>6} {'cov%':>6} {'contra%':>7} {'pass%':>6} "
+    print(f"{'nudge':>9} {'over':>4} {'temp':>4} {'R-L':>6} {'BLEU-4':>6} {'cov%':>6} {'contra%':>7} {'pass%':>6} "
           f"{'dist-4%':>7} {'len':>5} {'s':>5}")
     out = args.out.open("w", encoding="utf-8") if args.out else None
-    settings = [(oversample, nudge, temperature, attested) for oversample in args.oversample
-                for nudge in map(nudge_pair, args.nudge) for temperature in args.temperature
-                for attested in map(phrasebook_pair, args.phrasebook)]
-    for oversample, nudge, temperature, attested in settings:
+    settings = [(oversample, nudge, temperature) for oversample in args.oversample
+                for nudge in map(nudge_pair, args.nudge) for temperature in args.temperature]
+    for oversample, nudge, temperature in settings:
         started = time.monotonic()
         chosen = worker_choice(generator, [(p.source, p.style) for p in rows], args.seed,
-                               oversample=oversample, nudge=nudge, temperature=temperature, attested=attested,
-                               lexicon=lexicon)
+                               oversample=oversample, nudge=nudge, temperature=temperature, lexicon=lexicon)
         seconds = time.monotonic() - started
         texts = [t for t, _ in chosen]
         scores = {**metrics.corpus_scores(texts, references, progress=False),
                   **metrics.copy_quality(texts, attributes, lexicon)}
         passing = sum(p for _, p in chosen) / len(chosen)
-        print(f"{nudge[0]:>4g}:{nudge[1]:<4g} {oversample:>4} {temperature:>4g} {attested[0]:>2}:{attested[1]:<3g} {scores['rouge-l']:>6.2f} {scores['bleu-4']:>6.2f} "
+        print(f"{nudge[0]:>4g}:{nudge[1]:<4g} {oversample:>4} {temperature:>4g} {scores['rouge-l']:>6.2f} {scores['bleu-4']:>6.2f} "
               f"{scores['coverage'] * 100:>6.1f} {scores['contradiction_rate'] * 100:>7.1f} {passing * 100:>6.1f} "
               f"{scores['distinct_4'] * 100:>7.1f} {scores['mean_length']:>5.0f} {seconds:>5.0f}", flush=True)
         if out:
             for pair, (text, passed) in zip(rows, chosen):
                 out.write(json.dumps({"nudge": nudge, "oversample": oversample,
-                                      "temperature": temperature, "phrasebook": attested,
-                                      "content": pair.source,
+                                      "temperature": temperature, "content": pair.source,
                                       "choice": text, "passed": passed}, ensure_ascii=False) + "\n")
     if out:
         out.close()

@@ -17,9 +17,6 @@ from copygen import prompt
 
 MANIFEST = "copygen.json"
 MANIFEST_FORMAT = 1
-# The training copy, one text per line, in a checkpoint trained on pairs: the generation engine's
-# phrasebook (trainer/generation/phrasebook.py). Optional: older checkpoints decode without one.
-PHRASEBOOK_FILE = "phrasebook.txt"
 PICKLE_WEIGHTS = ("pytorch_model.bin", "tf_model.h5", "model.ckpt.index", "flax_model.msgpack", "training_args.bin")
 REQUIRED_KEYS = ("format_version", "name", "prompt", "tokenizer", "base", "data", "training", "metrics", "created_at")
 

@@ -326,11 +326,7 @@ def write_checkpoint(opts: TrainOptions, run: TrainingRun, results: dict[str, Fi
     report_path = run.work_root / "report.json"
     report_path.write_text(json.dumps({"data": report, "training": training, "metrics": metrics},
                                       ensure_ascii=False, indent=2, default=str), encoding="utf-8")
-    extra_files = {"loss.png": plot, "report.json": report_path}
-    if train_pairs:  # the copy the engine's phrasebook draws on (never the validation copy)
-        phrasebook = run.work_root / checkpoint.PHRASEBOOK_FILE
-        phrasebook.write_text("".join(" ".join(p.copy.split()) + "\n" for p in train_pairs), encoding="utf-8")
-        extra_files[checkpoint.PHRASEBOOK_FILE] = phrasebook
-    out = checkpoint.save_checkpoint(run.model, run.tokenizer, manifest, opts.out, extra_files=extra_files)
+    out = checkpoint.save_checkpoint(run.model, run.tokenizer, manifest, opts.out,
+                                     extra_files={"loss.png": plot, "report.json": report_path})
     shutil.rmtree(run.work_root, ignore_errors=True)
     return out

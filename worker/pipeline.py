@@ -121,22 +121,19 @@ def draft_variants(
     rounds: int,
     oversample: int,
     nudge: tuple[float, float] = (0.0, 0.0),
-    attested: tuple[int, float] = (0, 0.0),
 ) -> list[list[VariantDraft]]:
     """settings.variants checked, scored and ranked variants for each product, in product order.
 
     One engine call asks for k x oversample candidates of every product, each product's excluded
     words blocked while decoding and, with a nudge, its own values' words favoured (nudging.py);
-    with attested=(order, penalty), phrasing the training copy never has is penalised
-    (phrasebook.py); selection keeps the k best. Only products with fewer than k
+    selection keeps the k best. Only products with fewer than k
     passing variants get more candidates, up to `rounds` more calls.
     """
     k = settings.variants
     m = k * max(1, oversample)
     edges = generator.length_edges  # the model's length buckets: what "short" means to it
     sample = {"temperature": settings.temperature, "top_p": settings.top_p,
-              "banned": banned_phrases_for_decoding(lexicon), "no_repeat_ngram": NO_REPEAT_NGRAM, "nudge": nudge,
-              "attested": attested}
+              "banned": banned_phrases_for_decoding(lexicon), "no_repeat_ngram": NO_REPEAT_NGRAM, "nudge": nudge}
     requests = candidate_requests(products, settings, m, nudge)
     pools: list[list[selection.Candidate]] = [[] for _ in products]
     kept: list[list[selection.Candidate]] = [[] for _ in products]
@@ -177,8 +174,6 @@ def worker_choice(generator: Generator, rows: Sequence[tuple[str, str]], seed: i
                   rounds: int = Settings.model_fields["regenerate_rounds"].default,
                   nudge: tuple[float, float] = (Settings.model_fields["nudge_start"].default,
                                                 Settings.model_fields["nudge_follow"].default),
-                  attested: tuple[int, float] = (Settings.model_fields["phrasebook_order"].default,
-                                                 Settings.model_fields["phrasebook_penalty"].default),
                   temperature: float = DEFAULT_TEMPERATURE,
                   lexicon: Lexicon | None = None) -> list[tuple[str, bool]]:
     """(rank-1 text, passed) for each (source, style) row, chosen exactly as a default job chooses
@@ -196,7 +191,7 @@ def worker_choice(generator: Generator, rows: Sequence[tuple[str, str]], seed: i
         job = JobSettings(DEFAULT_VARIANTS, style=style, temperature=temperature)
         drafts = draft_variants(generator, [products[i] for i in picked], job,
                                 lexicon, seed=derive_seed(seed, style), rounds=rounds, oversample=oversample,
-                                nudge=nudge, attested=attested)
+                                nudge=nudge)
         for i, row in zip(picked, drafts):
             chosen[i] = (row[0].text, row[0].passed)
     return chosen
@@ -243,8 +238,7 @@ def run_chunk(rt: Runtime, generator: Generator, job_id: str, chunk_no: int, set
         drafts = draft_variants(generator, [product_of(item) for item in items], js, rt.lexicon(),
                                 seed=derive_seed(base_seed, chunk_no), rounds=settings.regenerate_rounds,
                                 oversample=js.oversample or settings.oversample,
-                                nudge=(settings.nudge_start, settings.nudge_follow),
-                                attested=(settings.phrasebook_order, settings.phrasebook_penalty))
+                                nudge=(settings.nudge_start, settings.nudge_follow))
     except Exception as exc:
         if isinstance(exc, DBAPIError) and is_disconnect(exc):
             raise

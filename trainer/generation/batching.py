@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 from trainer.generation.blocking import _Blocker, _RequestBlockers
 from trainer.generation.nudging import _RequestNudgers
-from trainer.generation.phrasebook import _Phrasebook
 from trainer.generation.sampling import _ban_repeats, _ban_stutter, _Sampler
 
 KV_CACHE_BYTES = 512 * 2**20  # slots are capped so the KV cache stays within this
@@ -34,7 +33,6 @@ class _Row:
     own: int = -1  # the automaton of its request's own banned phrases (_RequestBlockers); -1: none
     wanted: int = -1  # the nudger of its request's wanted phrases (_RequestNudgers); -1: none
     opening: int = 0  # the last `opening` prompt ids are the forced start of the copy
-    lead: tuple[int, ...] = ()  # what the phrasebook reads the copy after (_Phrasebook.lead)
 
 
 @dataclass
@@ -47,7 +45,7 @@ class _Decoded:
 class _Slots:
     """Per-slot state of the decode loop, on the host (numpy): which row, where, how far."""
 
-    def __init__(self, width: int, max_budget: int, lead: int = 0):
+    def __init__(self, width: int, max_budget: int):
         import numpy as np  # lazy: nothing heavy at import
 
         self.width = width
@@ -64,7 +62,6 @@ class _Slots:
         self.written = np.zeros(width, dtype=np.int64)  # ... and the wanted groups it has written
         self.logprob = np.zeros(width, dtype=np.float64)  # sum of log p(token) so far
         self.out = np.zeros((width, max_budget), dtype=np.int64)
-        self.lead = np.zeros((width, max(1, lead)), dtype=np.int64)  # the row's _Row.lead
 
     def admit(self, into, take: list[int], rows: list[_Row], keys, blocker: _Blocker,
               own: _RequestBlockers | None, nudgers: _RequestNudgers | None) -> None:
@@ -75,8 +72,6 @@ class _Slots:
         self.key[into] = keys[take]
         self.state[into] = [blocker.start(rows[r].ids) for r in take]
         self.logprob[into] = 0.0
-        if any(rows[r].lead for r in take):
-            self.lead[into] = [rows[r].lead for r in take]
         if own is not None:
             self.own[into] = [rows[r].own for r in take]
             self.own_state[into] = [own.start(rows[r].own, rows[r].ids) for r in take]
@@ -90,22 +85,20 @@ class _Slots:
         kept = _Slots.__new__(_Slots)
         kept.width = len(keep)
         for name in ("row", "pos", "done", "budget", "key", "state", "own", "own_state", "wanted", "wanted_state",
-                     "written", "logprob", "out", "lead"):
+                     "written", "logprob", "out"):
             setattr(kept, name, getattr(self, name)[keep])
         return kept
 
 
 def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sampler, *, batch_size: int,
                 eos_id: int, no_repeat_ngram: int = 0, own: _RequestBlockers | None = None,
-                nudgers: _RequestNudgers | None = None, phrasebook: _Phrasebook | None = None,
-                penalty: float = 0.0) -> list[_Decoded]:
+                nudgers: _RequestNudgers | None = None) -> list[_Decoded]:
     """What each row generated (in the order of rows): the slot loop of continuous batching.
 
     decoder: a decoder (_GPT2Decoder or _HFDecoder); at most batch_size slots decode together; a row
     ends at eos_id or at its budget. blocker masks the call's phrases in every row; own, where
     some rows have phrases of their own (_Row.own), masks those in their rows; nudgers, where some
-    rows want phrases (_Row.wanted), adds their bonuses in those rows; phrasebook takes `penalty`
-    from the tokens its corpus never has after a row's last tokens (read after _Row.lead)."""
+    rows want phrases (_Row.wanted), adds their bonuses in those rows."""
     import numpy as np  # lazy: nothing heavy at import
     import torch
 
@@ -115,8 +108,7 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
     max_budget = max(r.budget for r in rows)
     results: list[_Decoded] = [_Decoded([], 0.0, 0) for _ in rows]
     queue = deque(range(len(rows)))
-    lead = phrasebook.order - 1 if phrasebook is not None and penalty else 0
-    slots = _Slots(width, max_budget, lead)
+    slots = _Slots(width, max_budget)
     cache = decoder.new_cache(width, span)
     logits = None
     with torch.inference_mode():
@@ -126,7 +118,7 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
                                         or (decoder.refills and len(free) >= min(refill_at, len(queue)))):
                 take = [queue.popleft() for _ in range(min(len(free), len(queue)))]
                 if not decoder.refills:  # a fresh static batch: the cache is rebuilt at its width
-                    slots, free = _Slots(len(take), max_budget, lead), np.arange(len(take))
+                    slots, free = _Slots(len(take), max_budget), np.arange(len(take))
                 into = free[: len(take)]
                 fresh, cache = decoder.prefill(cache, [rows[r].ids for r in take], into)
                 if logits is None or logits.shape[0] != slots.width:
@@ -141,8 +133,6 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
             raw = torch.log_softmax(scores, -1)  # the model's own distribution: before the masks below
             if nudgers is not None:  # before the masks: a bonus never lifts a blocked token
                 scores = nudgers.nudge(scores, slots.wanted, slots.wanted_state, slots.written, live)
-            if lead:
-                scores = phrasebook.penalize(scores, slots.lead, slots.out, slots.done, live, penalty)
             scores = blocker.mask(scores, slots.state, live)
             if own is not None:
                 scores = own.mask(scores, slots.own, slots.own_state, live)

@@ -22,14 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from copygen import prompt
-from trainer.checkpoint import PHRASEBOOK_FILE, load_manifest, load_model_and_tokenizer
+from trainer.checkpoint import load_manifest, load_model_and_tokenizer
 from trainer.devices import pick_device, pick_dtype
 from trainer.generation.batching import _Decoded, _Row, decode_rows
 from trainer.generation.blocking import _Blocker, _RequestBlockers
 from trainer.generation.gpt2_decoder import _GPT2Decoder
 from trainer.generation.hf_decoder import _HFDecoder
 from trainer.generation.nudging import _Nudger, _RequestNudgers
-from trainer.generation.phrasebook import _Phrasebook
 from trainer.generation.sampling import _row_keys, _Sampler
 
 log = logging.getLogger(__name__)
@@ -82,14 +81,11 @@ class Generator:
 
     def __init__(self, model, tokenizer, manifest: dict, device: str, batch_size: int = 48, *,
                  native: bool = True, decoder: _GPT2Decoder | None = None, checkpoint_dir: Path | None = None,
-                 attention: str = "auto", phrasebook: Sequence[str] | None = None):
+                 attention: str = "auto"):
         """model: a Hugging Face causal LM; or None with a decoder built from the checkpoint's
-        weights (Generator.load does that for GPT-2: it never imports the Hugging Face model).
-        phrasebook: the texts whose n-grams `attested` draws on; by default the checkpoint's
-        PHRASEBOOK_FILE, where it has one."""
+        weights (Generator.load does that for GPT-2: it never imports the Hugging Face model)."""
         self._model = model
         self._checkpoint_dir = checkpoint_dir
-        self._phrasebook_texts = phrasebook
         self.tokenizer = tokenizer
         self.manifest = manifest
         self.device = device
@@ -184,25 +180,12 @@ class Generator:
                     if ids and self.tokenizer.unk_token_id not in ids] for phrases in groups]
         return _Nudger([phrases for phrases in encoded if phrases])
 
-    @functools.lru_cache(maxsize=2)  # noqa: B019  (one Generator per process; one order in use)
-    def _phrasebook(self, order: int) -> _Phrasebook | None:
-        """The n-grams of the phrasebook texts up to `order` tokens; None without texts."""
-        texts = self._phrasebook_texts
-        path = self._checkpoint_dir / PHRASEBOOK_FILE if self._checkpoint_dir is not None else None
-        if texts is None and path is not None and path.is_file():
-            texts = path.read_text(encoding="utf-8").splitlines()
-        if not texts:
-            log.warning("no phrasebook in this checkpoint (trained before it was kept): decoding without one")
-            return None
-        sequences = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-        return _Phrasebook(sequences, order, self.vocab_size, self.eos_id)
-
     # -- generation ----------------------------------------------------------------------------
 
     def generate(self, requests: Sequence[Request], *, temperature: float = 0.95, top_p: float = 0.7,
                  seed: int | None = None, max_new_tokens: int | None = None, banned: Iterable[str] = (),
-                 greedy: bool = False, no_repeat_ngram: int = 0, nudge: tuple[float, float] = (0.0, 0.0),
-                 attested: tuple[int, float] = (0, 0.0)) -> list[list[str]]:
+                 greedy: bool = False, no_repeat_ngram: int = 0, nudge: tuple[float, float] = (0.0, 0.0)
+                 ) -> list[list[str]]:
         """Request i -> its `variants` texts, in order; each text starts with the request's opening.
 
         With a seed the result is repeatable; sampled or greedy, a row's copy does not depend on
@@ -212,12 +195,10 @@ class Generator:
         twice in a row or one token apart (sampling.STUTTER_SPANS, STUTTER_GAPS); 0: neither rule.
         nudge=(start, follow): logit bonuses toward each request's `wanted` phrases (nudging.py):
         `start` on a phrase's first token, `follow` on the next token of a begun one; (0, 0) is off.
-        attested=(order, penalty): tokens that would write an n-gram of up to `order` tokens that the
-        phrasebook never has lose `penalty` from their logits (phrasebook.py); a penalty of 0 is off.
         """
         candidates = self.generate_candidates(requests, temperature=temperature, top_p=top_p, seed=seed,
                                               max_new_tokens=max_new_tokens, banned=banned, greedy=greedy,
-                                              no_repeat_ngram=no_repeat_ngram, nudge=nudge, attested=attested)
+                                              no_repeat_ngram=no_repeat_ngram, nudge=nudge)
         return [[c.text for c in variants] for variants in candidates]
 
     def token_budget(self, length: str) -> int:
@@ -230,12 +211,12 @@ class Generator:
     def generate_candidates(self, requests: Sequence[Request], *, temperature: float = 0.95,
                             top_p: float = 0.7, seed: int | None = None, max_new_tokens: int | None = None,
                             banned: Iterable[str] = (), greedy: bool = False,
-                            no_repeat_ngram: int = 0, nudge: tuple[float, float] = (0.0, 0.0),
-                            attested: tuple[int, float] = (0, 0.0)) -> list[list[Candidate]]:
+                            no_repeat_ngram: int = 0, nudge: tuple[float, float] = (0.0, 0.0)
+                            ) -> list[list[Candidate]]:
         """Like generate(), each text with the model's mean log-probability of its tokens."""
         decoded = self._generate(requests, temperature=temperature, top_p=top_p, seed=seed,
                                  max_new_tokens=max_new_tokens, banned=banned, greedy=greedy,
-                                 no_repeat_ngram=no_repeat_ngram, nudge=nudge, attested=attested)
+                                 no_repeat_ngram=no_repeat_ngram, nudge=nudge)
         texts = iter(self.tokenizer.batch_decode([d.ids for variants in decoded for d in variants],
                                                  skip_special_tokens=True))
         return [[Candidate(r.opening + next(texts).strip(), d.logprob / max(1, d.tokens), d.tokens)
@@ -244,23 +225,18 @@ class Generator:
     def generate_ids(self, requests: Sequence[Request], *, temperature: float = 0.95, top_p: float = 0.7,
                      seed: int | None = None, max_new_tokens: int | None = None, banned: Iterable[str] = (),
                      greedy: bool = False, no_repeat_ngram: int = 0,
-                     nudge: tuple[float, float] = (0.0, 0.0),
-                     attested: tuple[int, float] = (0, 0.0)) -> list[list[list[int]]]:
+                     nudge: tuple[float, float] = (0.0, 0.0)) -> list[list[list[int]]]:
         """Like generate(), but the generated token ids (without the prompt and the end token)."""
         decoded = self._generate(requests, temperature=temperature, top_p=top_p, seed=seed,
                                  max_new_tokens=max_new_tokens, banned=banned, greedy=greedy,
-                                 no_repeat_ngram=no_repeat_ngram, nudge=nudge, attested=attested)
+                                 no_repeat_ngram=no_repeat_ngram, nudge=nudge)
         return [[d.ids for d in variants] for variants in decoded]
 
     def _generate(self, requests: Sequence[Request], *, temperature: float, top_p: float, seed: int | None,
                   max_new_tokens: int | None, banned: Iterable[str], greedy: bool,
-                  no_repeat_ngram: int, nudge: tuple[float, float] = (0.0, 0.0),
-                  attested: tuple[int, float] = (0, 0.0)) -> list[list[_Decoded]]:
+                  no_repeat_ngram: int, nudge: tuple[float, float] = (0.0, 0.0)) -> list[list[_Decoded]]:
         """The one decoding path: request i -> what each of its variants generated."""
         import numpy as np  # lazy: nothing heavy at import
-
-        order, penalty = attested
-        phrasebook = self._phrasebook(int(order)) if penalty and order > 1 else None
 
         rows: list[_Row] = []
         prompts: dict[tuple[str, str, str, str, int], list[int]] = {}
@@ -275,14 +251,12 @@ class Generator:
                 prompts[key] = self.prompt_ids(request, budget)
             own = own_sets.setdefault(frozenset(request.banned), len(own_sets)) if request.banned else -1
             wanted = wanted_sets.setdefault(request.wanted, len(wanted_sets)) if nudging and request.wanted else -1
-            opening = 0  # the nudger and the phrasebook read the forced opening as copy already written
-            if request.opening and (wanted >= 0 or phrasebook is not None):
+            opening = 0  # the nudger reads the forced opening as copy already written
+            if wanted >= 0 and request.opening:
                 if request.opening not in openings:
                     openings[request.opening] = len(self.tokenizer.encode(request.opening, add_special_tokens=False))
                 opening = openings[request.opening]
-            lead = tuple(phrasebook.lead(prompts[key][len(prompts[key]) - opening:] if opening else [])) \
-                if phrasebook else ()
-            rows.extend(_Row(i, v, prompts[key], budget, own, wanted, opening, lead) for v in range(request.variants))
+            rows.extend(_Row(i, v, prompts[key], budget, own, wanted, opening) for v in range(request.variants))
         rows.sort(key=lambda row: (len(row.ids), row.request, row.variant))
         out: list[list[_Decoded]] = [[_Decoded([], 0.0, 0) for _ in range(r.variants)] for r in requests]
         if not rows:
@@ -296,8 +270,7 @@ class Generator:
         nudgers = _RequestNudgers([self._nudger(groups) for groups in wanted_sets], *nudge) if wanted_sets else None
         sampler = _Sampler(temperature, top_p, greedy)
         decoded = decode_rows(self._decoder, rows, keys, blocker, sampler, batch_size=self.batch_size,
-                              eos_id=self.eos_id, no_repeat_ngram=no_repeat_ngram, own=own, nudgers=nudgers,
-                              phrasebook=phrasebook, penalty=float(penalty))
+                              eos_id=self.eos_id, no_repeat_ngram=no_repeat_ngram, own=own, nudgers=nudgers)
         for row, result in zip(rows, decoded):
             out[row.request][row.variant] = result
         return out
