@@ -398,11 +398,14 @@ def excluded_words(
     for value in map(fold, attribute_values(attributes)):
         own.update([value, *vocab.aliases.get(value, ())])
     excluded: set[str] = set()
-    for group, _, allowed in _checked(attributes, vocab):
+    checked = _checked(attributes, vocab)
+    compounds = {word for group, _, _ in checked for word in group.compounds}  # blocked by their own rule
+    for group, _, allowed in checked:
         if group.subject:  # its words are wrong only as the subject; elsewhere the copy may use them
             continue
         for word, classes in group.mentions.items():
-            (own if classes & allowed else excluded).add(word)
+            if word not in compounds:
+                (own if classes & allowed else excluded).add(word)
         for word, classes in group.compounds.items():  # all of its classes, or it says something false
             (own if classes <= allowed else excluded).add(word)
     return sorted(

@@ -271,6 +271,26 @@ def test_a_two_hue_compound_is_blocked_for_a_product_lacking_one_hue_but_never_f
     assert "黑白" not in excluded_words({"类型": ["上衣"], "颜色": ["白色", "黑色"]})
 
 
+def test_a_compound_that_is_also_a_mention_is_blocked_as_a_compound_and_checked_as_a_mention():
+    linen_shorts = {"类型": ["裤"], "材质": ["亚麻"], "裤长": ["短裤"]}
+    assert "棉麻" in excluded_words(linen_shorts)  # the demo called linen shorts 棉麻 (cotton-linen)
+    assert contradictions("清新的棉麻材质", linen_shorts) == []  # its linen half is true
+    assert contradictions("清新的棉麻材质", {"类型": ["裤"], "材质": ["涤纶"]}) == ["材质:棉麻"]
+    assert "棉麻" not in excluded_words({"类型": ["裤"], "材质": ["棉麻"]})
+
+
+def test_pencil_trousers_are_cut_slim_and_other_leg_shapes_say_nothing_of_the_cut():
+    assert "宽松" in excluded_words(PENCIL_TROUSERS)  # the demo wrote 裤身是比较宽松的版型
+    assert contradictions("裤身是比较宽松的版型", PENCIL_TROUSERS) == ["裤型:宽松"]
+    assert contradictions("修身的铅笔裤", PENCIL_TROUSERS) == []
+    assert contradictions("宽松的版型", LINEN_SHORTS) == [] and contradictions("修身的版型", LINEN_SHORTS) == []
+
+
+def test_a_round_collar_spelt_圆形领_contradicts_a_turn_down_collar():
+    assert contradictions("简约的圆形领", {"类型": ["上衣"], "衣领型": ["翻领"]}) == ["衣领型:圆形领"]
+    assert contradictions("简约的圆形领", {"类型": ["上衣"], "衣领型": ["圆领"]}) == []
+
+
 @pytest.mark.parametrize("attrs, kept", [
     ({"类型": ["裙"], "裙长": ["中长裙"]}, "长裙"),  # would block the 长裙 of 中长裙
     ({"类型": ["上衣"], "衣样式": ["外套"], "衣领型": ["西装领"]}, "西装"),  # of its 西装领
@@ -283,13 +303,14 @@ def test_an_excluded_word_never_sits_inside_a_word_naming_the_products_own_value
 
 def test_no_excluded_word_of_a_sample_product_sits_inside_its_values_or_its_allowed_words():
     vocab = load_vocab()
+    compounds = {w for group in vocab.closed for w in group.compounds}  # judged by their own rule
     for attrs, _ in sample_rows():
         words = excluded_words(attrs)
         own = {fold(v) for v in attribute_values(attrs)}
         for group in vocab.closed:
             judged = group.judge(attrs)
             if judged is not None and not group.subject:  # a subject family blocks nothing
-                own |= {w for w, classes in group.mentions.items() if classes & judged[1]}
+                own |= {w for w, classes in group.mentions.items() if classes & judged[1] and w not in compounds}
         assert not [(w, o) for w in words for o in own if w in o], attrs
         assert "裤" not in words and "裙" not in words
 
