@@ -167,7 +167,7 @@ def test_no_metrics_are_served_or_counted_unless_a_port_is_set():
 
 
 def test_the_cli_offers_exactly_the_health_checks_there_are():
-    from copygen.cli import HEALTH_CHECKS
+    from copygen.cli_service import HEALTH_CHECKS
     from worker.health import CHECKS
 
     assert HEALTH_CHECKS == CHECKS
