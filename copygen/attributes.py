@@ -89,6 +89,9 @@ class ClosedKey:
     # Words naming several classes at once (黑白): blocked while decoding unless the product allows
     # every one of them (excluded_words), never checked (human copy calls a 白色 shirt 黑白).
     compounds: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Its words name the garment itself (类型, 衣样式...): copy names its garment whether or not the
+    # product states this family, so unstated_words() leaves it alone.
+    names_garment: bool = False
     _scanner: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -242,6 +245,7 @@ def parse_vocab(data: object, source: str = "attribute vocabulary") -> Attribute
             expresses=_flag(g.get("expresses", True), source, f"{where}.expresses"),
             subject=tuple(fold(w) for w in _str_list(g.get("subject", []), source, f"{where}.subject")),
             compounds=compounds,
+            names_garment=_flag(g.get("names_garment", False), source, f"{where}.names_garment"),
         ))
     return AttributeVocab(
         version=version,
@@ -394,12 +398,45 @@ def excluded_words(
     families are left out: their words are wrong only as the copy's subject.
     """
     vocab = vocab or load_vocab()
-    own = set()
-    for value in map(fold, attribute_values(attributes)):
-        own.update([value, *vocab.aliases.get(value, ())])
+    own, excluded = _judged_words(attributes, vocab)
+    return _blockable(excluded, own)
+
+
+def unstated_words(
+    attributes: Mapping[str, Sequence[str]] | None, vocab: AttributeVocab | None = None
+) -> list[str]:
+    """The mention words of the families the product says nothing about, longest first.
+
+    Meant to be blocked while generating copy that states only what the product states (a job's
+    stated_only): a product with no 材质 is given no fibre, one with no 图案 no print, stripe or
+    check, one with no 颜色 no colour. Families that name the garment itself (``names_garment``:
+    类型, 衣样式...) and those limited to the copy's subject or to some products are left alone, as
+    are the words a family it states allows and any word inside one of its values or their aliases.
+    """
+    vocab = vocab or load_vocab()
+    attributes = attributes or {}
+    unstated: set[str] = set()
+    for group in vocab.closed:
+        if group.names_garment or group.subject or group.only_for:
+            continue
+        if any(v.strip() for key in group.keys for v in attributes.get(key, ())):
+            continue  # stated: excluded_words() says what it rules out
+        unstated.update(group.mentions)
+        unstated.update(group.compounds)
+    allowed, _ = _judged_words(attributes, vocab)  # a white product's 纯白色 is no unstated pattern
+    # Only the product's values protect the words inside them (雪纺衫 keeps 雪纺 open), not the
+    # words its families allow: with no 颜色, a 碎花 dress (whose print allows a 纯白色 ground) is
+    # given no 白色.
+    return _blockable(unstated - allowed, _value_words(attributes, vocab))
+
+
+def _judged_words(attributes: Mapping[str, Sequence[str]] | None, vocab: AttributeVocab) -> tuple[set[str], set[str]]:
+    """(own, excluded): the words naming the product's values (its values, their aliases and the
+    mentions its families allow) and the words of its families that name a value it excludes."""
+    own = _value_words(attributes, vocab)
     excluded: set[str] = set()
     checked = _checked(attributes, vocab)
-    compounds = {word for group, _, _ in checked for word in group.compounds}  # blocked by their own rule
+    compounds = {word for group, _, _ in checked for word in group.compounds}  # judged by their own rule
     for group, _, allowed in checked:
         if group.subject:  # its words are wrong only as the subject; elsewhere the copy may use them
             continue
@@ -408,10 +445,22 @@ def excluded_words(
                 (own if classes & allowed else excluded).add(word)
         for word, classes in group.compounds.items():  # all of its classes, or it says something false
             (own if classes <= allowed else excluded).add(word)
-    return sorted(
-        (w for w in excluded if len(w) >= MIN_BLOCK_CHARS and not any(w in o for o in own)),
-        key=lambda w: (-len(w), w),
-    )
+    return own, excluded
+
+
+def _value_words(attributes: Mapping[str, Sequence[str]] | None, vocab: AttributeVocab) -> set[str]:
+    """The product's values and their aliases, folded."""
+    words = set()
+    for value in map(fold, attribute_values(attributes)):
+        words.update([value, *vocab.aliases.get(value, ())])
+    return words
+
+
+def _blockable(words: set[str], own: set[str]) -> list[str]:
+    """The words that may be blocked while decoding, longest first: two characters or more, and
+    none inside a word naming the product's own values (blocking works on token sequences)."""
+    return sorted((w for w in words if len(w) >= MIN_BLOCK_CHARS and not any(w in o for o in own)),
+                  key=lambda w: (-len(w), w))
 
 
 def wanted_phrases(

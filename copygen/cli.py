@@ -159,7 +159,7 @@ def cmd_enqueue(args) -> int:
         "variants": args.variants, "length": args.length, "style": args.style, "opening": args.opening,
         "temperature": args.temperature, "top_p": args.top_p, "seed": args.seed,
         "model_version": args.model_version, "queue": args.queue, "campaign": args.campaign,
-        "oversample": args.oversample,
+        "oversample": args.oversample, "stated_only": args.stated_only or None,
     }.items() if v is not None}, settings.max_variants)
     bar = None
 
@@ -353,6 +353,8 @@ def add_job_commands(sub) -> None:
     p.add_argument("--campaign", help="campaign name, for campaign tools")
     p.add_argument("--oversample", type=int,
                    help="candidates generated per variant kept, the best kept (default COPYGEN_OVERSAMPLE)")
+    p.add_argument("--stated-only", action="store_true",
+                   help="name no colour, fibre, print, length, collar... that a product's attributes do not state")
     p.add_argument("--idempotency-key",
                    help="submitting again with the same key returns the same job (its first settings stand)")
     p.add_argument("--strict", action="store_true", help="reject the whole file if any row is bad")

@@ -4,7 +4,9 @@ sampling temperature.
 
 Each setting runs the worker's own choice (worker.pipeline.worker_choice: candidates, per-product
 blocking and nudging, filters, score) on the same validation rows `copygen eval` scores, and prints
-the reference metrics and faithfulness of the rank-1 copy, one line per setting:
+the reference metrics and faithfulness of the rank-1 copy, one line per setting (unst%: the share
+of rank-1 copies naming a colour, fibre, print, length... their product does not state, the words a
+`--stated-only` job blocks):
 
     .venv/bin/python scripts/tune_worker_choice.py models/small \\
         --data ../shared/data/advertisegen/train_first5000.json --limit 200 \\
@@ -27,6 +29,7 @@ from trainer import metrics
 from trainer.checkpoint import load_manifest
 from trainer.evaluate import attributes_of, eval_split
 from trainer.generation import Generator
+from worker.filters import unstated_in
 from worker.pipeline import worker_choice
 
 
@@ -43,6 +46,7 @@ def main() -> None:
     parser.add_argument("--nudge", nargs="+", default=["0:0"], help="START:FOLLOW logit bonuses to try")
     parser.add_argument("--oversample", nargs="+", type=int, default=[3])
     parser.add_argument("--temperature", nargs="+", type=float, default=[DEFAULT_TEMPERATURE])
+    parser.add_argument("--stated-only", action="store_true", help="choose as a job with stated_only does")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="write every setting's rank-1 copy here (JSON Lines)")
     args = parser.parse_args()
@@ -56,22 +60,25 @@ def main() -> None:
     attributes = [attributes_of(p.source) for p in rows]
     print(f"{len(rows)} rows, {split}, {manifest['name']}")
     print(f"{'nudge':>9} {'over':>4} {'temp':>4} {'R-L':>6} {'BLEU-4':>6} {'cov%':>6} {'contra%':>7} {'pass%':>6} "
-          f"{'dist-4%':>7} {'len':>5} {'s':>5}")
+          f"{'dist-4%':>7} {'unst%':>6} {'len':>5} {'s':>5}")
     out = args.out.open("w", encoding="utf-8") if args.out else None
     settings = [(oversample, nudge, temperature) for oversample in args.oversample
                 for nudge in map(nudge_pair, args.nudge) for temperature in args.temperature]
     for oversample, nudge, temperature in settings:
         started = time.monotonic()
         chosen = worker_choice(generator, [(p.source, p.style) for p in rows], args.seed,
-                               oversample=oversample, nudge=nudge, temperature=temperature, lexicon=lexicon)
+                               oversample=oversample, nudge=nudge, temperature=temperature,
+                               stated_only=args.stated_only, lexicon=lexicon)
         seconds = time.monotonic() - started
         texts = [t for t, _ in chosen]
         scores = {**metrics.corpus_scores(texts, references, progress=False),
                   **metrics.copy_quality(texts, attributes, lexicon)}
         passing = sum(p for _, p in chosen) / len(chosen)
+        unstated = sum(bool(unstated_in(t, a)) for t, a in zip(texts, attributes)) / len(texts)
         print(f"{nudge[0]:>4g}:{nudge[1]:<4g} {oversample:>4} {temperature:>4g} {scores['rouge-l']:>6.2f} {scores['bleu-4']:>6.2f} "
               f"{scores['coverage'] * 100:>6.1f} {scores['contradiction_rate'] * 100:>7.1f} {passing * 100:>6.1f} "
-              f"{scores['distinct_4'] * 100:>7.1f} {scores['mean_length']:>5.0f} {seconds:>5.0f}", flush=True)
+              f"{scores['distinct_4'] * 100:>7.1f} {unstated * 100:>6.1f} {scores['mean_length']:>5.0f} {seconds:>5.0f}",
+              flush=True)
         if out:
             for pair, (text, passed) in zip(rows, chosen):
                 out.write(json.dumps({"nudge": nudge, "oversample": oversample,

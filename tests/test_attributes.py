@@ -16,6 +16,7 @@ from copygen.attributes import (
     excluded_words,
     load_vocab,
     missing_values,
+    unstated_words,
 )
 from copygen.compliance import fold
 from trainer.data import parse_content
@@ -284,6 +285,17 @@ def test_pencil_trousers_are_cut_slim_and_other_leg_shapes_say_nothing_of_the_cu
     assert contradictions("裤身是比较宽松的版型", PENCIL_TROUSERS) == ["裤型:宽松"]
     assert contradictions("修身的铅笔裤", PENCIL_TROUSERS) == []
     assert contradictions("宽松的版型", LINEN_SHORTS) == [] and contradictions("修身的版型", LINEN_SHORTS) == []
+
+
+def test_unstated_words_are_the_words_of_the_families_a_product_says_nothing_about():
+    dress = {"类型": ["裙"], "材质": ["雪纺"], "图案": ["碎花"], "裙长": ["连衣裙"], "裙袖长": ["短袖"]}
+    words = set(unstated_words(dress))
+    assert {"白色", "黑色", "v领", "高腰", "修身", "单排扣"} <= words  # no colour, collar, waist, cut, closure
+    assert not {"碎花", "短袖", "长袖", "印花", "纯棉"} & words  # stated families: excluded_words() judges them
+    assert not {"连衣裙", "半身裙", "衬衫", "牛仔裤"} & words  # garment words are never unstated
+    assert "雪纺" not in unstated_words({"类型": ["上衣"], "衣样式": ["雪纺衫"]})  # inside its own value
+    assert "纯棉" in unstated_words({"类型": ["上衣"], "衣样式": ["雪纺衫"]})
+    assert min(map(len, words)) >= 2
 
 
 def test_a_round_collar_spelt_圆形领_contradicts_a_turn_down_collar():

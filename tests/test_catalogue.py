@@ -615,8 +615,16 @@ def test_empty_settings_are_the_defaults():
     assert settings.to_json() == {
         "variants": 3, "length": "medium", "style": "ad", "opening": "", "temperature": 0.95,
         "top_p": 0.7, "seed": None, "model_version": None, "queue": "batch", "campaign": None,
-        "oversample": None}
+        "oversample": None, "stated_only": False}
     assert validate_settings(None, MAX_VARIANTS) == JobSettings()
+
+
+def test_stated_only_is_true_or_false_and_nothing_else():
+    assert validate_settings({"stated_only": True}, MAX_VARIANTS).stated_only is True
+    for bad in ("yes", 1, None):
+        with pytest.raises(SettingsError) as err:
+            validate_settings({"stated_only": bad}, MAX_VARIANTS)
+        assert err.value.fields == ["stated_only"]
 
 
 def test_the_job_setting_defaults_are_the_named_constants():
@@ -803,6 +811,7 @@ def test_the_schema_limits_match_the_module_constants_and_settings_defaults():
     assert settings["model_version"]["maxLength"] == settings["campaign"]["maxLength"] == catalogue.MAX_NAME_CHARS
     assert schema["properties"]["idempotency_key"]["maxLength"] == catalogue.MAX_IDEMPOTENCY_KEY_CHARS
     assert settings["oversample"]["maximum"] == catalogue.MAX_OVERSAMPLE
+    assert settings["stated_only"]["type"] == "boolean"
     assert set(schema["properties"]) == set(catalogue.PAYLOAD_KEYS)
 
 

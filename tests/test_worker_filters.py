@@ -39,6 +39,17 @@ def test_a_colour_the_product_does_not_have_is_a_contradiction(lexicon):
     assert "contradiction:颜色:红色" in filters.check(text, WHITE_COTTON_TOP, lexicon, [])
 
 
+def test_a_stated_only_check_flags_each_unstated_word_once_and_the_longest(lexicon):
+    text = GOOD.replace("简约的版型", "纯白色的宽松版型，碎花图案")  # no 图案 or 版型 stated
+    assert filters.check(text, WHITE_COTTON_TOP, lexicon, []) == []
+    flags = filters.check(text, WHITE_COTTON_TOP, lexicon, [], stated_only=True)
+    assert sorted(flags) == ["unstated:宽松", "unstated:碎花"]  # 纯白色 is its colour; 碎花 not also 花
+    dress = Product("SKU-2", "碎花连衣裙", "裙", {"类型": ["裙"], "图案": ["碎花"], "裙长": ["连衣裙"]})
+    text = "纯白色的碎花连衣裙，清新甜美，轻盈的面料穿着舒适透气，适合春夏日常穿着出游，搭配一双小白鞋就很好看。"
+    assert filters.check(text, dress, lexicon, [], stated_only=True) == ["unstated:白色"]  # it has no 颜色
+    assert filters.check(GOOD, WHITE_COTTON_TOP, lexicon, [], stated_only=True) == []
+
+
 def test_a_near_copy_of_an_earlier_variant_is_a_near_duplicate(lexicon):
     near = GOOD.replace("周末出游", "周末逛街")
     assert filters.similarity(GOOD, near) >= filters.NEAR_DUPLICATE_JACCARD

@@ -148,6 +148,23 @@ def test_each_product_has_the_words_its_attributes_exclude_blocked_while_decodin
     assert "黑色" in request.banned and "白色" not in request.banned  # a white cotton top
 
 
+def test_a_stated_only_job_blocks_and_flags_what_its_products_do_not_state(env):
+    engine, settings, _ = env
+    loose = "白色是永不过时的经典，这件上衣选用柔软棉质，宽松廓形包容身材，领口细节精致，质感在线，百搭又舒适。"
+    generator = ScriptedGenerator(lambda call, i, v: loose if v == 0 else COPY[v % 2])
+    stated = new_job(env, n=1, variants=2, oversample=1, stated_only=True)
+    pipeline.run_chunk(runtime.current(), generator, stated, 0, settings)
+    [request] = generator.calls[0]
+    assert {"印花", "长袖", "宽松", "v领"} <= set(request.banned)  # a white cotton top says no more
+    assert not {"白色", "纯棉"} & set(request.banned) and "黑色" in request.banned
+    by_text = {r["text"]: r for r in variants_of(engine, stated)}
+    assert by_text[loose]["flags"] == ["unstated:宽松"] and not by_text[loose]["passed"]
+    plain = new_job(env, n=1, variants=2, oversample=1)
+    pipeline.run_chunk(runtime.current(), ScriptedGenerator(lambda call, i, v: loose if v == 0 else COPY[1]),
+                       plain, 0, settings)
+    assert all(r["passed"] for r in variants_of(engine, plain))  # the same copy passes an ordinary job
+
+
 def test_only_a_product_short_of_passing_candidates_gets_more(env):
     engine, settings, _ = env
     job_id = new_job(env, n=2, variants=2, oversample=1)

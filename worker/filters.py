@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
-from copygen.attributes import contradictions
+from copygen.attributes import contradictions, fold, unstated_words
 from copygen.prompt import length_bounds
 from copygen.similarity import char_ngrams, jaccard
 from copygen.textnorm import normalise
@@ -75,13 +75,17 @@ def check(
     *,
     length: str = "medium",
     edges: Sequence[int] | None = None,
+    stated_only: bool = False,
 ) -> list[str]:
-    """The flags of one variant; siblings are the product's earlier variants. [] means it passed."""
+    """The flags of one variant; siblings are the product's earlier variants. [] means it passed.
+    stated_only: a word of a family the product does not state is flagged too (unstated:WORD)."""
     clean = normalise(text)
     if not clean:
         return ["empty"]
     flags = [f"ad_law:{term}" for term in dict.fromkeys(lexicon.find(clean))]
     flags += [f"contradiction:{c}" for c in dict.fromkeys(contradictions(clean, product.attributes))]
+    if stated_only:
+        flags += [f"unstated:{w}" for w in unstated_in(clean, product.attributes)]
     if any(similarity(clean, other) >= NEAR_DUPLICATE_JACCARD for other in siblings):
         flags.append("near_duplicate")
     if is_repetitive(clean):
@@ -92,6 +96,16 @@ def check(
     elif len(clean) > high:
         flags.append("too_long")
     return flags
+
+
+def unstated_in(text: str, attributes) -> list[str]:
+    """The unstated words (copygen.attributes.unstated_words) in the text, longest first, none
+    inside another one found (纯白色, not also 白色)."""
+    folded, found = fold(text), []
+    for word in unstated_words(attributes):
+        if word in folded and not any(word in longer for longer in found):
+            found.append(word)
+    return found
 
 
 def length_fit(n_chars: int, length: str, edges: Sequence[int] | None = None) -> float:

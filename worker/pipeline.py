@@ -40,7 +40,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from copygen.attributes import excluded_words, wanted_phrases
+from copygen.attributes import excluded_words, unstated_words, wanted_phrases
 from copygen.catalogue import DEFAULT_TEMPERATURE, DEFAULT_VARIANTS, JobSettings, Product, parse_attributes
 from copygen.compliance import Lexicon, banned_phrases_for_decoding, load_lexicon
 from copygen.settings import Settings
@@ -147,7 +147,7 @@ def draft_variants(
         fresh = generator.generate_candidates([requests[i] for i in todo], seed=derive_seed(seed, round_no), **sample)
         for i, candidates in zip(todo, fresh):
             pools[i] += selection.assess([c.text for c in candidates], [c.logprob for c in candidates], products[i],
-                                         lexicon, length=settings.length, edges=edges)
+                                         lexicon, length=settings.length, edges=edges, stated_only=settings.stated_only)
             kept[i] = selection.choose(pools[i], k)
             extra_rounds[i] = round_no
     return [[VariantDraft(rank, c.text, c.flags, extra_rounds[i], c.score, rank)
@@ -158,11 +158,14 @@ def draft_variants(
 
 def candidate_requests(products: Sequence[Product], settings: JobSettings, m: int,
                        nudge: tuple[float, float]) -> list[Request]:
-    """The engine's request for m candidates of each product: its excluded words banned and, with a
-    nudge, its own values' words wanted."""
+    """The engine's request for m candidates of each product: its excluded words banned (and, for a
+    stated_only job, the words of the families it does not state) and, with a nudge, its own values'
+    words wanted."""
     requests = []
     for p in products:
         banned = excluded_words(p.attributes)
+        if settings.stated_only:
+            banned = list(dict.fromkeys(banned + unstated_words(p.attributes)))
         wanted = wanted_phrases(p.attributes, excluded=banned) if any(nudge) else ()
         requests.append(Request(source=p.source(), variants=m, length=settings.length, style=settings.style,
                                 opening=settings.opening, banned=tuple(banned), wanted=tuple(wanted)))
@@ -174,10 +177,10 @@ def worker_choice(generator: Generator, rows: Sequence[tuple[str, str]], seed: i
                   rounds: int = Settings.model_fields["regenerate_rounds"].default,
                   nudge: tuple[float, float] = (Settings.model_fields["nudge_start"].default,
                                                 Settings.model_fields["nudge_follow"].default),
-                  temperature: float = DEFAULT_TEMPERATURE,
+                  temperature: float = DEFAULT_TEMPERATURE, stated_only: bool = False,
                   lexicon: Lexicon | None = None) -> list[tuple[str, bool]]:
     """(rank-1 text, passed) for each (source, style) row, chosen exactly as a default job chooses
-    (or one sampling at `temperature`).
+    (or one sampling at `temperature`, or one with stated_only).
 
     For `copygen eval`: a source that parses as attributes becomes a product with those
     attributes (the worker's prompt is made from them), any other source a product with that
@@ -188,7 +191,7 @@ def worker_choice(generator: Generator, rows: Sequence[tuple[str, str]], seed: i
     chosen: list[tuple[str, bool]] = [("", False)] * len(rows)
     for style in dict.fromkeys(style for _, style in rows):
         picked = [i for i, (_, s) in enumerate(rows) if s == style]
-        job = JobSettings(DEFAULT_VARIANTS, style=style, temperature=temperature)
+        job = JobSettings(DEFAULT_VARIANTS, style=style, temperature=temperature, stated_only=stated_only)
         drafts = draft_variants(generator, [products[i] for i in picked], job,
                                 lexicon, seed=derive_seed(seed, style), rounds=rounds, oversample=oversample,
                                 nudge=nudge)

@@ -61,7 +61,7 @@ def weigh(terms: Mapping[str, float], flags: Sequence[str]) -> float:
 
 
 def assess(texts: Sequence[str], logprobs: Sequence[float], product: filters.ProductLike, lexicon: Lexicon, *,
-           length: str, edges: Sequence[int] | None) -> list[Candidate]:
+           length: str, edges: Sequence[int] | None, stated_only: bool = False) -> list[Candidate]:
     """Each candidate checked and given its own terms (all but distinctness, which needs the choice)."""
     texts = [normalise(t) for t in texts]
     grams = [filters.shingles(t) for t in texts]  # once per text: agreement compares every pair
@@ -75,7 +75,7 @@ def assess(texts: Sequence[str], logprobs: Sequence[float], product: filters.Pro
             "agreement": sum(jaccard(grams[i], g) for g in others) / len(others) if others else 0.0,
             "length": filters.length_fit(len(text), length, edges) if text else 0.0,
         }
-        flags = filters.check(text, product, lexicon, (), length=length, edges=edges)
+        flags = filters.check(text, product, lexicon, (), length=length, edges=edges, stated_only=stated_only)
         assessed.append(Candidate(text, logprob, flags, terms))
     return assessed
 

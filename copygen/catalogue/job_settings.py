@@ -60,6 +60,9 @@ class JobSettings:
     queue: str = DEFAULT_QUEUE  # one of QUEUES
     campaign: str | None = None  # a label campaign tools select by
     oversample: int | None = None  # candidates generated per variant kept; None: COPYGEN_OVERSAMPLE
+    # Name no colour, fibre, print, length, collar... that the product's attributes do not state
+    # (copygen.attributes.unstated_words: blocked while decoding, flagged if written all the same).
+    stated_only: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -144,6 +147,12 @@ def _check_opening(value: Any, _max_variants: int) -> str:
     return text
 
 
+def _check_flag(value: Any, _max_variants: int) -> bool:
+    if not isinstance(value, bool):
+        raise wrong_type("must be true or false", value)
+    return value
+
+
 def _check_name(value: Any, _max_variants: int) -> str | None:
     """model_version, campaign: optional names; "" means not given."""
     if value is None:
@@ -168,6 +177,7 @@ _SETTING_CHECKS = {
     "queue": _choice(QUEUES),
     "campaign": _check_name,
     "oversample": _optional_whole(1, MAX_OVERSAMPLE),
+    "stated_only": _check_flag,
 }
 
 
