@@ -158,6 +158,9 @@ class AttributeVocab:
     strip_heads: tuple[str, ...]
     aliases: Mapping[str, tuple[str, ...]]
     closed: tuple[ClosedKey, ...]
+    # Words of features a product either has or not (口袋, 拼接, 荷叶边, 开叉...): the observed values
+    # of the vocabulary's `details` keys; unstated_words() blocks those a product does not list.
+    details: tuple[str, ...] = ()
 
     def closed_key_of(self, key: str) -> ClosedKey | None:
         for group in self.closed:
@@ -192,6 +195,18 @@ def _compounds(value: object, source: str, where: str) -> dict[str, frozenset[st
     if not isinstance(value, dict):
         raise _fail(source, f"{where} must be an object of word -> list of classes")
     return {fold(w): frozenset(_str_list(c, source, f"{where}.{w}")) for w, c in value.items()}
+
+
+def _details(value: object, observed: object, source: str) -> tuple[str, ...]:
+    """The detail words: every value observed under the `details` keys, but its `skip` words."""
+    if not isinstance(value, dict) or not isinstance(observed, dict):
+        raise _fail(source, "fields 'details' and 'observed' must be objects")
+    keys = _str_list(value.get("keys", []), source, "details.keys")
+    skip = set(_str_list(value.get("skip", []), source, "details.skip"))
+    missing = [k for k in keys if not isinstance(observed.get(k), dict)]
+    if missing:
+        raise _fail(source, f"details.keys: {', '.join(missing)} not observed")
+    return tuple(sorted({fold(v) for k in keys for v in observed[k]} - {fold(w) for w in skip}))
 
 
 def _flag(value: object, source: str, where: str) -> bool:
@@ -253,6 +268,7 @@ def parse_vocab(data: object, source: str = "attribute vocabulary") -> Attribute
         strip_heads=tuple(_str_list(cov.get("strip_heads", []), source, "coverage.strip_heads")),
         aliases=aliases,
         closed=tuple(closed),
+        details=_details(data.get("details", {}), data.get("observed", {}), source),
     )
 
 
@@ -409,7 +425,8 @@ def unstated_words(
 
     Meant to be blocked while generating copy that states only what the product states (a job's
     stated_only): a product with no 材质 is given no fibre, one with no 图案 no print, stripe or
-    check, one with no 颜色 no colour. Families that name the garment itself (``names_garment``:
+    check, one with no 颜色 no colour, and none is given a feature (口袋, 拼接, 开叉: the
+    vocabulary's ``details``) that it does not list. Families that name the garment itself (``names_garment``:
     类型, 衣样式...) and those limited to the copy's subject or to some products are left alone, as
     are the words a family it states allows and any word inside one of its values or their aliases.
     """
@@ -423,6 +440,7 @@ def unstated_words(
             continue  # stated: excluded_words() says what it rules out
         unstated.update(group.mentions)
         unstated.update(group.compounds)
+    unstated.update(vocab.details)  # the product's own are protected below, as its values
     allowed, _ = _judged_words(attributes, vocab)  # a white product's 纯白色 is no unstated pattern
     # Only the product's values protect the words inside them (雪纺衫 keeps 雪纺 open), not the
     # words its families allow: with no 颜色, a 碎花 dress (whose print allows a 纯白色 ground) is
