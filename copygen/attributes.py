@@ -87,7 +87,8 @@ class ClosedKey:
     # at its start or right after one of these words (这款, 这条...); see flagged().
     subject: tuple[str, ...] = ()
     # Words naming several classes at once (黑白): blocked while decoding unless the product allows
-    # every one of them (excluded_words), never checked (human copy calls a 白色 shirt 黑白).
+    # every one of them (excluded_words), never flagged as contradictions (human copy calls a 白色
+    # shirt 黑白); a stated_only job treats them as the family's other words (unstated_words).
     compounds: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # Its words name the garment itself (类型, 衣样式...): copy names its garment whether or not the
     # product states this family, so unstated_words() leaves it alone.
@@ -419,33 +420,68 @@ def excluded_words(
 
 
 def unstated_words(
-    attributes: Mapping[str, Sequence[str]] | None, vocab: AttributeVocab | None = None
+    attributes: Mapping[str, Sequence[str]] | None, vocab: AttributeVocab | None = None, *, text: str = ""
 ) -> list[str]:
-    """The mention words of the families the product says nothing about, longest first.
+    """The words of what the product says nothing about, longest first.
 
     Meant to be blocked while generating copy that states only what the product states (a job's
     stated_only): a product with no 材质 is given no fibre, one with no 图案 no print, stripe or
-    check, one with no 颜色 no colour, and none is given a feature (口袋, 拼接, 开叉: the
-    vocabulary's ``details``) that it does not list. Families that name the garment itself (``names_garment``:
-    类型, 衣样式...) and those limited to the copy's subject or to some products are left alone, as
-    are the words a family it states allows and any word inside one of its values or their aliases.
+    check, one with no 颜色 (or only 纯色) no colour, and none is given a feature (口袋, 拼接, 开叉:
+    the vocabulary's ``details``) that it does not list. A family counts as stated when a value
+    names one of its classes or is one it cannot judge (unknown, or may be anything). Families that
+    name the garment itself (``names_garment``: 类型, 衣样式...) and those limited to the copy's
+    subject or to some products are left alone, as are the words a family it states allows, any
+    word inside one of its values or their aliases, and any word its own text (title,
+    description: `text`) says.
     """
     vocab = vocab or load_vocab()
     attributes = attributes or {}
     unstated: set[str] = set()
-    for group in vocab.closed:
-        if group.names_garment or group.subject or group.only_for:
-            continue
-        if any(v.strip() for key in group.keys for v in attributes.get(key, ())):
-            continue  # stated: excluded_words() says what it rules out
+    for group in _unstated_families(attributes, vocab):
         unstated.update(group.mentions)
         unstated.update(group.compounds)
     unstated.update(vocab.details)  # the product's own are protected below, as its values
     allowed, _ = _judged_words(attributes, vocab)  # a white product's 纯白色 is no unstated pattern
+    said = fold(text)
     # Only the product's values protect the words inside them (雪纺衫 keeps 雪纺 open), not the
     # words its families allow: with no 颜色, a 碎花 dress (whose print allows a 纯白色 ground) is
     # given no 白色.
-    return _blockable(unstated - allowed, _value_words(attributes, vocab))
+    return _blockable({w for w in unstated - allowed if w not in said}, _value_words(attributes, vocab))
+
+
+def _unstated_families(attributes: Mapping[str, Sequence[str]], vocab: AttributeVocab) -> list[ClosedKey]:
+    """The families unstated_words() reads: those the product says nothing about."""
+    def states(group: ClosedKey) -> bool:
+        for key in group.keys:
+            for value in attributes.get(key, ()):
+                if value.strip():
+                    classes = group.classes_of(fold(value))
+                    if classes is None or classes:
+                        return True
+        return False
+
+    return [g for g in vocab.closed if not (g.names_garment or g.subject or g.only_for or states(g))]
+
+
+def unstated_found(
+    text: str, attributes: Mapping[str, Sequence[str]] | None, vocab: AttributeVocab | None = None, *,
+    said: str = "", words: Sequence[str] | None = None,
+) -> list[str]:
+    """The words of unstated_words() (said: the product's own text; words: that list, when the
+    caller has it) in a copy, in order, none inside another found: a family's words read as
+    contradictions() reads them (leftmost-longest, its ignored phrases skipped: the 绿色 of 绿色环保
+    names no colour), the vocabulary's details anywhere."""
+    vocab = vocab or load_vocab()
+    attributes = attributes or {}
+    unstated = set(unstated_words(attributes, vocab, text=said) if words is None else words)
+    folded = fold(text)
+    found: dict[str, None] = {}
+    for group in _unstated_families(attributes, vocab):
+        for word in group.scan(folded):  # an allowed word may still hold an unstated one (纯白色: 白色)
+            found.update(dict.fromkeys([word] if word in unstated else sorted(u for u in unstated if u in word)))
+        found.update(dict.fromkeys(w for w in group.compounds if w in unstated and w in folded))
+    found.update(dict.fromkeys(w for w in vocab.details if w in unstated and w in folded))
+    return [w for w in found if not any(w != other and w in other for other in found)]
 
 
 def _judged_words(attributes: Mapping[str, Sequence[str]] | None, vocab: AttributeVocab) -> tuple[set[str], set[str]]:

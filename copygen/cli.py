@@ -58,7 +58,7 @@ def _progress_line(p: dict) -> str:
 
 
 def _job_line(settings: dict) -> str:
-    shown = {k: v for k, v in settings.items() if v not in (None, "")}
+    shown = {k: v for k, v in settings.items() if v not in (None, "") and v is not False}  # seed=0 stays
     return ", ".join(f"{k}={v}" for k, v in shown.items())
 
 

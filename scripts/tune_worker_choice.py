@@ -23,13 +23,13 @@ import json
 import time
 from pathlib import Path
 
+from copygen.attributes import unstated_found
 from copygen.catalogue import DEFAULT_TEMPERATURE
 from copygen.compliance import load_lexicon
 from trainer import metrics
 from trainer.checkpoint import load_manifest
 from trainer.evaluate import attributes_of, eval_split
 from trainer.generation import Generator
-from worker.filters import unstated_in
 from worker.pipeline import worker_choice
 
 
@@ -74,7 +74,7 @@ def main() -> None:
         scores = {**metrics.corpus_scores(texts, references, progress=False),
                   **metrics.copy_quality(texts, attributes, lexicon)}
         passing = sum(p for _, p in chosen) / len(chosen)
-        unstated = sum(bool(unstated_in(t, a)) for t, a in zip(texts, attributes)) / len(texts)
+        unstated = sum(bool(unstated_found(t, a)) for t, a in zip(texts, attributes)) / len(texts)
         print(f"{nudge[0]:>4g}:{nudge[1]:<4g} {oversample:>4} {temperature:>4g} {scores['rouge-l']:>6.2f} {scores['bleu-4']:>6.2f} "
               f"{scores['coverage'] * 100:>6.1f} {scores['contradiction_rate'] * 100:>7.1f} {passing * 100:>6.1f} "
               f"{scores['distinct_4'] * 100:>7.1f} {unstated * 100:>6.1f} {scores['mean_length']:>5.0f} {seconds:>5.0f}",

@@ -291,13 +291,16 @@ def test_unstated_words_are_the_words_of_the_families_a_product_says_nothing_abo
     dress = {"类型": ["裙"], "材质": ["雪纺"], "图案": ["碎花"], "裙长": ["连衣裙"], "裙袖长": ["短袖"]}
     words = set(unstated_words(dress))
     assert {"白色", "黑色", "v领", "高腰", "修身", "单排扣"} <= words  # no colour, collar, waist, cut, closure
-    assert not {"碎花", "短袖", "长袖", "印花", "纯棉"} & words  # stated families: excluded_words() judges them
+    assert not {"碎花", "短袖", "长袖", "印花"} & words  # stated families: excluded_words() judges them
     assert not {"连衣裙", "半身裙", "衬衫", "牛仔裤"} & words  # garment words are never unstated
     assert {"口袋", "拼接", "开叉", "荷叶边"} <= words  # features it does not list (vocabulary `details`)
     ruffled = {"类型": ["上衣"], "衣款式": ["荷叶边"], "衣袖型": ["喇叭袖"]}
     assert not {"荷叶边", "喇叭袖", "喇叭"} & set(unstated_words(ruffled))  # its own, and inside its own
     assert "雪纺" not in unstated_words({"类型": ["上衣"], "衣样式": ["雪纺衫"]})  # inside its own value
     assert "纯棉" in unstated_words({"类型": ["上衣"], "衣样式": ["雪纺衫"]})
+    solid = {"类型": ["上衣"], "颜色": ["纯色"]}  # a solid colour, but which?
+    assert {"白色", "黑色"} <= set(unstated_words(solid)) and "纯色" not in unstated_words(solid)
+    assert "白色" not in unstated_words({"类型": ["上衣"]}, text="白色纯棉上衣")  # its title says so
     assert min(map(len, words)) >= 2
 
 

@@ -30,6 +30,7 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "sql.md"
 WORKER_FLAGS = {
     "ad_law": r"ad_law:[^:\s]+",
     "contradiction": r"contradiction:[^:\s]+:[^:\s]+",
+    "unstated": r"unstated:[^:\s]+",
     "near_duplicate": r"near_duplicate",
     "repetition": r"repetition",
     "too_short": r"too_short",
@@ -444,15 +445,16 @@ def test_the_flags_table_lists_exactly_the_flags_the_worker_writes():
     white = SimpleNamespace(attributes={"颜色": ["白色"]})
     lexicon = load_lexicon()
     written = set()
-    for text_, siblings, length in [
-        ("", [], "short"),  # empty
-        ("这是最好的黑色上衣", [], "short"),  # ad_law:最好, contradiction:颜色:黑色
-        ("简约的白色上衣百搭", ["简约的白色上衣百搭"], "short"),  # near_duplicate
-        ("好看好看好看好看好看好看", [], "short"),  # repetition
-        ("上衣", [], "medium"),  # too_short
-        ("白色" * 200, [], "short"),  # too_long
+    for text_, siblings, length, stated_only in [
+        ("", [], "short", False),  # empty
+        ("这是最好的黑色上衣", [], "short", False),  # ad_law:最好, contradiction:颜色:黑色
+        ("简约的白色上衣百搭", ["简约的白色上衣百搭"], "short", False),  # near_duplicate
+        ("好看好看好看好看好看好看", [], "short", False),  # repetition
+        ("上衣", [], "medium", False),  # too_short
+        ("白色" * 200, [], "short", False),  # too_long
+        ("白色印花上衣", [], "short", True),  # unstated:印花
     ]:
-        written.update(filters.check(text_, white, lexicon, siblings, length=length))
+        written.update(filters.check(text_, white, lexicon, siblings, length=length, stated_only=stated_only))
     for flag in written:
         assert matches(flag, WORKER_FLAGS.values()), f"the worker writes {flag!r}, unknown to this test"
         assert matches(flag, patterns), f"the worker writes {flag!r}; the Flags table lacks it"

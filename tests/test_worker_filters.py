@@ -47,6 +47,15 @@ def test_a_stated_only_check_flags_each_unstated_word_once_and_the_longest(lexic
     dress = Product("SKU-2", "碎花连衣裙", "裙", {"类型": ["裙"], "图案": ["碎花"], "裙长": ["连衣裙"]})
     text = "纯白色的碎花连衣裙，清新甜美，轻盈的面料穿着舒适透气，适合春夏日常穿着出游，搭配一双小白鞋就很好看。"
     assert filters.check(text, dress, lexicon, [], stated_only=True) == ["unstated:白色"]  # it has no 颜色
+    pink = text.replace("纯白色", "粉红色").replace("小白鞋", "小黑鞋")
+    assert filters.check(pink, dress, lexicon, [], stated_only=True) == ["unstated:粉红色"]  # not also 红色
+
+
+def test_a_stated_only_check_reads_a_family_as_contradictions_does_and_the_products_own_text(lexicon):
+    plain = Product("SKU-3", "白色纯棉上衣", "上衣", {"类型": ["上衣"]})  # said in its title, not its attributes
+    text = "白色纯棉上衣，绿色环保的面料柔软亲肤，简约的版型百搭又显瘦，日常通勤或周末出游都很合适。"
+    assert filters.check(text, plain, lexicon, [], stated_only=True) == []  # 绿色环保 names no colour
+    assert filters.check(text.replace("纯棉", "真丝"), plain, lexicon, [], stated_only=True) == ["unstated:真丝"]
     assert filters.check(GOOD, WHITE_COTTON_TOP, lexicon, [], stated_only=True) == []
 
 

@@ -165,6 +165,14 @@ def test_a_stated_only_job_blocks_and_flags_what_its_products_do_not_state(env):
     assert all(r["passed"] for r in variants_of(engine, plain))  # the same copy passes an ordinary job
 
 
+def test_a_job_stored_before_a_setting_existed_counts_as_its_default_when_a_key_is_reused():
+    from worker.submit import settings_differ
+
+    stored = {k: v for k, v in JobSettings().to_json().items() if k != "stated_only"}
+    assert settings_differ(JobSettings(stated_only=True), stored) == ["stated_only"]
+    assert settings_differ(JobSettings(), stored) == []
+
+
 def test_only_a_product_short_of_passing_candidates_gets_more(env):
     engine, settings, _ = env
     job_id = new_job(env, n=2, variants=2, oversample=1)

@@ -5,6 +5,8 @@ when a product has fewer than k passing candidates (never dropped):
 
     ad_law:<term>               a China Advertising Law term (最好, 第一, 国家级 ...) from the lexicon
     contradiction:<key>:<word>  names a value the product's attributes exclude (copygen.attributes)
+    unstated:<word>             a stated_only job's copy names what the product does not state
+                                (copygen.attributes.unstated_words)
     near_duplicate              char 3-gram Jaccard >= 0.7 against a sibling (selection passes the
                                 variants kept before it)
     repetition                  a char 4-gram occurring >= 3 times, or a clause said twice
@@ -15,12 +17,13 @@ when a product has fewer than k passing candidates (never dropped):
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
-from copygen.attributes import contradictions, fold, unstated_words
+from copygen.attributes import contradictions, unstated_found, unstated_words
 from copygen.prompt import length_bounds
 from copygen.similarity import char_ngrams, jaccard
 from copygen.textnorm import normalise
@@ -85,7 +88,7 @@ def check(
     flags = [f"ad_law:{term}" for term in dict.fromkeys(lexicon.find(clean))]
     flags += [f"contradiction:{c}" for c in dict.fromkeys(contradictions(clean, product.attributes))]
     if stated_only:
-        flags += [f"unstated:{w}" for w in unstated_in(clean, product.attributes)]
+        flags += [f"unstated:{w}" for w in unstated_in(clean, product)]
     if any(similarity(clean, other) >= NEAR_DUPLICATE_JACCARD for other in siblings):
         flags.append("near_duplicate")
     if is_repetitive(clean):
@@ -98,14 +101,19 @@ def check(
     return flags
 
 
-def unstated_in(text: str, attributes) -> list[str]:
-    """The unstated words (copygen.attributes.unstated_words) in the text, longest first, none
-    inside another one found (纯白色, not also 白色)."""
-    folded, found = fold(text), []
-    for word in unstated_words(attributes):
-        if word in folded and not any(word in longer for longer in found):
-            found.append(word)
-    return found
+def unstated_in(text: str, product: ProductLike) -> list[str]:
+    """The words of the product's unstated_words() in the text (copygen.attributes.unstated_found)."""
+    said = " ".join(getattr(product, name, "") or "" for name in ("title", "description"))
+    attributes = product.attributes or {}
+    key = (tuple((k, tuple(v)) for k, v in sorted(attributes.items())), said)
+    return unstated_found(text, attributes, said=said, words=_unstated_words(key))
+
+
+@functools.lru_cache(maxsize=4096)
+def _unstated_words(key: tuple) -> tuple[str, ...]:
+    """unstated_words() of one product, computed once for all its candidates."""
+    attributes, said = key
+    return tuple(unstated_words({k: list(v) for k, v in attributes}, text=said))
 
 
 def length_fit(n_chars: int, length: str, edges: Sequence[int] | None = None) -> float:

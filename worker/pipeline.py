@@ -164,8 +164,9 @@ def candidate_requests(products: Sequence[Product], settings: JobSettings, m: in
     requests = []
     for p in products:
         banned = excluded_words(p.attributes)
-        if settings.stated_only:
-            banned = list(dict.fromkeys(banned + unstated_words(p.attributes)))
+        if settings.stated_only:  # what its title and description say is stated too
+            said = " ".join(filter(None, (p.title, p.description)))
+            banned = list(dict.fromkeys(banned + unstated_words(p.attributes, text=said)))
         wanted = wanted_phrases(p.attributes, excluded=banned) if any(nudge) else ()
         requests.append(Request(source=p.source(), variants=m, length=settings.length, style=settings.style,
                                 opening=settings.opening, banned=tuple(banned), wanted=tuple(wanted)))

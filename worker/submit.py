@@ -158,8 +158,10 @@ def prepare(rt: Runtime, settings: Settings) -> Engine:
 
 
 def settings_differ(given: JobSettings, stored: Mapping[str, Any]) -> list[str]:
-    """Names of the settings whose given value differs from the stored job's."""
-    return [name for name, value in given.to_json().items() if stored.get(name, value) != value]
+    """Names of the settings whose given value differs from the stored job's (a setting a job stored
+    before the setting existed counts as its default: what that job ran with)."""
+    defaults = JobSettings().to_json()
+    return [name for name, value in given.to_json().items() if stored.get(name, defaults[name]) != value]
 
 
 def submit(
