@@ -270,6 +270,13 @@ def test_a_two_hue_compound_is_blocked_for_a_product_lacking_one_hue_but_never_f
     assert not {"黑白", "白黑"} & set(excluded_words(black_and_white))
     assert "蓝白" in excluded_words(black_and_white)
     assert "黑白" not in excluded_words({"类型": ["上衣"], "颜色": ["白色", "黑色"]})
+    assert "黑绿" in excluded_words(white_shirt)  # every pair of hues, as the demo wrote "简约大方的黑绿"
+
+
+def test_a_hue_before_a_garment_word_names_a_colour():
+    dark_green_skirt = {"类型": ["裙"], "颜色": ["墨绿色"], "裙长": ["中长裙"]}
+    assert contradictions("简洁的黑裙，百褶的裙摆", dark_green_skirt) == ["颜色:黑裙"]  # the demo's words
+    assert contradictions("经典的小黑裙", {"类型": ["裙"], "颜色": ["黑色"]}) == []
 
 
 def test_a_compound_that_is_also_a_mention_is_blocked_as_a_compound_and_checked_as_a_mention():
