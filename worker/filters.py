@@ -102,17 +102,20 @@ def check(
 
 
 def unstated_in(text: str, product: ProductLike) -> list[str]:
-    """The words of the product's unstated_words() in the text (copygen.attributes.unstated_found)."""
+    """The words of the product's unstated_for() in the text (copygen.attributes.unstated_found)."""
+    return unstated_found(text, product.attributes or {}, words=unstated_for(product))
+
+
+def unstated_for(product: ProductLike) -> tuple[str, ...]:
+    """The product's unstated_words(), what its title and description say counted as stated:
+    computed once per product, for its decoding request and all its candidates."""
     said = " ".join(getattr(product, name, "") or "" for name in ("title", "description"))
-    attributes = product.attributes or {}
-    key = (tuple((k, tuple(v)) for k, v in sorted(attributes.items())), said)
-    return unstated_found(text, attributes, said=said, words=_unstated_words(key))
+    attributes = tuple((k, tuple(v)) for k, v in sorted((product.attributes or {}).items()))
+    return _unstated_words(attributes, said)
 
 
 @functools.lru_cache(maxsize=4096)
-def _unstated_words(key: tuple) -> tuple[str, ...]:
-    """unstated_words() of one product, computed once for all its candidates."""
-    attributes, said = key
+def _unstated_words(attributes: tuple, said: str) -> tuple[str, ...]:
     return tuple(unstated_words({k: list(v) for k, v in attributes}, text=said))
 
 

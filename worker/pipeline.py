@@ -40,7 +40,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from copygen.attributes import excluded_words, unstated_words, wanted_phrases
+from copygen.attributes import excluded_words, wanted_phrases
 from copygen.catalogue import DEFAULT_TEMPERATURE, DEFAULT_VARIANTS, JobSettings, Product, parse_attributes
 from copygen.compliance import Lexicon, banned_phrases_for_decoding, load_lexicon
 from copygen.settings import Settings
@@ -49,7 +49,7 @@ from db.engine import session_scope
 from db.jobs import finish_job, get_job
 from db.variants import upsert_variants
 from trainer.generation import NO_REPEAT_NGRAM, Generator, Request
-from worker import selection
+from worker import filters, selection
 from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -164,9 +164,8 @@ def candidate_requests(products: Sequence[Product], settings: JobSettings, m: in
     requests = []
     for p in products:
         banned = excluded_words(p.attributes)
-        if settings.stated_only:  # what its title and description say is stated too
-            said = " ".join(filter(None, (p.title, p.description)))
-            banned = list(dict.fromkeys(banned + unstated_words(p.attributes, text=said)))
+        if settings.stated_only:
+            banned = list(dict.fromkeys(banned + list(filters.unstated_for(p))))
         wanted = wanted_phrases(p.attributes, excluded=banned) if any(nudge) else ()
         requests.append(Request(source=p.source(), variants=m, length=settings.length, style=settings.style,
                                 opening=settings.opening, banned=tuple(banned), wanted=tuple(wanted)))
