@@ -43,8 +43,9 @@ def cmd_eval(args) -> int:
 
     summary = run_eval(EvalOptions(
         checkpoint=Path(args.checkpoint), data=[Path(p) for p in args.data], out=Path(args.out),
-        limit=args.limit, decoding=args.decoding, no_repeat_ngram=args.no_repeat_ngram, seed=args.seed,
-        device=args.device, batch_size=args.batch_size, progress=not args.quiet),
+        limit=args.limit, decoding=args.decoding, no_repeat_ngram=args.no_repeat_ngram,
+        honour_length=args.honour_length, seed=args.seed, device=args.device, batch_size=args.batch_size,
+        progress=not args.quiet),
         choose=None if args.no_worker_choice else worker_choice)
     print(format_table(summary))
     print(f"wrote {Path(args.out) / 'predictions.jsonl'} and {Path(args.out) / 'metrics.json'}")
@@ -139,6 +140,10 @@ def add_training_commands(sub) -> None:
     p.add_argument("--no-repeat-ngram", type=int, default=0, metavar="N",
                    help="forbid repeating any N tokens and doubling a run of 2-3, as the worker does with N=4 "
                         "(default 0: the protocol)")
+    p.add_argument("--honour-length", action="store_true",
+                   help="copy as long as its length setting asks, as the worker decodes: not ended before its "
+                        "fewest characters, the end token at the model's own odds (default: Hugging Face's top-p, "
+                        "the protocol)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=64, help="sequences per generation batch")

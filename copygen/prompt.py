@@ -12,7 +12,7 @@ description, joined by " | ".
 Length codes are buckets of the copy's length in characters; their edges are learned from the
 training data and stored in the checkpoint's manifest, so a job asking for "short" copy gets the
 shortest bucket the model has seen. The bounds a copy of each length must keep (the worker's
-too_short / too_long check, and the generator's token budget) come from the same edges, so what
+too_short / too_long check, and the generator's token budget and floor) come from the same edges, so what
 a model writes for "short" is what the filter accepts as short.
 """
 

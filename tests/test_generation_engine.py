@@ -219,6 +219,20 @@ def test_a_candidates_logprob_is_the_mean_log_probability_of_its_tokens_under_a_
     assert 0 < ended < sum(r.variants for r in requests)  # rows that wrote the end token, and rows cut off
 
 
+def test_no_row_ends_before_the_fewest_characters_of_its_length_unless_its_budget_runs_out(engine):
+    forced = forced_toward(engine, "[EOS]")  # ends every copy at once when free to
+    requests = [Request(SOURCES[0], length="short"), Request(SOURCES[1], opening="新品上市，"),
+                Request(SOURCES[2], length="long", variants=2)]
+    assert forced.generate(requests, seed=3, honour_length=False) == [[""], ["新品上市，"], ["", ""]]
+    floored = forced.generate(requests, seed=3)
+    for request, variants in zip(requests, floored):
+        fewest = forced.fewest_chars(request.length)
+        assert fewest > len(request.opening)
+        assert [len(text) for text in variants] == [fewest] * request.variants  # ended as soon as it may
+    [[cut]] = forced.generate(requests[1:2], seed=3, max_new_tokens=10)
+    assert cut.startswith("新品上市，") and len(cut) == len("新品上市，") + 10  # the budget still ends it
+
+
 def _repeats(ids: list[int], n: int) -> int:
     grams = [tuple(ids[i:i + n]) for i in range(len(ids) - n + 1)]
     return len(grams) - len(set(grams))
@@ -287,6 +301,36 @@ def test_nucleus_sampling_draws_only_inside_the_nucleus_in_proportion():
     everything = _Sampler(temperature=1.0, top_p=1.0, greedy=False)(logits, keys, np.zeros(4000, dtype=np.int64),
                                                                     np.ones(4000, dtype=bool))
     assert abs(torch.bincount(everything, minlength=4)[2].item() / 4000 - 0.15) < 0.03
+
+
+def _draw(probs: list[float], end_id: int | None, rows: int = 4000) -> list[int]:
+    logits = torch.tensor(probs).log().repeat(rows, 1)
+    keys = np.arange(rows, dtype=np.uint64) * np.uint64(7919)
+    sampler = _Sampler(temperature=1.0, top_p=0.7, greedy=False, end_id=end_id)
+    return torch.bincount(sampler(logits, keys, np.zeros(rows, dtype=np.int64), np.ones(rows, dtype=bool)),
+                          minlength=len(probs)).tolist()
+
+
+def _nucleus(probs: list[float], top_p: float = 0.7) -> list[int]:
+    total = sum(probs)
+    return [i for i, p in enumerate(probs) if sum(q for q in probs if q > p) < top_p * total]
+
+
+def test_the_end_token_is_drawn_at_its_own_odds_when_it_lies_in_the_nucleus_and_never_outside_it():
+    # after a full stop: the end (token 0) at 0.3, going on spread thin over 70 tokens
+    going_on = [0.7 * (71 - i) / 2485 for i in range(1, 71)]
+    after_stop = [0.3, *going_on]
+    kept = _nucleus(after_stop)
+    assert 0 in kept and len(kept) < 40
+    plain = _draw(after_stop, end_id=None)  # top-p: the end at 0.3 / the nucleus's mass
+    assert abs(plain[0] / 4000 - 0.3 / sum(after_stop[i] for i in kept)) < 0.03
+    apart = _draw(after_stop, end_id=0)
+    assert abs(apart[0] / 4000 - 0.3) < 0.03
+    drawn = [i for i, n in enumerate(apart) if n and i]  # what to write next: inside its own nucleus
+    assert drawn and set(drawn) <= {i + 1 for i in _nucleus(going_on)}
+    # mid-clause: the end at 0.05 is outside the nucleus (0.75 is more likely than it), cut both ways
+    mid_clause = [0.05, 0.75, 0.2]
+    assert _draw(mid_clause, end_id=None)[0] == _draw(mid_clause, end_id=0)[0] == 0
 
 
 def test_bfloat16_weights_generate_the_same_kind_of_copy(tiny):

@@ -37,6 +37,9 @@ class EvalOptions:
     limit: int | None = None
     decoding: str = "sample"
     no_repeat_ngram: int = 0  # 0: the protocol exactly; the worker decodes with NO_REPEAT_NGRAM
+    # False: Hugging Face's top-p, as the published protocol samples; True: copy as long as its
+    # length setting asks (Generator.generate's honour_length), as the worker decodes
+    honour_length: bool = False
     seed: int = 0
     device: str = "auto"
     batch_size: int = 64
@@ -122,7 +125,7 @@ def run_eval(opts: EvalOptions, choose: Choose | None = None) -> dict:
         texts = generator.generate(
             [Request(source=p.source, variants=1, style=p.style) for p in part],
             seed=opts.seed + start, greedy=opts.decoding == "greedy", no_repeat_ngram=opts.no_repeat_ngram,
-            **SAMPLE)
+            honour_length=opts.honour_length, **SAMPLE)
         predictions.extend(t[0] for t in texts)
         bar.update(len(part))
     bar.close()
@@ -157,7 +160,7 @@ def run_eval(opts: EvalOptions, choose: Choose | None = None) -> dict:
     summary = {"checkpoint": str(opts.checkpoint), "model_version": manifest["name"], "split": split,
                "examples": len(rows), "decoding": opts.decoding,
                "sampling": SAMPLE if opts.decoding == "sample" else None, "no_repeat_ngram": opts.no_repeat_ngram,
-               "seed": opts.seed,
+               "honour_length": opts.honour_length, "seed": opts.seed,
                "lexicon_version": lexicon.version, "results": results}
     (opts.out / "metrics.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
     return summary
@@ -174,6 +177,8 @@ def format_table(summary: dict) -> str:
     """The metrics as a fixed-width table, one row per system."""
     header = f"{'system':<20}" + "".join(f"{label:>10}" for _, label, _ in COLUMNS)
     rule = f", no repeated {summary['no_repeat_ngram']}-grams" if summary.get("no_repeat_ngram") else ""
+    if summary.get("honour_length"):
+        rule += ", lengths honoured"
     lines = [f"{summary['examples']} examples, {summary['split']}, {summary['decoding']} decoding{rule}", header,
              "-" * len(header)]
     for system, values in summary["results"].items():

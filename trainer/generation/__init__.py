@@ -18,6 +18,9 @@ This is the code the worker runs and bench/throughput.py measures. One generate(
    out) hold for its rows only, one automaton per distinct set, shared by the requests that have it;
 6. scores each row with the model's own log-probability of what it wrote (generate_candidates:
    the mean log p(token) under the raw logits, one logsumexp per slot and step).
+7. keeps the end token out of a row until it has written the fewest characters its length setting
+   allows (the bound the worker's too_short check holds copy to), as its token budget is the most:
+   a sampled row that ends early is a candidate the worker would throw away.
 
 GPT-2 models (every from-scratch preset, and GPT-2 bases) decode through a native path: the
 checkpoint's weights read straight from its safetensors (the Hugging Face model class is never

@@ -33,6 +33,7 @@ class _Row:
     own: int = -1  # the automaton of its request's own banned phrases (_RequestBlockers); -1: none
     wanted: int = -1  # the nudger of its request's wanted phrases (_RequestNudgers); -1: none
     opening: int = 0  # the last `opening` prompt ids are the forced start of the copy
+    floor: int = 0  # characters the row must write before it may end (its length setting's fewest)
 
 
 @dataclass
@@ -61,6 +62,8 @@ class _Slots:
         self.wanted_state = np.zeros(width, dtype=np.int64)  # ... the slot's state in it
         self.written = np.zeros(width, dtype=np.int64)  # ... and the wanted groups it has written
         self.logprob = np.zeros(width, dtype=np.float64)  # sum of log p(token) so far
+        self.chars = np.zeros(width, dtype=np.int64)  # characters written so far
+        self.floor = np.zeros(width, dtype=np.int64)  # the row's _Row.floor
         self.out = np.zeros((width, max_budget), dtype=np.int64)
 
     def admit(self, into, take: list[int], rows: list[_Row], keys, blocker: _Blocker,
@@ -72,6 +75,8 @@ class _Slots:
         self.key[into] = keys[take]
         self.state[into] = [blocker.start(rows[r].ids) for r in take]
         self.logprob[into] = 0.0
+        self.chars[into] = 0
+        self.floor[into] = [rows[r].floor for r in take]
         if own is not None:
             self.own[into] = [rows[r].own for r in take]
             self.own_state[into] = [own.start(rows[r].own, rows[r].ids) for r in take]
@@ -85,20 +90,32 @@ class _Slots:
         kept = _Slots.__new__(_Slots)
         kept.width = len(keep)
         for name in ("row", "pos", "done", "budget", "key", "state", "own", "own_state", "wanted", "wanted_state",
-                     "written", "logprob", "out"):
+                     "written", "logprob", "chars", "floor", "out"):
             setattr(kept, name, getattr(self, name)[keep])
         return kept
 
 
+def _ban_early_end(scores, slots: _Slots, live, eos_id: int) -> None:
+    """-inf on the end token in every live slot whose row has not yet written its floor."""
+    import numpy as np  # lazy: nothing heavy at import
+    import torch
+
+    early = np.flatnonzero(live & (slots.chars < slots.floor))
+    if len(early):
+        scores[torch.from_numpy(early).to(scores.device), eos_id] = -torch.inf
+
+
 def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sampler, *, batch_size: int,
                 eos_id: int, no_repeat_ngram: int = 0, own: _RequestBlockers | None = None,
-                nudgers: _RequestNudgers | None = None) -> list[_Decoded]:
+                nudgers: _RequestNudgers | None = None, token_chars=None) -> list[_Decoded]:
     """What each row generated (in the order of rows): the slot loop of continuous batching.
 
     decoder: a decoder (_GPT2Decoder or _HFDecoder); at most batch_size slots decode together; a row
     ends at eos_id or at its budget. blocker masks the call's phrases in every row; own, where
     some rows have phrases of their own (_Row.own), masks those in their rows; nudgers, where some
-    rows want phrases (_Row.wanted), adds their bonuses in those rows."""
+    rows want phrases (_Row.wanted), adds their bonuses in those rows. token_chars (a numpy array:
+    the characters each token id writes), where some rows have a floor (_Row.floor), keeps eos_id
+    out of those rows until they have written that many characters."""
     import numpy as np  # lazy: nothing heavy at import
     import torch
 
@@ -139,6 +156,8 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
             if no_repeat_ngram > 1:
                 scores = _ban_repeats(scores, slots.out, slots.done, live, no_repeat_ngram)
                 scores = _ban_stutter(scores, slots.out, slots.done, live)
+            if token_chars is not None:
+                _ban_early_end(scores, slots, live, eos_id)
             tokens = sampler(scores, slots.key, slots.done, live)
             logprob = raw.gather(1, tokens[:, None]).squeeze(1)
             got = tokens.cpu().numpy()
@@ -146,6 +165,8 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
             grow = live & (got != eos_id)
             slots.out[grow, slots.done[grow]] = got[grow]
             slots.done[grow] += 1
+            if token_chars is not None:
+                slots.chars[grow] += token_chars[got[grow]]
             slots.state[grow] = blocker.advance(slots.state[grow], got[grow])
             if own is not None:
                 slots.own_state[grow] = own.advance(slots.own[grow], slots.own_state[grow], got[grow])

@@ -184,8 +184,8 @@ class Generator:
 
     def generate(self, requests: Sequence[Request], *, temperature: float = 0.95, top_p: float = 0.7,
                  seed: int | None = None, max_new_tokens: int | None = None, banned: Iterable[str] = (),
-                 greedy: bool = False, no_repeat_ngram: int = 0, nudge: tuple[float, float] = (0.0, 0.0)
-                 ) -> list[list[str]]:
+                 greedy: bool = False, no_repeat_ngram: int = 0, nudge: tuple[float, float] = (0.0, 0.0),
+                 honour_length: bool = True) -> list[list[str]]:
         """Request i -> its `variants` texts, in order; each text starts with the request's opening.
 
         With a seed the result is repeatable; sampled or greedy, a row's copy does not depend on
@@ -195,10 +195,16 @@ class Generator:
         twice in a row or one token apart (sampling.STUTTER_SPANS, STUTTER_GAPS); 0: neither rule.
         nudge=(start, follow): logit bonuses toward each request's `wanted` phrases (nudging.py):
         `start` on a phrase's first token, `follow` on the next token of a begun one; (0, 0) is off.
+        honour_length: copy is as long as its length setting asks: a row does not end before the
+        fewest characters the setting allows (prompt.length_bounds, the bound the worker's
+        too_short check holds copy to) unless its budget runs out first, and the end token is
+        drawn at the model's own odds, not at the odds top-p inflates (_Sampler._end_apart);
+        False: Hugging Face's top-p, and a row ends wherever its sample ends.
         """
         candidates = self.generate_candidates(requests, temperature=temperature, top_p=top_p, seed=seed,
                                               max_new_tokens=max_new_tokens, banned=banned, greedy=greedy,
-                                              no_repeat_ngram=no_repeat_ngram, nudge=nudge)
+                                              no_repeat_ngram=no_repeat_ngram, nudge=nudge,
+                                              honour_length=honour_length)
         return [[c.text for c in variants] for variants in candidates]
 
     def token_budget(self, length: str) -> int:
@@ -208,15 +214,29 @@ class Generator:
             return DEFAULT_MAX_NEW_TOKENS.get(length, 200)
         return round(prompt.length_bounds(length, self.length_edges)[1] * BUDGET_HEADROOM)
 
+    def fewest_chars(self, length: str) -> int:
+        """Characters a copy of this length has at least (the floor honour_length keeps)."""
+        return prompt.length_bounds(length, self.length_edges)[0]
+
+    @functools.cache  # noqa: B019  (one Generator per process)
+    def _token_chars(self):
+        """The characters each token id writes (0 for special tokens and unused embedding rows)."""
+        import numpy as np  # lazy: nothing heavy at import
+
+        texts = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))], skip_special_tokens=True)
+        chars = np.zeros(self.vocab_size, dtype=np.int64)
+        chars[:len(texts)] = [len(text) for text in texts]
+        return chars
+
     def generate_candidates(self, requests: Sequence[Request], *, temperature: float = 0.95,
                             top_p: float = 0.7, seed: int | None = None, max_new_tokens: int | None = None,
                             banned: Iterable[str] = (), greedy: bool = False,
-                            no_repeat_ngram: int = 0, nudge: tuple[float, float] = (0.0, 0.0)
-                            ) -> list[list[Candidate]]:
+                            no_repeat_ngram: int = 0, nudge: tuple[float, float] = (0.0, 0.0),
+                            honour_length: bool = True) -> list[list[Candidate]]:
         """Like generate(), each text with the model's mean log-probability of its tokens."""
         decoded = self._generate(requests, temperature=temperature, top_p=top_p, seed=seed,
                                  max_new_tokens=max_new_tokens, banned=banned, greedy=greedy,
-                                 no_repeat_ngram=no_repeat_ngram, nudge=nudge)
+                                 no_repeat_ngram=no_repeat_ngram, nudge=nudge, honour_length=honour_length)
         texts = iter(self.tokenizer.batch_decode([d.ids for variants in decoded for d in variants],
                                                  skip_special_tokens=True))
         return [[Candidate(r.opening + next(texts).strip(), d.logprob / max(1, d.tokens), d.tokens)
@@ -225,16 +245,17 @@ class Generator:
     def generate_ids(self, requests: Sequence[Request], *, temperature: float = 0.95, top_p: float = 0.7,
                      seed: int | None = None, max_new_tokens: int | None = None, banned: Iterable[str] = (),
                      greedy: bool = False, no_repeat_ngram: int = 0,
-                     nudge: tuple[float, float] = (0.0, 0.0)) -> list[list[list[int]]]:
+                     nudge: tuple[float, float] = (0.0, 0.0), honour_length: bool = True) -> list[list[list[int]]]:
         """Like generate(), but the generated token ids (without the prompt and the end token)."""
         decoded = self._generate(requests, temperature=temperature, top_p=top_p, seed=seed,
                                  max_new_tokens=max_new_tokens, banned=banned, greedy=greedy,
-                                 no_repeat_ngram=no_repeat_ngram, nudge=nudge)
+                                 no_repeat_ngram=no_repeat_ngram, nudge=nudge, honour_length=honour_length)
         return [[d.ids for d in variants] for variants in decoded]
 
     def _generate(self, requests: Sequence[Request], *, temperature: float, top_p: float, seed: int | None,
                   max_new_tokens: int | None, banned: Iterable[str], greedy: bool,
-                  no_repeat_ngram: int, nudge: tuple[float, float] = (0.0, 0.0)) -> list[list[_Decoded]]:
+                  no_repeat_ngram: int, nudge: tuple[float, float] = (0.0, 0.0),
+                  honour_length: bool = True) -> list[list[_Decoded]]:
         """The one decoding path: request i -> what each of its variants generated."""
         import numpy as np  # lazy: nothing heavy at import
 
@@ -256,7 +277,9 @@ class Generator:
                 if request.opening not in openings:
                     openings[request.opening] = len(self.tokenizer.encode(request.opening, add_special_tokens=False))
                 opening = openings[request.opening]
-            rows.extend(_Row(i, v, prompts[key], budget, own, wanted, opening) for v in range(request.variants))
+            floor = self.fewest_chars(request.length) - len(request.opening) if honour_length else 0
+            rows.extend(_Row(i, v, prompts[key], budget, own, wanted, opening, max(0, floor))
+                        for v in range(request.variants))
         rows.sort(key=lambda row: (len(row.ids), row.request, row.variant))
         out: list[list[_Decoded]] = [[_Decoded([], 0.0, 0) for _ in range(r.variants)] for r in requests]
         if not rows:
@@ -268,9 +291,10 @@ class Generator:
         blocker = self._blocker(tuple(dict.fromkeys(banned)))
         own = _RequestBlockers([self._request_blocker(phrases) for phrases in own_sets]) if own_sets else None
         nudgers = _RequestNudgers([self._nudger(groups) for groups in wanted_sets], *nudge) if wanted_sets else None
-        sampler = _Sampler(temperature, top_p, greedy)
+        sampler = _Sampler(temperature, top_p, greedy, end_id=self.eos_id if honour_length else None)
         decoded = decode_rows(self._decoder, rows, keys, blocker, sampler, batch_size=self.batch_size,
-                              eos_id=self.eos_id, no_repeat_ngram=no_repeat_ngram, own=own, nudgers=nudgers)
+                              eos_id=self.eos_id, no_repeat_ngram=no_repeat_ngram, own=own, nudgers=nudgers,
+                              token_chars=self._token_chars() if any(r.floor for r in rows) else None)
         for row, result in zip(rows, decoded):
             out[row.request][row.variant] = result
         return out
