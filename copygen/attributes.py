@@ -199,15 +199,17 @@ def _compounds(value: object, source: str, where: str) -> dict[str, frozenset[st
 
 
 def _details(value: object, observed: object, source: str) -> tuple[str, ...]:
-    """The detail words: every value observed under the `details` keys, but its `skip` words."""
+    """The detail words: every value observed under the `details` keys, but its `skip` words, and
+    its `words` (a feature in words no value spells: 系带 for 绑带)."""
     if not isinstance(value, dict) or not isinstance(observed, dict):
         raise _fail(source, "fields 'details' and 'observed' must be objects")
     keys = _str_list(value.get("keys", []), source, "details.keys")
     skip = set(_str_list(value.get("skip", []), source, "details.skip"))
+    words = _str_list(value.get("words", []), source, "details.words")  # features no observed value spells
     missing = [k for k in keys if not isinstance(observed.get(k), dict)]
     if missing:
         raise _fail(source, f"details.keys: {', '.join(missing)} not observed")
-    return tuple(sorted({fold(v) for k in keys for v in observed[k]} - {fold(w) for w in skip}))
+    return tuple(sorted(({fold(v) for k in keys for v in observed[k]} - {fold(w) for w in skip}) | set(map(fold, words))))
 
 
 def _flag(value: object, source: str, where: str) -> bool:

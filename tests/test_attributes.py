@@ -271,6 +271,10 @@ def test_a_two_hue_compound_is_blocked_for_a_product_lacking_one_hue_but_never_f
     assert "蓝白" in excluded_words(black_and_white)
     assert "黑白" not in excluded_words({"类型": ["上衣"], "颜色": ["白色", "黑色"]})
     assert "黑绿" in excluded_words(white_shirt)  # every pair of hues, as the demo wrote "简约大方的黑绿"
+    white_shirt_dress = {"颜色": ["白色"], "裙型": ["衬衫裙"]}
+    assert "黑底" in excluded_words(white_shirt_dress)  # the demo wrote "白色衬衫的黑底色衬衫"
+    assert contradictions("白色衬衫的黑底色衬衫", white_shirt_dress) == []  # a ground colour: blocked, not flagged
+    assert "白底" not in excluded_words(white_shirt_dress)
 
 
 def test_a_hue_before_a_garment_word_names_a_colour():
@@ -285,6 +289,17 @@ def test_a_compound_that_is_also_a_mention_is_blocked_as_a_compound_and_checked_
     assert contradictions("清新的棉麻材质", linen_shorts) == []  # its linen half is true
     assert contradictions("清新的棉麻材质", {"类型": ["裤"], "材质": ["涤纶"]}) == ["材质:棉麻"]
     assert "棉麻" not in excluded_words({"类型": ["裤"], "材质": ["棉麻"]})
+
+
+def test_a_part_of_another_kind_of_garment_is_blocked_but_never_flagged():
+    jacket = {"类型": ["上衣"], "衣样式": ["外套"]}
+    assert {"裤身", "裤脚", "裤腿"} <= set(excluded_words(jacket))  # the demo gave a jacket a 裤身 and 裤脚
+    assert contradictions("搭配小脚裤，裤脚微微露出脚踝", jacket) == []  # a top's copy may name what it is worn with
+    trousers = {"类型": ["裤"], "裤长": ["九分裤"]}
+    assert "裙摆" in excluded_words(trousers) and not {"裤身", "裤脚"} & set(excluded_words(trousers))
+    skirt = {"类型": ["裙"], "裙长": ["半身裙"]}
+    assert not {"裤脚", "裙摆"} & set(excluded_words(skirt))  # culottes have both: skirts are left out
+    assert "裤脚" not in unstated_words(jacket)  # what the garment is, never an unstated fact
 
 
 def test_pencil_trousers_are_cut_slim_and_other_leg_shapes_say_nothing_of_the_cut():
@@ -303,6 +318,10 @@ def test_unstated_words_are_the_words_of_the_families_a_product_says_nothing_abo
     assert {"口袋", "拼接", "开叉", "荷叶边"} <= words  # features it does not list (vocabulary `details`)
     ruffled = {"类型": ["上衣"], "衣款式": ["荷叶边"], "衣袖型": ["喇叭袖"]}
     assert not {"荷叶边", "喇叭袖", "喇叭"} & set(unstated_words(ruffled))  # its own, and inside its own
+    trench = {"类型": ["上衣"], "颜色": ["卡其色"], "衣样式": ["风衣"], "衣领型": ["小立领"]}
+    assert {"系带", "蝴蝶结", "松紧腰", "荷叶", "网纱"} <= set(unstated_words(trench))  # what the demo gave it
+    assert "荷叶" not in unstated_words(ruffled)  # inside its own 荷叶边
+    assert "松紧腰" not in unstated_words({"类型": ["裤"], "裤腰型": ["松紧腰"]})
     assert "雪纺" not in unstated_words({"类型": ["上衣"], "衣样式": ["雪纺衫"]})  # inside its own value
     assert "纯棉" in unstated_words({"类型": ["上衣"], "衣样式": ["雪纺衫"]})
     solid = {"类型": ["上衣"], "颜色": ["纯色"]}  # a solid colour, but which?
