@@ -86,9 +86,10 @@ class ClosedKey:
     # Non-empty: only the copy's first mention is judged, and only where it is the copy's subject,
     # at its start or right after one of these words (这款, 这条...); see flagged().
     subject: tuple[str, ...] = ()
-    # Words naming several classes at once (黑白): blocked while decoding unless the product allows
-    # every one of them (excluded_words), never flagged as contradictions (human copy calls a 白色
-    # shirt 黑白); a stated_only job treats them as the family's other words (unstated_words).
+    # Words blocked while decoding unless the product allows every one of their classes
+    # (excluded_words), never flagged as contradictions: words naming several classes at once (黑白:
+    # human copy calls a 白色 shirt 黑白), a ground colour (黑底), a part of a kind of garment (裤脚);
+    # a stated_only job treats them as the family's other words (unstated_words).
     compounds: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # Its words name the garment itself (类型, 衣样式...): copy names its garment whether or not the
     # product states this family, so unstated_words() leaves it alone.

@@ -141,9 +141,9 @@ def add_training_commands(sub) -> None:
                    help="forbid repeating any N tokens and doubling a run of 2-3, as the worker does with N=4 "
                         "(default 0: the protocol)")
     p.add_argument("--honour-length", action="store_true",
-                   help="copy as long as its length setting asks, as the worker decodes: not ended before its "
-                        "fewest characters, the end token at the model's own odds (default: Hugging Face's top-p, "
-                        "the protocol)")
+                   help="decode the protocol row as the worker decodes, with copy as long as its length setting "
+                        "asks: not ended before its fewest characters, the end token at the model's own odds "
+                        "(default: Hugging Face's top-p, the protocol; the worker-choice row always honours it)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=64, help="sequences per generation batch")

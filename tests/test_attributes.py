@@ -295,6 +295,7 @@ def test_a_part_of_another_kind_of_garment_is_blocked_but_never_flagged():
     jacket = {"类型": ["上衣"], "衣样式": ["外套"]}
     assert {"裤身", "裤脚", "裤腿"} <= set(excluded_words(jacket))  # the demo gave a jacket a 裤身 and 裤脚
     assert contradictions("搭配小脚裤，裤脚微微露出脚踝", jacket) == []  # a top's copy may name what it is worn with
+    assert "裙摆" not in excluded_words(jacket)  # a top may have a skirt's hem (a peplum)
     trousers = {"类型": ["裤"], "裤长": ["九分裤"]}
     assert "裙摆" in excluded_words(trousers) and not {"裤身", "裤脚"} & set(excluded_words(trousers))
     skirt = {"类型": ["裙"], "裙长": ["半身裙"]}
@@ -322,6 +323,7 @@ def test_unstated_words_are_the_words_of_the_families_a_product_says_nothing_abo
     assert {"系带", "蝴蝶结", "松紧腰", "荷叶", "网纱"} <= set(unstated_words(trench))  # what the demo gave it
     assert "荷叶" not in unstated_words(ruffled)  # inside its own 荷叶边
     assert "松紧腰" not in unstated_words({"类型": ["裤"], "裤腰型": ["松紧腰"]})
+    assert "系带" not in unstated_words({"类型": ["上衣"], "衣款式": ["绑带"]})  # 绑带 by another name
     assert "雪纺" not in unstated_words({"类型": ["上衣"], "衣样式": ["雪纺衫"]})  # inside its own value
     assert "纯棉" in unstated_words({"类型": ["上衣"], "衣样式": ["雪纺衫"]})
     solid = {"类型": ["上衣"], "颜色": ["纯色"]}  # a solid colour, but which?

@@ -11,7 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from trainer.generation import Generator, Request, _attention_kernel, _ban_repeats, _ban_stutter, _Sampler
+from trainer.generation import (
+    Generator,
+    Request,
+    _attention_kernel,
+    _ban_early_end,
+    _ban_repeats,
+    _ban_stutter,
+    _Sampler,
+    _Slots,
+)
 from trainer.testing import tiny_checkpoint
 
 SOURCES = [
@@ -231,6 +240,18 @@ def test_no_row_ends_before_the_fewest_characters_of_its_length_unless_its_budge
         assert [len(text) for text in variants] == [fewest] * request.variants  # ended as soon as it may
     [[cut]] = forced.generate(requests[1:2], seed=3, max_new_tokens=10)
     assert cut.startswith("新品上市，") and len(cut) == len("新品上市，") + 10  # the budget still ends it
+    opening = "新" * forced.fewest_chars("short")  # an opening that already holds the floor
+    assert forced.generate([Request(SOURCES[0], length="short", opening=opening)], seed=3) == [[opening]]
+
+
+def test_a_row_that_can_write_nothing_but_the_end_may_end_before_its_floor():
+    slots = _Slots(3, 8)
+    slots.row[:] = [0, 1, 2]
+    slots.floor[:] = [10, 10, 0]
+    scores = torch.zeros(3, 5)
+    scores[1, [0, 1, 3, 4]] = -torch.inf  # row 1: every token but the end (2) is masked
+    _ban_early_end(scores, slots, np.ones(3, dtype=bool), eos_id=2)
+    assert scores[:, 2].tolist() == [-torch.inf, 0.0, 0.0]  # row 2 has written its floor (0)
 
 
 def _repeats(ids: list[int], n: int) -> int:

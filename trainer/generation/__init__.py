@@ -18,9 +18,10 @@ This is the code the worker runs and bench/throughput.py measures. One generate(
    out) hold for its rows only, one automaton per distinct set, shared by the requests that have it;
 6. scores each row with the model's own log-probability of what it wrote (generate_candidates:
    the mean log p(token) under the raw logits, one logsumexp per slot and step).
-7. keeps the end token out of a row until it has written the fewest characters its length setting
-   allows (the bound the worker's too_short check holds copy to), as its token budget is the most:
-   a sampled row that ends early is a candidate the worker would throw away.
+7. keeps copy as long as its length setting asks: a row ends at the end token's own odds, not at
+   the higher odds top-p gives it after a full stop (what follows is then drawn from the nucleus
+   of the other tokens), and never before the fewest characters the setting allows, the bound the
+   worker's too_short check holds copy to (its token budget bounds it from above).
 
 GPT-2 models (every from-scratch preset, and GPT-2 bases) decode through a native path: the
 checkpoint's weights read straight from its safetensors (the Hugging Face model class is never
@@ -54,7 +55,15 @@ Importing the package loads neither torch nor numpy: they are imported inside th
 from __future__ import annotations
 
 from trainer.devices import pick_device, pick_dtype
-from trainer.generation.batching import COMPACT_BELOW, KV_CACHE_BYTES, REFILL_SHARE, _Row, _Slots, decode_rows
+from trainer.generation.batching import (
+    COMPACT_BELOW,
+    KV_CACHE_BYTES,
+    REFILL_SHARE,
+    _ban_early_end,
+    _Row,
+    _Slots,
+    decode_rows,
+)
 from trainer.generation.blocking import _Blocker, _RequestBlockers
 from trainer.generation.generator import (
     DEFAULT_MAX_NEW_TOKENS,
@@ -91,6 +100,6 @@ __all__ = [
     "COMPACT_BELOW", "DEFAULT_MAX_NEW_TOKENS", "KERNEL_BUILD_SECONDS", "KV_CACHE_BYTES", "NO_REPEAT_NGRAM",
     "PREFILL_TOKENS", "REFILL_SHARE", "_GOLDEN", "_KERNEL_BUILD", "_KERNEL_VERSION", "Candidate", "Generator",
     "Request", "_Blocker", "_GPT2Decoder", "_HFDecoder", "_RequestBlockers", "_Row", "_Sampler",
-    "_Slots", "_attention_kernel", "_ban_repeats", "_ban_stutter", "_kernel_dir", "_kernel_path", "_load_kernel", "_mix64",
+    "_Slots", "_attention_kernel", "_ban_early_end", "_ban_repeats", "_ban_stutter", "_kernel_dir", "_kernel_path", "_load_kernel", "_mix64",
     "_row_keys", "_uniforms", "decode_rows", "pick_device", "pick_dtype",
 ]

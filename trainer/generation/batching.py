@@ -96,13 +96,18 @@ class _Slots:
 
 
 def _ban_early_end(scores, slots: _Slots, live, eos_id: int) -> None:
-    """-inf on the end token in every live slot whose row has not yet written its floor."""
+    """-inf on the end token in every live slot whose row has not yet written its floor and may
+    still write something else (a row whose every other token is masked may always end)."""
     import numpy as np  # lazy: nothing heavy at import
     import torch
 
     early = np.flatnonzero(live & (slots.chars < slots.floor))
-    if len(early):
-        scores[torch.from_numpy(early).to(scores.device), eos_id] = -torch.inf
+    if not len(early):
+        return
+    rows = torch.from_numpy(early).to(scores.device)
+    finite = torch.isfinite(scores[rows])
+    can_go_on = finite.sum(-1) > finite[:, eos_id].long()
+    scores[rows[can_go_on], eos_id] = -torch.inf
 
 
 def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sampler, *, batch_size: int,

@@ -220,7 +220,10 @@ class Generator:
 
     @functools.cache  # noqa: B019  (one Generator per process)
     def _token_chars(self):
-        """The characters each token id writes (0 for special tokens and unused embedding rows)."""
+        """The characters each token id writes (0 for special tokens and unused embedding rows):
+        exact for the character tokenizer; for subword tokenizers an estimate that errs high (a
+        byte-level piece of a character counts as one, a WordPiece "##x" as three), so a floor is
+        reached early rather than late."""
         import numpy as np  # lazy: nothing heavy at import
 
         texts = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))], skip_special_tokens=True)

@@ -52,6 +52,10 @@ class _Sampler:
     the mass (that is, if it is in the nucleus), else draw again. Accepted draws follow exactly
     the nucleus distribution; a draw is accepted with probability >= top_p, so ~1.4 draws per
     token at top_p = 0.7, each one pass over the vocabulary instead of a sort of it.
+
+    With end_id (the engine's default, Generator.generate's honour_length), whether to end is
+    decided first, at the end token's own odds (_end_apart), and what to write next is then drawn
+    from the nucleus of the other tokens' distribution, renormalised without the end token.
     """
 
     DRAWS = 12  # rows still rejected after this many draws (p < 0.3^12) take the sorted path
@@ -110,7 +114,9 @@ class _Sampler:
         over many, the cut keeps the end and drops most of the continuation, and renormalising
         raises the odds of ending (the `small` model asked for medium copy, 99-118 characters in
         its training data, wrote a median of 96 at top-p 0.7). Outside the nucleus, an unlikely
-        end (mid-clause) stays cut, as top-p cuts it.
+        end (mid-clause) stays cut, as top-p cuts it. A row that goes on then draws from the
+        nucleus of what follows: top-p over the other tokens, renormalised without the end (wider
+        than plain top-p's nucleus less the end token, which the end's share would have crowded).
         """
         import torch
 
