@@ -275,6 +275,8 @@ def test_a_two_hue_compound_is_blocked_for_a_product_lacking_one_hue_but_never_f
     assert "黑底" in excluded_words(white_shirt_dress)  # the demo wrote "白色衬衫的黑底色衬衫"
     assert contradictions("白色衬衫的黑底色衬衫", white_shirt_dress) == []  # a ground colour: blocked, not flagged
     assert "白底" not in excluded_words(white_shirt_dress)
+    assert "小黑" in excluded_words(white_shirt_dress)  # "更加优雅的小黑"
+    assert contradictions("更加优雅的小黑", white_shirt_dress) == []
 
 
 def test_a_hue_before_a_garment_word_names_a_colour():
@@ -330,6 +332,13 @@ def test_unstated_words_are_the_words_of_the_families_a_product_says_nothing_abo
     assert {"白色", "黑色"} <= set(unstated_words(solid)) and "纯色" not in unstated_words(solid)
     assert "白色" not in unstated_words({"类型": ["上衣"]}, text="白色纯棉上衣")  # its title says so
     assert min(map(len, words)) >= 2
+
+
+def test_a_polo_is_no_卫衫():
+    polo = {"类型": ["上衣"], "图案": ["条纹"], "衣样式": ["polo"], "衣领型": ["polo领"]}
+    assert contradictions("这款polo领卫衫采用经典条纹设计", polo) == ["衣样式:卫衫"]  # the demo's words
+    assert "卫衫" in excluded_words(polo)
+    assert contradictions("休闲的卫衫", {"类型": ["上衣"], "衣样式": ["卫衣"]}) == []
 
 
 def test_a_round_collar_spelt_圆形领_contradicts_a_turn_down_collar():
