@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     score_weights: Path | None = Field(None, description="score weights file a worker ranks candidates with")
     # Logit bonuses toward the product's own attribute values while decoding (trainer/generation/
     # nudging.py): on a value word's first token, and on the next token of one begun. Chosen on the
-    # validation split (see the README's "What the worker publishes"); 0 and 0 turn nudging off.
+    # validation split (see the README's "Quality: what the worker publishes"); 0 and 0 turn nudging off.
     nudge_start: float = Field(2.0, ge=0, le=10, description="logit bonus on the first token of a product's value word")
     nudge_follow: float = Field(6.0, ge=0, le=20, description="logit bonus on the next token of a begun value word")
     # Longer than the hard time limit, so a chunk still running is never handed to a second worker.
