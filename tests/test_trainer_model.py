@@ -42,6 +42,27 @@ def _model(tokenizer, *, dropout: float = TINY.dropout, seed: int = 0):
                                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
 
 
+def test_the_fused_activation_computes_gpt2s_own_function():
+    # gpt2_config picks the fused tanh GELU for speed (bench/train_activation.py); a model with the
+    # same weights under transformers' default "gelu_new" must give the same logits and gradients.
+    tokenizer, examples = _examples()
+    ours = _model(tokenizer, dropout=0.0)
+    assert ours.config.activation_function == "gelu_pytorch_tanh"
+    peer = _model(tokenizer, dropout=0.0)
+    peer.config.activation_function = "gelu_new"
+    from transformers import GPT2LMHeadModel
+
+    peer = GPT2LMHeadModel(peer.config)
+    peer.load_state_dict(ours.state_dict())
+    ids, labels, mask = collate(examples, [0, 1, 2], pad_id=tokenizer.pad_token_id)
+    outputs = [model(input_ids=ids, attention_mask=mask, labels=labels) for model in (ours, peer)]
+    torch.testing.assert_close(outputs[0].logits, outputs[1].logits, atol=1e-5, rtol=1e-5)
+    for output in outputs:
+        output.loss.backward()
+    torch.testing.assert_close(ours.transformer.h[0].mlp.c_fc.weight.grad, peer.transformer.h[0].mlp.c_fc.weight.grad,
+                               atol=1e-5, rtol=1e-4)
+
+
 def test_loss_is_taken_on_the_copy_only():
     tokenizer, examples = _examples()
     ids, labels = examples[0]

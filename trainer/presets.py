@@ -39,4 +39,8 @@ def gpt2_config(preset: Preset, vocab_size: int, *, bos_token_id: int, eos_token
         resid_pdrop=preset.dropout, embd_pdrop=preset.dropout, attn_pdrop=preset.dropout,
         bos_token_id=bos_token_id, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
         tie_word_embeddings=True,
+        # GPT-2's own tanh GELU as one fused kernel: the same function as "gelu_new", which
+        # transformers spells out in five element-wise ops. A training step takes 89.5% (demo) and
+        # 85.0% (small) of the time on the 2-core CPU (bench/train_activation.py).
+        activation_function="gelu_pytorch_tanh",
     )
