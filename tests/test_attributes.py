@@ -334,6 +334,9 @@ def test_unstated_words_are_the_words_of_the_families_a_product_says_nothing_abo
     assert "针织" not in unstated_words({"类型": ["上衣"], "衣样式": ["针织衫"]})  # inside its own value
     assert "水洗" not in unstated_words({"类型": ["裤"], "材质": ["水洗", "牛仔布"]})
     assert {"背带", "水溶"} <= set(unstated_words(PENCIL_TROUSERS))  # the demo's 背带有型, 水溶花的西装面料
+    assert "宝宝" in unstated_words(PENCIL_TROUSERS)  # the demo's 让宝宝宝的方便穿脱, on adult trousers
+    assert "宝宝" not in unstated_words({"类型": ["裤"], "裤长": ["短裤"]}, text="儿童宝宝休闲短裤")  # its title
+    assert "女孩子" not in unstated_words(PENCIL_TROUSERS) and "孩子" not in unstated_words(PENCIL_TROUSERS)
     plain_shirt_dress = {"颜色": ["白色"], "裙型": ["衬衫裙"], "裙下摆": ["荷叶边"]}
     assert "花纹" in unstated_words(plain_shirt_dress)  # the demo's 调节处的花纹: no 图案, no pattern
     assert "花纹" in excluded_words({"类型": ["裙"], "图案": ["纯色"]})
