@@ -338,6 +338,10 @@ def test_unstated_words_are_the_words_of_the_families_a_product_says_nothing_abo
     assert "宝宝" not in unstated_words({"类型": ["裤"], "裤长": ["短裤"]}, text="儿童宝宝休闲短裤")  # its title
     assert "女孩子" not in unstated_words(PENCIL_TROUSERS) and "孩子" not in unstated_words(PENCIL_TROUSERS)
     plain_shirt_dress = {"颜色": ["白色"], "裙型": ["衬衫裙"], "裙下摆": ["荷叶边"]}
+    assert "粉嫩" in excluded_words(plain_shirt_dress)  # the demo's 粉粉粉嫩的白色
+    assert contradictions("超级粉嫩又十分的甜美", plain_shirt_dress) == []  # a reference of a white dress
+    assert "粉嫩" not in excluded_words({"类型": ["裙"], "颜色": ["粉色"]})
+    assert "弹力" in unstated_words(PENCIL_TROUSERS)  # stretch: no attribute says so
     assert "花纹" in unstated_words(plain_shirt_dress)  # the demo's 调节处的花纹: no 图案, no pattern
     assert "花纹" in excluded_words({"类型": ["裙"], "图案": ["纯色"]})
     assert contradictions("纯色无花纹", {"类型": ["裙"], "图案": ["纯色"]}) == []  # a compound: never flagged
