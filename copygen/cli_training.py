@@ -14,6 +14,8 @@ from copygen.catalogue import (
 )
 from copygen.cli_review import add_store_data_options, training_data
 from copygen.prompt import LENGTHS, STYLE_CODES
+from trainer.ngram import MAX_ORDER as NGRAM_MAX_ORDER
+from trainer.ngram import ORDER as NGRAM_ORDER
 
 
 def cmd_train(args) -> int:
@@ -26,7 +28,7 @@ def cmd_train(args) -> int:
         epochs=args.epochs, seed=args.seed, lora=args.lora, input_column=args.input_column,
         output_column=args.output_column, style=args.style, vocab=Path(args.vocab) if args.vocab else None,
         device=args.device, val_fraction=args.val_fraction, resume=not args.no_resume,
-        progress=not args.quiet)
+        progress=not args.quiet, ngram_order=args.ngram_order)
     out = train(opts)
     manifest = json.loads((out / "copygen.json").read_text(encoding="utf-8"))
     print(f"checkpoint {out} ({manifest['name']})")
@@ -34,6 +36,10 @@ def cmd_train(args) -> int:
         print(f"  {stage}: {figures['steps']} steps, {figures['tokens']:,} tokens in {figures['seconds']:.0f} s "
               f"({figures['tokens_per_second']:,.0f} tokens/s), best validation loss {figures['best_val_loss']:.3f}")
     print(f"  validation perplexity {manifest['metrics']['val_perplexity']:.2f}; loss curve {out / 'loss.png'}")
+    if "ngram" in manifest:
+        mixture = manifest["ngram"]
+        print(f"  with the {mixture['order']}-gram model of the training copy ({1 - mixture['weight']:.0%} of each "
+              f"next-token distribution): {mixture['val_perplexity']['mixed']:.2f}")
     return 0
 
 
@@ -44,8 +50,8 @@ def cmd_eval(args) -> int:
     summary = run_eval(EvalOptions(
         checkpoint=Path(args.checkpoint), data=[Path(p) for p in args.data], out=Path(args.out),
         limit=args.limit, decoding=args.decoding, no_repeat_ngram=args.no_repeat_ngram,
-        honour_length=args.honour_length, seed=args.seed, device=args.device, batch_size=args.batch_size,
-        progress=not args.quiet),
+        honour_length=args.honour_length, use_ngram=not args.no_ngram, seed=args.seed, device=args.device,
+        batch_size=args.batch_size, progress=not args.quiet),
         choose=None if args.no_worker_choice else worker_choice)
     print(format_table(summary))
     print(f"wrote {Path(args.out) / 'predictions.jsonl'} and {Path(args.out) / 'metrics.json'}")
@@ -99,8 +105,9 @@ def cmd_models(args) -> int:
             print(f"{mark} {path}: refused: {exc}")
             continue
         metrics = m.get("metrics", {})
+        mixture = f"  {m['ngram']['order']}-gram mixed in ({1 - m['ngram']['weight']:.0%})" if m.get("ngram") else ""
         print(f"{mark} {path}  {m['name']}  base={m['base']}  created {m['created_at']}  "
-              f"val_loss={metrics.get('val_loss', float('nan')):.3f}")
+              f"val_loss={metrics.get('val_loss', float('nan')):.3f}{mixture}")
     print("(* = COPYGEN_CHECKPOINT, the worker's default)")
     return 0
 
@@ -126,6 +133,9 @@ def add_training_commands(sub) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of pairs held out for validation")
     p.add_argument("--no-resume", action="store_true", help="start over even if an interrupted run is found")
+    p.add_argument("--ngram-order", type=int, default=NGRAM_ORDER, metavar="N",
+                   help=f"order of the n-gram model of the training copy the engine mixes in, 1 to {NGRAM_MAX_ORDER} "
+                        f"(default {NGRAM_ORDER}; 0: none)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_store_data_options(p)
     p.set_defaults(func=cmd_train)
@@ -144,6 +154,8 @@ def add_training_commands(sub) -> None:
                    help="decode the protocol row as the worker decodes, with copy as long as its length setting "
                         "asks: not ended before its fewest characters, the end token at the model's own odds "
                         "(default: Hugging Face's top-p, the protocol; the worker-choice row always honours it)")
+    p.add_argument("--no-ngram", action="store_true",
+                   help="decode from the network alone, without the checkpoint's n-gram model (an A/B)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=64, help="sequences per generation batch")

@@ -6,11 +6,16 @@ Each setting runs the worker's own choice (worker.pipeline.worker_choice: candid
 blocking and nudging, filters, score) on the same validation rows `copygen eval` scores, and prints
 the reference metrics and faithfulness of the rank-1 copy, one line per setting (unst%: the share
 of rank-1 copies naming a colour, fibre, print, length... their product does not state, the words a
-`--stated-only` job blocks):
+`--stated-only` job blocks; other%: the share naming a part or garment of another type):
 
     .venv/bin/python scripts/tune_worker_choice.py models/small \\
         --data ../shared/data/advertisegen/train_first5000.json --limit 200 \\
         --nudge 0:0 1:3 2:4 --oversample 3 --temperature 0.95 0.7
+
+For a checkpoint with an n-gram model (trainer.ngram), --ngram-share tries the network's share of
+the mixture (`off`: the network alone); --judge CKPT adds the perplexity of the rank-1 copy under
+another checkpoint's network (a larger model reading the copy: lower is more like the copy it
+was trained on, a fluency proxy).
 
 Only the validation split is used (never a test set); the figures are for choosing, the README's
 table comes from `copygen eval` with the chosen defaults.
@@ -20,9 +25,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
+from copygen import prompt
 from copygen.attributes import unstated_found
 from copygen.catalogue import DEFAULT_TEMPERATURE
 from copygen.compliance import load_lexicon
@@ -30,7 +37,21 @@ from trainer import metrics
 from trainer.checkpoint import load_manifest
 from trainer.evaluate import attributes_of, eval_split
 from trainer.generation import Generator
+from trainer.rescore import mean_logprobs
 from worker.pipeline import worker_choice
+
+# Words of another garment type: legs and trousers in a top's copy, shirts and sleeves in trousers'
+# copy, trousers in a skirt's. Not a contradiction (7% of the validation references name one, to
+# suggest what to wear it with), but a model whose n-gram counts are not kept apart by type names
+# them three to seven times as often (trainer/ngram.py).
+OTHER_TYPE_WORDS = {"上衣": ("腿", "裤", "裙摆", "脚踝"),
+                    "裤": ("衬衫", "衬衣", "上衣", "连衣裙", "半身裙", "袖", "领口", "羽绒服"),
+                    "裙": ("裤",)}
+
+
+def names_another_type(text: str, attributes: dict) -> bool:
+    kind = (attributes.get("类型") or [""])[0]
+    return any(word in text for word in OTHER_TYPE_WORDS.get(kind, ()))
 
 
 def nudge_pair(text: str) -> tuple[float, float]:
@@ -47,6 +68,9 @@ def main() -> None:
     parser.add_argument("--oversample", nargs="+", type=int, default=[3])
     parser.add_argument("--temperature", nargs="+", type=float, default=[DEFAULT_TEMPERATURE])
     parser.add_argument("--stated-only", action="store_true", help="choose as a job with stated_only does")
+    parser.add_argument("--ngram-share", nargs="+", default=["saved"],
+                        help="the network's share of the n-gram mixture: saved (the manifest's), off, or 0-1")
+    parser.add_argument("--judge", type=Path, default=None, help="a checkpoint whose network reads the rank-1 copy")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="write every setting's rank-1 copy here (JSON Lines)")
     args = parser.parse_args()
@@ -54,17 +78,19 @@ def main() -> None:
     manifest = load_manifest(args.checkpoint)
     _, rows, split = eval_split(manifest, args.data)
     rows = rows[: args.limit] if args.limit else rows
-    generator = Generator.load(args.checkpoint, device="auto", batch_size=96)
     lexicon = load_lexicon()
     references = [p.copy for p in rows]
     attributes = [attributes_of(p.source) for p in rows]
     print(f"{len(rows)} rows, {split}, {manifest['name']}")
-    print(f"{'nudge':>9} {'over':>4} {'temp':>4} {'R-L':>6} {'BLEU-4':>6} {'cov%':>6} {'contra%':>7} {'pass%':>6} "
-          f"{'dist-4%':>7} {'unst%':>6} {'len':>5} {'s':>5}")
+    print(f"{'share':>5} {'nudge':>9} {'over':>4} {'temp':>4} {'R-L':>6} {'BLEU-4':>6} {'cov%':>6} {'contra%':>7} "
+          f"{'pass%':>6} {'dist-4%':>7} {'unst%':>6} {'other%':>6} {'len':>5} {'judge':>6} {'s':>5}")
     out = args.out.open("w", encoding="utf-8") if args.out else None
-    settings = [(oversample, nudge, temperature) for oversample in args.oversample
-                for nudge in map(nudge_pair, args.nudge) for temperature in args.temperature]
-    for oversample, nudge, temperature in settings:
+    settings = [(share, oversample, nudge, temperature) for share in args.ngram_share
+                for oversample in args.oversample for nudge in map(nudge_pair, args.nudge)
+                for temperature in args.temperature]
+    for share, oversample, nudge, temperature in settings:
+        generator = Generator.load(args.checkpoint, device="auto", batch_size=96, use_ngram=share != "off",
+                                   ngram_share=None if share in ("saved", "off") else float(share))
         started = time.monotonic()
         chosen = worker_choice(generator, [(p.source, p.style) for p in rows], args.seed,
                                oversample=oversample, nudge=nudge, temperature=temperature,
@@ -75,13 +101,19 @@ def main() -> None:
                   **metrics.copy_quality(texts, attributes, lexicon)}
         passing = sum(p for _, p in chosen) / len(chosen)
         unstated = sum(bool(unstated_found(t, a)) for t, a in zip(texts, attributes)) / len(texts)
-        print(f"{nudge[0]:>4g}:{nudge[1]:<4g} {oversample:>4} {temperature:>4g} {scores['rouge-l']:>6.2f} {scores['bleu-4']:>6.2f} "
-              f"{scores['coverage'] * 100:>6.1f} {scores['contradiction_rate'] * 100:>7.1f} {passing * 100:>6.1f} "
-              f"{scores['distinct_4'] * 100:>7.1f} {unstated * 100:>6.1f} {scores['mean_length']:>5.0f} {seconds:>5.0f}",
-              flush=True)
+        other = sum(names_another_type(t, a) for t, a in zip(texts, attributes)) / len(texts)
+        judged = math.nan
+        if args.judge:
+            logps = mean_logprobs(args.judge, [(prompt.render_prompt(p.source, style=p.style), t)
+                                               for p, t in zip(rows, texts)], use_ngram=False)
+            judged = math.exp(-sum(logps) / len(logps))
+        print(f"{share:>5} {nudge[0]:>4g}:{nudge[1]:<4g} {oversample:>4} {temperature:>4g} {scores['rouge-l']:>6.2f} "
+              f"{scores['bleu-4']:>6.2f} {scores['coverage'] * 100:>6.1f} {scores['contradiction_rate'] * 100:>7.1f} "
+              f"{passing * 100:>6.1f} {scores['distinct_4'] * 100:>7.1f} {unstated * 100:>6.1f} {other * 100:>6.1f} "
+              f"{scores['mean_length']:>5.0f} {judged:>6.2f} {seconds:>5.0f}", flush=True)
         if out:
             for pair, (text, passed) in zip(rows, chosen):
-                out.write(json.dumps({"nudge": nudge, "oversample": oversample,
+                out.write(json.dumps({"ngram_share": share, "nudge": nudge, "oversample": oversample,
                                       "temperature": temperature, "content": pair.source,
                                       "choice": text, "passed": passed}, ensure_ascii=False) + "\n")
     if out:

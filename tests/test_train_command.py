@@ -37,6 +37,9 @@ def test_train_writes_a_checkpoint_with_manifest_report_and_loss_curve(trained):
     assert counts["train_pairs"] + counts["val_pairs"] == prepared["kept"] and counts["val_pairs"] > 0
     assert set(report["data"]["pairs"]["prepared"]["redacted"]) >= {"phone", "email", "id_card", "bank_card"}
     assert (trained / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    # the n-gram model of the training copy, with the network's share chosen on validation (trainer.ngram)
+    assert manifest["ngram"]["order"] == 5 and 0 < manifest["ngram"]["weight"] < 1
+    assert (trained / "ngram.npz").is_file() and report["ngram"] == manifest["ngram"]
     assert not (trained.parent / f".{trained.name}.work").exists()  # the working state is cleaned up
 
 
@@ -45,6 +48,7 @@ def test_eval_scores_the_validation_split_against_the_retrieval_baseline(trained
     assert main(["eval", str(trained), "--data", str(SAMPLE), "--out", str(out), "--limit", "6", "--quiet"]) == 0
     table = capsys.readouterr().out
     assert "validation split" in table and "retrieval baseline" in table and "R-L" in table
+    assert "mixed with the n-gram model" in table
     lines = [json.loads(line) for line in (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(lines) == 6 and all({"content", "reference", "prediction"} <= set(line) for line in lines)
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))

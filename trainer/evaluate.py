@@ -40,6 +40,8 @@ class EvalOptions:
     # False: Hugging Face's top-p, as the published protocol samples; True: copy as long as its
     # length setting asks (Generator.generate's honour_length), as the worker decodes
     honour_length: bool = False
+    # False: the network alone, for an A/B against the mixture with the checkpoint's n-gram model
+    use_ngram: bool = True
     seed: int = 0
     device: str = "auto"
     batch_size: int = 64
@@ -114,7 +116,8 @@ def run_eval(opts: EvalOptions, choose: Choose | None = None) -> dict:
         rows = rows[: opts.limit]
     if not rows:
         raise ValueError("no evaluation rows: --data gave nothing that survived cleaning")
-    generator = Generator.load(opts.checkpoint, device=opts.device, batch_size=opts.batch_size)
+    generator = Generator.load(opts.checkpoint, device=opts.device, batch_size=opts.batch_size,
+                               use_ngram=opts.use_ngram)
     lexicon = load_lexicon()
 
     predictions: list[str] = []
@@ -161,6 +164,7 @@ def run_eval(opts: EvalOptions, choose: Choose | None = None) -> dict:
                "examples": len(rows), "decoding": opts.decoding,
                "sampling": SAMPLE if opts.decoding == "sample" else None, "no_repeat_ngram": opts.no_repeat_ngram,
                "honour_length": opts.honour_length, "seed": opts.seed,
+               "ngram": None if generator.ngram_weight is None else {"network_share": generator.ngram_weight},
                "lexicon_version": lexicon.version, "results": results}
     (opts.out / "metrics.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
     return summary
@@ -179,6 +183,8 @@ def format_table(summary: dict) -> str:
     rule = f", no repeated {summary['no_repeat_ngram']}-grams" if summary.get("no_repeat_ngram") else ""
     if summary.get("honour_length"):
         rule += ", lengths honoured"
+    if summary.get("ngram"):
+        rule += f", mixed with the n-gram model ({1 - summary['ngram']['network_share']:.0%})"
     lines = [f"{summary['examples']} examples, {summary['split']}, {summary['decoding']} decoding{rule}", header,
              "-" * len(header)]
     for system, values in summary["results"].items():

@@ -107,6 +107,28 @@ def evaluate_loss(model, examples, pad_id: int, device: str, batch_size: int = 3
     return total / max(count, 1)
 
 
+def label_probs(model, examples, pad_id: int, device: str, batch_size: int = 32):
+    """p of each labelled token (what the loss scores), example by example in order, flat: the
+    network's side of the n-gram mixture's validation perplexity (trainer.ngram.choose_weight)."""
+    import numpy as np  # lazy: nothing heavy at import
+    import torch
+
+    found: list = [None] * len(examples)
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]))
+    model.eval()
+    with torch.inference_mode(), _autocast(device):
+        for start in range(0, len(order), batch_size):
+            picked = order[start:start + batch_size]
+            ids, labels, mask = (t.to(device) for t in collate(examples, picked, pad_id, max_positions(model)))
+            probs = torch.softmax(model(input_ids=ids, attention_mask=mask).logits[:, :-1].float(), -1)
+            wanted = labels[:, 1:]
+            picked_p = probs.gather(2, wanted.clamp(min=0)[:, :, None]).squeeze(2)
+            for row, i in enumerate(picked):
+                found[i] = picked_p[row][wanted[row] != IGNORE].cpu().numpy().astype(np.float64)
+    model.train()
+    return np.concatenate(found) if found else np.zeros(0)
+
+
 def max_positions(model) -> int | None:
     """The longest input the model's position embeddings take (None where it has no fixed limit)."""
     return getattr(model.config, "max_position_embeddings", None)

@@ -5,7 +5,9 @@
 2. build the tokenizer and model: a from-scratch preset with a character tokenizer, or a local
    Hugging Face causal LM (optionally with LoRA adapters, merged before saving);
 3. pre-train on raw marketing text and/or fine-tune on product -> copy pairs (loss on the copy);
-4. write the checkpoint atomically with its manifest, training report and loss curve.
+4. count the n-grams of the training copy and choose, on the validation split, how much of the
+   engine's next-token distribution they get (trainer.ngram);
+5. write the checkpoint atomically with its manifest, training report and loss curve.
 """
 
 from __future__ import annotations
@@ -21,15 +23,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from copygen import prompt
-from trainer import checkpoint
+from trainer import checkpoint, ngram
 from trainer.devices import pick_device
-from trainer.fit import IGNORE, FitConfig, FitResult, fit
+from trainer.fit import IGNORE, FitConfig, FitResult, fit, label_probs
 from trainer.presets import PRESETS, gpt2_config
 
 log = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = (".txt",)
-SAVE_MARGIN_SECONDS = 10      # left of --max-minutes for validation and writing the checkpoint
+SAVE_MARGIN_SECONDS = 20      # left of --max-minutes for validation, the n-gram model and saving
 PRETRAIN_SHARE = 0.3          # of the time and epochs, when one run does both stages
 
 
@@ -53,6 +55,7 @@ class TrainOptions:
     resume: bool = True
     progress: bool = True
     eval_every: int | None = None
+    ngram_order: int = ngram.ORDER    # of the n-gram model of the training copy; 0: none
     # pairs read elsewhere (reviewed copy from the copy store), cleaned and redacted like the files',
     # and the records of where they came from, for the manifest's data record
     pairs: list = field(default_factory=list)
@@ -184,6 +187,8 @@ def train(opts: TrainOptions) -> Path:
     started = time.monotonic()
     if opts.stage not in ("pretrain", "finetune", "both"):
         raise TrainError(f"--stage {opts.stage!r}: choose pretrain, finetune or both")
+    if not 0 <= opts.ngram_order <= ngram.MAX_ORDER:
+        raise TrainError(f"--ngram-order {opts.ngram_order}: choose 1 to {ngram.MAX_ORDER}, or 0 for none")
     if opts.base is None and opts.preset not in PRESETS:
         raise TrainError(f"--preset {opts.preset!r}: choose one of {', '.join(PRESETS)}")
     train_pairs, val_pairs, texts, report = load_data(opts)
@@ -201,7 +206,8 @@ def train_on(opts: TrainOptions, train_pairs, val_pairs, texts, report, *, start
                for stage in run.stages}
     if opts.lora:
         run.model = run.model.merge_and_unload()
-    return write_checkpoint(opts, run, results, report, train_pairs, val_pairs, texts)
+    mixture = fit_ngram(opts, run, train_pairs, val_pairs)
+    return write_checkpoint(opts, run, results, report, train_pairs, val_pairs, texts, mixture)
 
 
 def stage_texts(opts: TrainOptions, train_pairs, texts: list[str]) -> list[str]:
@@ -285,8 +291,47 @@ def fit_stage(opts: TrainOptions, run: TrainingRun, stage: str, train_pairs, val
                work_dir=run.work_root / stage, resume=opts.resume, progress=opts.progress)
 
 
+def fit_ngram(opts: TrainOptions, run: TrainingRun, train_pairs, val_pairs):
+    """(the n-gram models of the training copy, their manifest record) for a fine-tuned model; None
+    when there are none to make (no --ngram-order, no fine-tuning, no validation copy, or a
+    vocabulary too large)."""
+    if not opts.ngram_order or "finetune" not in run.stages or run.model.config.vocab_size > ngram.MAX_VOCAB:
+        return None
+
+    def keyed(pairs):  # (the type the copy is counted under, the training example) of each pair that fits
+        encoded = ((ngram.key_of(p.source), encode_pair(run.tokenizer, p, run.edges, run.max_len)) for p in pairs)
+        return [(key, example) for key, example in encoded if example]
+
+    val = keyed(val_pairs)
+    if not val:
+        return None
+    return mixture_for(run.model, run.tokenizer, keyed(train_pairs), val, opts.ngram_order, run.device)
+
+
+def mixture_for(model, tokenizer, train, val, order: int, device: str = "cpu"):
+    """(the n-gram models of the training copy, their manifest record): train and val are (type key,
+    example) pairs; the network's share of the mixture is the one with the lowest perplexity on
+    the validation copy."""
+    import numpy as np  # lazy: nothing heavy at import
+
+    def copy_of(example):  # the labelled tokens: the copy and its end token
+        return [t for t in example[1] if t != IGNORE]
+
+    models = ngram.NgramSet.build([copy_of(e) for _, e in train], [key for key, _ in train],
+                                  vocab_size=model.config.vocab_size,
+                                  start_id=tokenizer.convert_tokens_to_ids(prompt.SEP), order=order)
+    network = label_probs(model, [e for _, e in val], tokenizer.pad_token_id, device)
+    counted = np.concatenate(models.token_probs([copy_of(e) for _, e in val], [key for key, _ in val]))
+    weight, perplexity = ngram.choose_weight(network, counted)
+    log.info("n-gram models (order %d; %s): validation perplexity %.2f alone, %.2f mixed with the network's %.2f "
+             "at weight %.2f", order, ", ".join(k or "all" for k in models.models), perplexity["ngram"],
+             perplexity["mixed"], perplexity["network"], weight)
+    types = sorted(k for k in models.models if k != ngram.ALL)
+    return models, {"order": order, "weight": weight, "types": types, "val_perplexity": perplexity}
+
+
 def write_checkpoint(opts: TrainOptions, run: TrainingRun, results: dict[str, FitResult], report: dict,
-                     train_pairs, val_pairs, texts: list[str]) -> Path:
+                     train_pairs, val_pairs, texts: list[str], mixture=None) -> Path:
     """The checkpoint with its manifest, training report and loss curve, written atomically; the
     working state of the run is removed once it is saved."""
     from trainer.plot import loss_curve
@@ -316,6 +361,13 @@ def write_checkpoint(opts: TrainOptions, run: TrainingRun, results: dict[str, Fi
               "sources": opts.sources,
               "counts": {"train_pairs": len(train_pairs), "val_pairs": len(val_pairs), "texts": len(texts)}},
     )
+    extra_files = {}
+    if mixture is not None:
+        lm, manifest["ngram"] = mixture
+        metrics["val_perplexity_mixed"] = manifest["ngram"]["val_perplexity"]["mixed"]
+        run.work_root.mkdir(parents=True, exist_ok=True)
+        lm.save(run.work_root / ngram.FILE)
+        extra_files[ngram.FILE] = run.work_root / ngram.FILE
     history, boundaries, offset = [], [], 0
     for r in results.values():  # one step axis across the stages
         history += [{**h, "step": h["step"] + offset} for h in r.history]
@@ -324,9 +376,10 @@ def write_checkpoint(opts: TrainOptions, run: TrainingRun, results: dict[str, Fi
     plot = loss_curve(history, run.work_root / "loss.png", f"{opts.out.name}: {' + '.join(run.stages)}",
                       stage_ends=boundaries[:-1])
     report_path = run.work_root / "report.json"
-    report_path.write_text(json.dumps({"data": report, "training": training, "metrics": metrics},
+    report_path.write_text(json.dumps({"data": report, "training": training, "metrics": metrics,
+                                       "ngram": manifest.get("ngram")},
                                       ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     out = checkpoint.save_checkpoint(run.model, run.tokenizer, manifest, opts.out,
-                                     extra_files={"loss.png": plot, "report.json": report_path})
+                                     extra_files={"loss.png": plot, "report.json": report_path, **extra_files})
     shutil.rmtree(run.work_root, ignore_errors=True)
     return out

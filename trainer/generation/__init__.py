@@ -17,7 +17,9 @@ This is the code the worker runs and bench/throughput.py measures. One generate(
    terms) hold for every row; a request's own (Request.banned: words its product's attributes rule
    out) hold for its rows only, one automaton per distinct set, shared by the requests that have it;
 6. scores each row with the model's own log-probability of what it wrote (generate_candidates:
-   the mean log p(token) under the raw logits, one logsumexp per slot and step).
+   the mean log p(token) under the raw logits, one logsumexp per slot and step). Where the
+   checkpoint has an n-gram model of its training copy (trainer.ngram), the raw distribution is
+   the network's mixed with it, at the share chosen on the validation split when it was trained.
 7. keeps copy as long as its length setting asks: a row ends at the end token's own odds, not at
    the higher odds top-p gives it after a full stop (what follows is then drawn from the nucleus
    of the other tokens), and never before the fewest characters the setting allows, the bound the
@@ -41,7 +43,8 @@ The package, one job per module (every name below is importable from trainer.gen
 
     generator.py       Request, Candidate, Generator (prompts, rows, texts, scores), DEFAULT_MAX_NEW_TOKENS,
                        NO_REPEAT_NGRAM
-    batching.py        the continuous-batching slot loop (decode_rows), its per-slot state, log-probabilities
+    batching.py        the continuous-batching slot loop (decode_rows), its per-slot state, log-probabilities,
+                       the n-gram mixture (_NgramMixer; the model itself is trainer/ngram.py)
     sampling.py        the per-row random streams, the top-p sampler, the n-gram repeat ban
     blocking.py        the banned-phrase automata: the call's, and the requests' own
     kernel.py          the ahead-of-time build and load of the fused CPU attention kernel

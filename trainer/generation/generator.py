@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from copygen import prompt
-from trainer.checkpoint import load_manifest, load_model_and_tokenizer
+from trainer import ngram
+from trainer.checkpoint import CheckpointError, load_manifest, load_model_and_tokenizer
 from trainer.devices import pick_device, pick_dtype
-from trainer.generation.batching import _Decoded, _Row, decode_rows
+from trainer.generation.batching import _Decoded, _NgramMixer, _Row, decode_rows
 from trainer.generation.blocking import _Blocker, _RequestBlockers
 from trainer.generation.gpt2_decoder import _GPT2Decoder
 from trainer.generation.hf_decoder import _HFDecoder
@@ -81,9 +82,10 @@ class Generator:
 
     def __init__(self, model, tokenizer, manifest: dict, device: str, batch_size: int = 48, *,
                  native: bool = True, decoder: _GPT2Decoder | None = None, checkpoint_dir: Path | None = None,
-                 attention: str = "auto"):
+                 attention: str = "auto", mixture: tuple[ngram.NgramSet, float] | None = None):
         """model: a Hugging Face causal LM; or None with a decoder built from the checkpoint's
-        weights (Generator.load does that for GPT-2: it never imports the Hugging Face model)."""
+        weights (Generator.load does that for GPT-2: it never imports the Hugging Face model).
+        mixture: (the checkpoint's n-gram models, the network's share) to decode from the mixture."""
         self._model = model
         self._checkpoint_dir = checkpoint_dir
         self.tokenizer = tokenizer
@@ -108,24 +110,36 @@ class Generator:
         never |= set(range(len(tokenizer), self.vocab_size))  # rows of the embedding no token uses
         self._never_ids = sorted(never)
         self._heads: dict[tuple[str, str], list[int]] = {}
+        if mixture is not None and mixture[0].vocab_size != self.vocab_size:
+            raise CheckpointError(f"{checkpoint_dir}: the n-gram models have {mixture[0].vocab_size} tokens, "
+                                  f"the model {self.vocab_size}")
+        self._mixer = _NgramMixer(*mixture) if mixture is not None else None
+        self.ngram_weight = mixture[1] if mixture is not None else None  # the network's share, or None
 
     @classmethod
     def load(cls, checkpoint_dir: str | os.PathLike, device: str = "auto", batch_size: int = 48,
-             dtype: str = "auto", attention: str = "auto") -> Generator:
+             dtype: str = "auto", attention: str = "auto", use_ngram: bool = True,
+             ngram_share: float | None = None) -> Generator:
         """The checkpoint's model on device; refuses a directory that is not a usable checkpoint
         (CheckpointError, one line). dtype: auto, float32, bfloat16 or float16 (see pick_dtype);
-        attention (GPT-2 models): auto, sdpa, kernel (CPU, bfloat16 cache) or matmul (float32 cache)."""
+        attention (GPT-2 models): auto, sdpa, kernel (CPU, bfloat16 cache) or matmul (float32 cache);
+        use_ngram: decode from the mixture with the checkpoint's n-gram model, where it has one;
+        ngram_share: the network's share of that mixture instead of the manifest's (for tuning)."""
         device = pick_device(device)
         torch_dtype = pick_dtype(device, dtype)
         path = Path(checkpoint_dir)
         manifest = load_manifest(path)
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        mixture = load_mixture(path, manifest) if use_ngram else None
+        if mixture is not None and ngram_share is not None:
+            mixture = (mixture[0], ngram_share)
         if _GPT2Decoder.supports(config):
             decoder, tokenizer = _GPT2Decoder.from_checkpoint(path, config, device, torch_dtype, attention)
-            generator = cls(None, tokenizer, manifest, device, batch_size, decoder=decoder, checkpoint_dir=path)
+            generator = cls(None, tokenizer, manifest, device, batch_size, decoder=decoder, checkpoint_dir=path,
+                            mixture=mixture)
         else:
             model, tokenizer, manifest = load_model_and_tokenizer(path, device=device, dtype=torch_dtype)
-            generator = cls(model, tokenizer, manifest, device, batch_size, checkpoint_dir=path)
+            generator = cls(model, tokenizer, manifest, device, batch_size, checkpoint_dir=path, mixture=mixture)
         log.info("loaded checkpoint %s (%s) on %s in %s", checkpoint_dir, manifest["name"], device,
                  str(torch_dtype).removeprefix("torch."))
         return generator
@@ -281,7 +295,8 @@ class Generator:
                     openings[request.opening] = len(self.tokenizer.encode(request.opening, add_special_tokens=False))
                 opening = openings[request.opening]
             floor = self.fewest_chars(request.length) - len(request.opening) if honour_length else 0
-            rows.extend(_Row(i, v, prompts[key], budget, own, wanted, opening, max(0, floor))
+            model = self._mixer.model_of(request.source) if self._mixer is not None else 0
+            rows.extend(_Row(i, v, prompts[key], budget, own, wanted, opening, max(0, floor), model)
                         for v in range(request.variants))
         rows.sort(key=lambda row: (len(row.ids), row.request, row.variant))
         out: list[list[_Decoded]] = [[_Decoded([], 0.0, 0) for _ in range(r.variants)] for r in requests]
@@ -297,7 +312,25 @@ class Generator:
         sampler = _Sampler(temperature, top_p, greedy, end_id=self.eos_id if honour_length else None)
         decoded = decode_rows(self._decoder, rows, keys, blocker, sampler, batch_size=self.batch_size,
                               eos_id=self.eos_id, no_repeat_ngram=no_repeat_ngram, own=own, nudgers=nudgers,
-                              token_chars=self._token_chars() if any(r.floor for r in rows) else None)
+                              token_chars=self._token_chars() if any(r.floor for r in rows) else None,
+                              mixer=self._mixer)
         for row, result in zip(rows, decoded):
             out[row.request][row.variant] = result
         return out
+
+
+def load_mixture(path: Path, manifest: dict) -> tuple[ngram.NgramSet, float] | None:
+    """(the checkpoint's n-gram models, the network's share of the mixture), or None for a checkpoint
+    trained without one (any before 2026.12, or --ngram-order 0)."""
+    record = manifest.get("ngram")
+    if not record:
+        return None
+    if not (path / ngram.FILE).is_file():
+        raise CheckpointError(f"{path}: the manifest names an n-gram model and {ngram.FILE} is missing")
+    weight = record.get("weight")
+    if not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
+        raise CheckpointError(f"{path}: n-gram weight {weight!r} in the manifest, expected a share from 0 to 1")
+    try:
+        return ngram.NgramSet.load(path / ngram.FILE), float(weight)
+    except (OSError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{path}: {ngram.FILE} is unreadable ({exc})") from None
