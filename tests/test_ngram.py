@@ -91,16 +91,23 @@ def test_every_next_token_distribution_sums_to_one_whether_its_context_was_seen_
     assert lm.distribution(contexts).min() > 0  # never zero: an unseen token keeps a share of the uniform
 
 
-def test_token_probs_are_the_distributions_at_each_position():
+def test_token_probs_are_the_distributions_at_each_position_of_each_sequence(monkeypatch):
+    monkeypatch.setattr(ngram, "CHUNK", 7)  # positions scored in chunks that cut across sequences
     rng = random.Random(3)
     sequences = random_copy(rng, 30)
     lm = NgramLM.build(sequences, vocab_size=12, start_id=START, order=3)
-    seq = sequences[0]
-    [probs] = lm.token_probs([seq])
-    history = [START, START]
-    for t, p in zip(seq, probs):
-        assert p == pytest.approx(lm.distribution(np.array([history[-2:]]))[0, t], rel=1e-6)
-        history.append(t)
+    found = lm.token_probs(sequences[:4])
+    assert [len(p) for p in found] == [len(s) for s in sequences[:4]]
+    for seq, probs in zip(sequences[:4], found):
+        history = [START, START]
+        for t, p in zip(seq, probs):
+            assert p == pytest.approx(lm.distribution(np.array([history[-2:]]))[0, t], rel=1e-6)
+            history.append(t)
+
+
+def test_copy_with_nothing_to_count_is_refused():
+    with pytest.raises(ValueError, match="no copy"):
+        NgramLM.build([[], []], vocab_size=12, start_id=START)
 
 
 def test_each_type_with_enough_copy_gets_a_model_of_its_own_and_the_rest_the_model_of_all(tmp_path):
@@ -126,6 +133,7 @@ def test_each_type_with_enough_copy_gets_a_model_of_its_own_and_the_rest_the_mod
     ("黑色铅笔裤 | 颜色#黑色*类型#裤 | 好穿", "裤"),
     ("[BOS][LEN_M][STYLE_AD]白衬衫 | 类型#上衣[SEP]新品", "上衣"),  # a prompt, as the rescore reads it
     ("黑色铅笔裤 | 颜色#黑色", ngram.ALL),
+    ("面料类型#棉*类型#裤", "裤"),  # only an attribute's own key
     ("", ngram.ALL),
 ])
 def test_the_type_of_a_source_is_its_first_type_attribute(source, key):
@@ -176,19 +184,20 @@ def test_training_keeps_the_ngram_model_and_its_share_in_the_checkpoint(tiny, en
     assert Generator.load(tiny, device="cpu", use_ngram=False).ngram_weight is None
 
 
-def by_type(engine: Generator) -> NgramSet:
+def by_type(engine: Generator, order: int = ngram.ORDER) -> NgramSet:
     """n-gram models of the tiny training copy, one per type (24, 16 and 8 copies)."""
     pairs = tiny_pairs()
     eos = engine.tokenizer.convert_tokens_to_ids("[EOS]")
     copies = [engine.tokenizer.encode(p.copy, add_special_tokens=False) + [eos] for p in pairs]
     return NgramSet.build(copies, [ngram.key_of(p.source) for p in pairs], vocab_size=engine.vocab_size,
-                          start_id=engine.tokenizer.convert_tokens_to_ids("[SEP]"), min_copies=5)
+                          start_id=engine.tokenizer.convert_tokens_to_ids("[SEP]"), min_copies=5, order=order)
 
 
-@pytest.mark.parametrize("native", [True, False], ids=["native", "hugging-face"])
-def test_with_no_share_for_the_network_every_row_writes_the_ngram_models_greedy_copy(engine, native):
+@pytest.mark.parametrize(("native", "order"), [(True, 5), (False, 5), (True, 1)],
+                         ids=["native", "hugging-face", "unigrams"])
+def test_with_no_share_for_the_network_every_row_writes_the_ngram_models_greedy_copy(engine, native, order):
     # more rows than slots (refilled slots start from their own opening) and openings of 0-3 tokens
-    models = by_type(engine)
+    models = by_type(engine, order)
     assert len(models.models) == 4  # all the copy, 上衣, 裙, 裤: each row must read its own type's
     generator = Generator(engine.model, engine.tokenizer, engine.manifest, "cpu", batch_size=3, native=native,
                           mixture=(models, 0.0))
@@ -201,7 +210,7 @@ def test_with_no_share_for_the_network_every_row_writes_the_ngram_models_greedy_
         history = [lm.start_id] * (lm.order - 1) + engine.tokenizer.encode(request.opening, add_special_tokens=False)
         expected = []
         while len(expected) < 25:
-            p = lm.distribution(np.array([history[-(lm.order - 1):]]))[0]
+            p = lm.distribution(np.array([history[len(history) - (lm.order - 1):]]))[0]
             p[sorted(never)] = -1
             token = int(p.argmax())
             if token == generator.eos_id:

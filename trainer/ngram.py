@@ -26,6 +26,7 @@ numpy is imported inside the functions (importing trainer loads neither numpy no
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,6 +39,9 @@ CHUNK = 2048       # positions per dense distribution when scoring known sequenc
 KEY = "类型"       # the attribute whose value picks the n-gram model (NgramSet)
 MIN_COPIES = 300   # training copies a type needs for a model of its own
 ALL = ""           # the key of the model of all the copy
+# 类型#value where an attribute starts: the source's start, after * (between attributes), after the
+# " | " joining title, attributes and description, or after a control code of a prompt
+_TYPE_ATTRIBUTE = re.compile(r"(?:^|\*|\| |\])" + KEY + r"#([^*|\[]+)")
 
 
 class _Order:
@@ -106,6 +110,8 @@ class NgramLM:
 
         if not 1 <= order <= MAX_ORDER:
             raise ValueError(f"n-gram order {order}: choose 1 to {MAX_ORDER}")
+        if not any(len(seq) for seq in sequences):
+            raise ValueError("no copy to count")
         if vocab_size > MAX_VOCAB:
             raise ValueError(f"vocabulary of {vocab_size} tokens: an n-gram model takes at most {MAX_VOCAB}")
         pad = [start_id] * (order - 1)
@@ -214,14 +220,10 @@ class NgramLM:
 
 
 def key_of(source: str) -> str:
-    """The garment type a source (or a prompt) names: its first 类型 value, or ALL."""
-    at = source.find(KEY + "#")
-    if at < 0:
-        return ALL
-    value = source[at + len(KEY) + 1:]
-    for stop in ("*", " | ", "[SEP]"):
-        value = value.split(stop, 1)[0]
-    return value.strip()
+    """The garment type a source (or a prompt) names: its first 类型 value, or ALL. Only an
+    attribute's own key counts (not 面料类型, nor 类型# inside a title)."""
+    found = _TYPE_ATTRIBUTE.search(source)
+    return found.group(1).strip() if found else ALL
 
 
 class NgramSet:
@@ -252,8 +254,13 @@ class NgramSet:
 
     def token_probs(self, sequences: Sequence[Sequence[int]], keys: Sequence[str]):
         """NgramLM.token_probs, each sequence under its key's model (ALL where it has none)."""
-        return [self.models[key if key in self.models else ALL].token_probs([seq])[0]
-                for seq, key in zip(sequences, keys)]
+        found: list = [None] * len(sequences)
+        keys = [key if key in self.models else ALL for key in keys]
+        for key in dict.fromkeys(keys):
+            mine = [i for i, k in enumerate(keys) if k == key]
+            for i, probs in zip(mine, self.models[key].token_probs([sequences[i] for i in mine])):
+                found[i] = probs
+        return found
 
     def save(self, path: str | os.PathLike) -> None:
         import numpy as np  # lazy: nothing heavy at import

@@ -295,17 +295,21 @@ def fit_ngram(opts: TrainOptions, run: TrainingRun, train_pairs, val_pairs):
     """(the n-gram models of the training copy, their manifest record) for a fine-tuned model; None
     when there are none to make (no --ngram-order, no fine-tuning, no validation copy, or a
     vocabulary too large)."""
-    if not opts.ngram_order or "finetune" not in run.stages or run.model.config.vocab_size > ngram.MAX_VOCAB:
+    if (not opts.ngram_order or "finetune" not in run.stages
+            or run.model.get_output_embeddings().weight.shape[0] > ngram.MAX_VOCAB):
         return None
 
     def keyed(pairs):  # (the type the copy is counted under, the training example) of each pair that fits
         encoded = ((ngram.key_of(p.source), encode_pair(run.tokenizer, p, run.edges, run.max_len)) for p in pairs)
         return [(key, example) for key, example in encoded if example]
 
-    val = keyed(val_pairs)
-    if not val:
+    train, val = keyed(train_pairs), keyed(val_pairs)
+    if not train or not val:
         return None
-    return mixture_for(run.model, run.tokenizer, keyed(train_pairs), val, opts.ngram_order, run.device)
+    started = time.monotonic()
+    mixture = mixture_for(run.model, run.tokenizer, train, val, opts.ngram_order, run.device)
+    log.info("n-gram models counted and weighed in %.1f s", time.monotonic() - started)
+    return mixture
 
 
 def mixture_for(model, tokenizer, train, val, order: int, device: str = "cpu"):
@@ -318,7 +322,7 @@ def mixture_for(model, tokenizer, train, val, order: int, device: str = "cpu"):
         return [t for t in example[1] if t != IGNORE]
 
     models = ngram.NgramSet.build([copy_of(e) for _, e in train], [key for key, _ in train],
-                                  vocab_size=model.config.vocab_size,
+                                  vocab_size=model.get_output_embeddings().weight.shape[0],
                                   start_id=tokenizer.convert_tokens_to_ids(prompt.SEP), order=order)
     network = label_probs(model, [e for _, e in val], tokenizer.pad_token_id, device)
     counted = np.concatenate(models.token_probs([copy_of(e) for _, e in val], [key for key, _ in val]))

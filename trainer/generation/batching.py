@@ -77,6 +77,7 @@ class _NgramMixer:
             counted[mine] = self.lms[m].distribution(contexts[at[mine]])
         rows = torch.from_numpy(at).to(scores.device)
         ngram = torch.from_numpy(counted).to(scores.device)
+        scores = scores.clone()  # never write into the decoder's logits
         scores[rows] = torch.log(self.weight * torch.softmax(scores[rows], -1) + (1 - self.weight) * ngram)
         return scores
 

@@ -131,7 +131,9 @@ class Generator:
         manifest = load_manifest(path)
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
         mixture = load_mixture(path, manifest) if use_ngram else None
-        if mixture is not None and ngram_share is not None:
+        if ngram_share is not None:
+            if mixture is None:
+                raise ValueError(f"{path}: an n-gram share of {ngram_share} for a checkpoint decoded without n-grams")
             mixture = (mixture[0], ngram_share)
         if _GPT2Decoder.supports(config):
             decoder, tokenizer = _GPT2Decoder.from_checkpoint(path, config, device, torch_dtype, attention)
