@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# The demo model mixes n-gram counts of its training copy into what it writes (README, "The demo model").
 # The demo job samples cooler and keeps the best of 8 candidates per variant (the demo model's copy reads
 # better so), and names no colour, fibre, print or feature a product does not state (README, "The demo model").
 DEMO_JOB := --variants 3 --temperature 0.7 --oversample 8 --stated-only
@@ -24,7 +25,7 @@ venv: $(BIN)/.installed
 
 $(CHECKPOINT)/copygen.json: | $(BIN)/.installed
 	@echo "== training the demo model on $(DATA) (about 7 minutes on 2 CPU cores)"
-	$(BIN)/copygen train --data $(DATA) --out $(CHECKPOINT) --preset demo --max-minutes 7 --epochs 4
+	$(BIN)/copygen train --data $(DATA) --out $(CHECKPOINT) --preset demo --max-minutes 7 --epochs 4 --ngram-order 5
 
 demo: $(BIN)/.installed $(CHECKPOINT)/copygen.json
 	@echo "== generating copy for $(CATALOGUE) on the embedded default (SQLite, in-process)"

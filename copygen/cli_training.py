@@ -38,7 +38,7 @@ def cmd_train(args) -> int:
     print(f"  validation perplexity {manifest['metrics']['val_perplexity']:.2f}; loss curve {out / 'loss.png'}")
     if "ngram" in manifest:
         mixture = manifest["ngram"]
-        print(f"  with the {mixture['order']}-gram model of the training copy ({1 - mixture['weight']:.0%} of each "
+        print(f"  with the {mixture['order']}-gram models of the training copy ({1 - mixture['weight']:.0%} of each "
               f"next-token distribution): {mixture['val_perplexity']['mixed']:.2f}")
     return 0
 
@@ -133,9 +133,10 @@ def add_training_commands(sub) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of pairs held out for validation")
     p.add_argument("--no-resume", action="store_true", help="start over even if an interrupted run is found")
-    p.add_argument("--ngram-order", type=int, default=NGRAM_ORDER, metavar="N",
-                   help=f"order of the n-gram model of the training copy the engine mixes in, 1 to {NGRAM_MAX_ORDER} "
-                        f"(default {NGRAM_ORDER}; 0: none)")
+    p.add_argument("--ngram-order", type=int, default=0, metavar="N",
+                   help=f"count the n-grams of the training copy (one model per garment type) for the engine to mix "
+                        f"into the network's distribution, up to order {NGRAM_MAX_ORDER} ({NGRAM_ORDER} for the demo "
+                        f"model; default 0: none)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_store_data_options(p)
     p.set_defaults(func=cmd_train)

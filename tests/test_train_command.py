@@ -17,7 +17,7 @@ SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "advertisegen_sample.
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("train") / "demo"
     assert main(["train", "--data", str(SAMPLE), "--out", str(out), "--preset", "demo", "--epochs", "0.25",
-                 "--quiet"]) == 0
+                 "--ngram-order", "5", "--quiet"]) == 0
     return out
 
 

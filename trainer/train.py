@@ -55,7 +55,7 @@ class TrainOptions:
     resume: bool = True
     progress: bool = True
     eval_every: int | None = None
-    ngram_order: int = ngram.ORDER    # of the n-gram model of the training copy; 0: none
+    ngram_order: int = 0              # of the n-gram models of the training copy (trainer.ngram); 0: none
     # pairs read elsewhere (reviewed copy from the copy store), cleaned and redacted like the files',
     # and the records of where they came from, for the manifest's data record
     pairs: list = field(default_factory=list)
