@@ -219,6 +219,13 @@ class NgramLM:
         return np.split(probs, np.cumsum([len(seq) for seq in sequences])[:-1]) if sequences else []
 
 
+def copy_of(ids: Sequence[int], start_id: int) -> list[int]:
+    """The copy part of a prompt's ids: what follows its last separator (the forced opening), the
+    start of what an n-gram model reads."""
+    ids = list(ids)
+    return ids[len(ids) - ids[::-1].index(start_id):] if start_id in ids else []
+
+
 def key_of(source: str) -> str:
     """The garment type a source (or a prompt) names: its first 类型 value, or ALL. Only an
     attribute's own key counts (not 面料类型, nor 类型# inside a title)."""

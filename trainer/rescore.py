@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from copygen import prompt
 from trainer.checkpoint import load_model_and_tokenizer
 from trainer.generation.generator import load_mixture
-from trainer.ngram import key_of, mix
+from trainer.ngram import copy_of, key_of, mix
 
 BATCH = 16  # sequences per forward pass; copy is a few hundred tokens at most
 
@@ -44,8 +44,7 @@ def mean_logprobs(checkpoint: str | os.PathLike, items: Sequence[tuple[str, str]
             ids = (head + body)[-limit:]  # a prompt too long loses its start, as the engine's would
             rows.append(ids)
             firsts.append(max(1, len(ids) - len(body)))  # the first scored position
-            opening = head[len(head) - head[::-1].index(sep):] if sep in head else []
-            copies.append((opening, body))  # what the n-gram model reads: the copy after the separator
+            copies.append((copy_of(head, sep), body))  # what the n-gram model reads: the copy after the separator
         width = max(len(r) for r in rows)
         input_ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
         mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from trainer.generation.blocking import _Blocker, _RequestBlockers
 from trainer.generation.nudging import _RequestNudgers
 from trainer.generation.sampling import _ban_repeats, _ban_stutter, _Sampler
+from trainer.ngram import copy_of
 
 KV_CACHE_BYTES = 512 * 2**20  # slots are capped so the KV cache stays within this
 REFILL_SHARE = 16  # refill once 1/16 of the slots (at least one) are free: fewer, larger prefills
@@ -62,7 +63,7 @@ class _NgramMixer:
 
     def context_of(self, ids: list[int]) -> list[int]:
         """The context before a row's first generated token: its opening, after the separator."""
-        copy = ids[len(ids) - ids[::-1].index(self.start_id):] if self.start_id in ids else []
+        copy = copy_of(ids, self.start_id)
         return ([self.start_id] * self.width + copy)[len(copy):] if self.width else []
 
     def mix(self, scores, contexts, which, live):

@@ -114,7 +114,11 @@ class Generator:
             raise CheckpointError(f"{checkpoint_dir}: the n-gram models have {mixture[0].vocab_size} tokens, "
                                   f"the model {self.vocab_size}")
         self._mixer = _NgramMixer(*mixture) if mixture is not None else None
-        self.ngram_weight = mixture[1] if mixture is not None else None  # the network's share, or None
+
+    @property
+    def ngram_weight(self) -> float | None:
+        """The network's share of the mixture with the n-gram models, or None without them."""
+        return self._mixer.weight if self._mixer is not None else None
 
     @classmethod
     def load(cls, checkpoint_dir: str | os.PathLike, device: str = "auto", batch_size: int = 48,
