@@ -28,7 +28,7 @@ def cmd_train(args) -> int:
         epochs=args.epochs, seed=args.seed, lora=args.lora, input_column=args.input_column,
         output_column=args.output_column, style=args.style, vocab=Path(args.vocab) if args.vocab else None,
         device=args.device, val_fraction=args.val_fraction, resume=not args.no_resume,
-        progress=not args.quiet, ngram_order=args.ngram_order)
+        progress=not args.quiet, ngram_order=args.ngram_order, mention_weight=args.mention_weight)
     out = train(opts)
     manifest = json.loads((out / "copygen.json").read_text(encoding="utf-8"))
     print(f"checkpoint {out} ({manifest['name']})")
@@ -137,6 +137,9 @@ def add_training_commands(sub) -> None:
                    help=f"count the n-grams of the training copy (one model per garment type) for the engine to mix "
                         f"into the network's distribution, up to order {NGRAM_MAX_ORDER} ({NGRAM_ORDER} for the demo "
                         f"model; default 0: none)")
+    p.add_argument("--mention-weight", type=float, default=1.0, metavar="W",
+                   help="fine-tuning: weigh the loss on the copy's characters that name the product's own attribute "
+                        "values W times the rest (default 1: no weighting)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_store_data_options(p)
     p.set_defaults(func=cmd_train)

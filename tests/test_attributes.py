@@ -280,7 +280,7 @@ def test_a_two_hue_compound_is_blocked_for_a_product_lacking_one_hue_but_never_f
 def test_trousers_are_called_no_bare_skirt_but_a_comparison_with_one_is_not_flagged():
     assert {"裙子", "裙装"} <= set(excluded_words(LINEN_SHORTS))  # the demo wrote "这款裙子采用了两侧的设计"
     assert contradictions("比裙子更加方便实用", LINEN_SHORTS) == []  # as 11 trouser references do
-    assert "裙子" not in excluded_words({"类型": ["上衣"], "衣样式": ["衬衫"]})  # a shirt is worn with one
+    assert "裙子" not in excluded_words({"类型": ["裙"], "裙长": ["半身裙"]})  # a skirt is one
 
 
 def test_a_hue_before_a_garment_word_names_a_colour():
@@ -307,6 +307,29 @@ def test_a_part_of_another_kind_of_garment_is_blocked_but_never_flagged():
     skirt = {"类型": ["裙"], "裙长": ["半身裙"]}
     assert not {"裤脚", "裙摆"} & set(excluded_words(skirt))  # culottes have both: skirts are left out
     assert "裤脚" not in unstated_words(jacket)  # what the garment is, never an unstated fact
+
+
+def test_a_top_is_no_pair_of_trousers_or_skirt_even_without_a_type():
+    # the demo called a white shirt's cut 裙子的版型 and gave a sweatshirt with no 类型 休闲裤子
+    shirt = {"类型": ["上衣"], "衣样式": ["衬衫"]}
+    sweatshirt = {"颜色": ["黑色"], "衣样式": ["卫衣"]}
+    for top in (shirt, sweatshirt):
+        assert {"裤子", "裙子", "裤脚"} <= set(excluded_words(top))
+        assert "裙摆" not in excluded_words(top)  # a peplum hem is still a top's
+        assert contradictions("下身搭配裤子或裙子都好看", top) == []  # styled with them: blocked, never flagged
+    assert not {"裤子", "裙子"} & set(excluded_words({"类型": ["裙"], "裙长": ["半身裙"]}))
+
+
+def test_a_top_or_skirt_called_a_denim_garment_is_denim():
+    chiffon_top = {"类型": ["上衣"], "材质": ["雪纺"], "图案": ["印花"]}
+    assert contradictions("这款牛仔外套采用印花图案", chiffon_top) == ["材质:牛仔外套"]  # the demo wrote it
+    assert {"牛仔外套", "牛仔衬衫", "牛仔裙"} <= set(excluded_words(chiffon_top))
+    assert contradictions("下身搭配牛仔裤，休闲又时尚", chiffon_top) == []  # worn with jeans: true
+    denim_jacket = {"类型": ["上衣"], "材质": ["牛仔布"], "衣样式": ["外套"]}
+    assert contradictions("这款牛仔外套，街头范十足", denim_jacket) == []
+    skirt = {"类型": ["裙"], "材质": ["棉"]}
+    assert contradictions("这条牛仔半身裙", skirt) == ["材质:牛仔半身裙"]
+    assert contradictions("这款牛仔外套", {"类型": ["上衣"], "材质": ["混纺"]}) == []  # a blend may be anything
 
 
 def test_pencil_trousers_are_cut_slim_and_other_leg_shapes_say_nothing_of_the_cut():

@@ -14,6 +14,7 @@ from trainer.metrics import (
     copy_quality,
     corpus_scores,
     distinct_n,
+    stutter_rate,
     mean_length,
     retrieval_baseline,
     rouge,
@@ -98,6 +99,13 @@ def test_distinct_n_pools_character_ngrams_across_texts():
     assert distinct_n(["红色红色"], n=2) == pytest.approx(2 / 3)
     # distinct-4 (the default): 红色连衣裙 has 红色连衣 色连衣裙; twice the same text -> 2 of 4.
     assert distinct_n(["红色连衣裙", "红色连衣裙"]) == pytest.approx(0.5)
+
+
+def test_stutter_rate_counts_copies_that_write_a_short_run_twice():
+    assert stutter_rate(["卡通卡通印花", "显瘦又显瘦", "面料，面料柔软"]) == 1.0  # back to back, one apart
+    assert stutter_rate(["红色连衣裙，简约大方", "修身显瘦的版型，显瘦"]) == 0.0  # apart by more: fine
+    assert stutter_rate(["卡通卡通", "简约大方", "红红火火", "好好"]) == pytest.approx(1 / 4)  # runs of 2+
+    assert stutter_rate([]) == 0.0
 
 
 def test_distinct_n_is_zero_when_no_text_is_long_enough_and_never_spans_two_texts():

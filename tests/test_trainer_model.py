@@ -12,11 +12,11 @@ import torch
 from trainer import checkpoint
 from trainer import fit as fit_module
 from trainer.checkpoint import CheckpointError, load_manifest
-from trainer.fit import WIDTH_MULTIPLE, FitConfig, collate, evaluate_loss, fit
+from trainer.fit import WIDTH_MULTIPLE, FitConfig, collate, collate_weights, evaluate_loss, fit
 from trainer.generation import Generator, Request
 from trainer.testing import TINY, tiny_checkpoint, tiny_pairs
 from trainer.tokenizer import build_char_tokenizer
-from trainer.train import encode_pair, length_edges
+from trainer.train import encode_pair, length_edges, mention_weights
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +91,58 @@ def test_a_few_steps_of_training_lower_the_validation_loss(tmp_path):
     assert after < before - 1.0
     assert result.best_val_loss == pytest.approx(after, rel=1e-4)
     assert result.tokens > 0 and result.steps == 24
+
+
+def test_the_mention_weight_falls_on_the_characters_that_name_the_products_own_values():
+    @dataclasses.dataclass
+    class Pair:
+        source: str
+        copy: str
+        style: str = "ad"
+
+    pair = Pair("类型#裤*版型#宽松*裤型#阔腿裤", "宽松的阔腿裤，穿上很舒服，裤腿宽松")
+    tokenizer = build_char_tokenizer([pair.source + pair.copy])
+    example = encode_pair(tokenizer, pair, (10, 20), 256)
+    ids, labels, weights = mention_weights(pair, example, 3.0)
+    first = len(ids) - len(pair.copy) - 1
+    heavy = "".join(ch if weights[first + i] == 3.0 else "_" for i, ch in enumerate(pair.copy))
+    assert heavy == "宽松_阔腿裤___________"  # each value's first mention: 宽松 again is plain
+    assert set(weights[:first]) == {1.0} and weights[-1] == 1.0  # the prompt and the end token: plain
+    assert mention_weights(pair, example, 1.0) is example  # no weighting asked
+    titled = Pair("夏季新款宽松阔腿裤", pair.copy)  # a title, not key#value: nothing to weigh by
+    assert mention_weights(titled, encode_pair(tokenizer, titled, (10, 20), 256), 3.0) == \
+        encode_pair(tokenizer, titled, (10, 20), 256)
+
+
+def test_a_weighted_loss_is_the_plain_loss_at_weight_one_and_leans_toward_the_heavy_tokens():
+    tokenizer, examples = _examples()
+    model = _model(tokenizer, dropout=0.0)
+    ids, labels, mask = collate(examples, [0, 1, 2], pad_id=tokenizer.pad_token_id)
+    assert collate_weights(examples, [0, 1, 2], ids.shape[1]) is None  # no example carries weights
+    plain = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    logits = model(input_ids=ids, attention_mask=mask).logits
+    torch.testing.assert_close(fit_module._weighted_loss(logits, labels, torch.ones(ids.shape)), plain)
+    # all the weight on one copy token: the loss is that token's alone
+    weights = torch.zeros(ids.shape)
+    at = int((labels[0] != -100).nonzero()[3])
+    weights[0, at] = 5.0
+    alone = torch.nn.functional.cross_entropy(logits[0, at - 1][None], labels[0, at][None])
+    torch.testing.assert_close(fit_module._weighted_loss(logits, labels, weights), alone)
+    # an example's weights reach the batch where it sits; the others weigh 1
+    weighted = [(*examples[0], [2.0] * len(examples[0][0])), examples[1]]
+    batch_weights = collate_weights(weighted, [1, 0], ids.shape[1])
+    assert batch_weights[1, : len(examples[0][0])].eq(2.0).all() and batch_weights[0].eq(1.0).all()
+
+
+def test_training_with_mention_weights_runs_and_learns(tmp_path):
+    tokenizer, examples = _examples()
+    model = _model(tokenizer)
+    weighted = [(ids, labels, [2.0 if label != -100 and i % 3 == 0 else 1.0 for i, label in enumerate(labels)])
+                for ids, labels in examples]
+    before = evaluate_loss(model, examples[:8], tokenizer.pad_token_id, "cpu")
+    cfg = FitConfig(batch_size=8, learning_rate=3e-3, warmup_steps=2, epochs=6, eval_every=12, device="cpu")
+    fit(model, weighted, examples[:8], pad_id=tokenizer.pad_token_id, cfg=cfg, work_dir=tmp_path, progress=False)
+    assert evaluate_loss(model, examples[:8], tokenizer.pad_token_id, "cpu") < before - 1.0
 
 
 class _Killed(Exception):

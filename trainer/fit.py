@@ -1,7 +1,9 @@
 """The training loop: AdamW, warmup then cosine decay, validation loss, best-model keeping, resume.
 
 Examples are (input_ids, labels) pairs; labels are -100 where no loss is taken (the prompt, in
-fine-tuning). Batches are drawn from length buckets so padding stays small: a batch of 16 copies
+fine-tuning). A training example may carry a third item, a loss weight per labelled token (the
+copy's mentions of the product's own values, trainer.train.mention_weights); the loss is then the
+weighted mean. Batches are drawn from length buckets so padding stays small: a batch of 16 copies
 of ~140 tokens wastes ~5% on padding instead of ~40% when lengths are mixed at random.
 """
 
@@ -77,11 +79,26 @@ def collate(examples, indices, pad_id: int, max_width: int | None = None):
     labels = torch.full((len(indices), width), IGNORE, dtype=torch.long)
     mask = torch.zeros((len(indices), width), dtype=torch.long)
     for row, i in enumerate(indices):
-        x, y = examples[i]
+        x, y = examples[i][:2]
         ids[row, :len(x)] = torch.tensor(x)
         labels[row, :len(y)] = torch.tensor(y)
         mask[row, :len(x)] = 1
     return ids, labels, mask
+
+
+def collate_weights(examples, indices, width: int):
+    """The loss weight of each position of a collated batch (1 where an example carries none), or
+    None when no example in it carries weights."""
+    import torch
+
+    if all(len(examples[i]) < 3 for i in indices):
+        return None
+    weights = torch.ones((len(indices), width), dtype=torch.float32)
+    for row, i in enumerate(indices):
+        if len(examples[i]) > 2:
+            w = examples[i][2]
+            weights[row, :len(w)] = torch.tensor(w, dtype=torch.float32)
+    return weights
 
 
 def evaluate_loss(model, examples, pad_id: int, device: str, batch_size: int = 32) -> float:
@@ -268,8 +285,10 @@ def _train_steps(model, optimizer, train, val, *, pad_id: int, cfg: FitConfig, w
         while at.batch < len(batches) and result.steps < total_steps:
             batch = collate(train, batches[at.batch], pad_id, max_positions(model))
             ids, labels, mask = (t.to(cfg.device) for t in batch)
+            weights = collate_weights(train, batches[at.batch], ids.shape[1])
             lr = _lr_at(result.steps, total_steps, cfg, time.monotonic() - started)
-            loss = _step(model, optimizer, ids, labels, mask, lr, cfg)
+            loss = _step(model, optimizer, ids, labels, mask, lr, cfg,
+                         None if weights is None else weights.to(cfg.device))
 
             at.batch += 1
             result.steps += 1
@@ -293,16 +312,31 @@ def _train_steps(model, optimizer, train, val, *, pad_id: int, cfg: FitConfig, w
     bar.close()
 
 
-def _step(model, optimizer, ids, labels, mask, lr: float, cfg: FitConfig):
-    """One optimiser step at learning rate lr; the batch's loss (a tensor)."""
+def _step(model, optimizer, ids, labels, mask, lr: float, cfg: FitConfig, weights=None):
+    """One optimiser step at learning rate lr; the batch's loss (a tensor): the mean over labelled
+    tokens, or their weighted mean when weights (one per position) are given."""
     import torch
 
     for group in optimizer.param_groups:
         group["lr"] = lr
     with _autocast(cfg.device):
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        if weights is None:
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        else:
+            loss = _weighted_loss(model(input_ids=ids, attention_mask=mask).logits, labels, weights)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     optimizer.step()
     return loss
+
+
+def _weighted_loss(logits, labels, weights):
+    """The weighted mean next-token loss over labelled positions (labels and weights as collated)."""
+    import torch
+
+    token_loss = torch.nn.functional.cross_entropy(
+        logits[:, :-1].float().reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1),
+        ignore_index=IGNORE, reduction="none")
+    w = weights[:, 1:].reshape(-1) * (labels[:, 1:].reshape(-1) != IGNORE)
+    return (token_loss * w).sum() / w.sum().clamp(min=1e-6)
