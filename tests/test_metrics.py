@@ -14,10 +14,10 @@ from trainer.metrics import (
     copy_quality,
     corpus_scores,
     distinct_n,
-    stutter_rate,
     mean_length,
     retrieval_baseline,
     rouge,
+    stutter_rate,
 )
 
 

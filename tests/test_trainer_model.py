@@ -108,6 +108,7 @@ def test_the_mention_weight_falls_on_the_characters_that_name_the_products_own_v
     heavy = "".join(ch if weights[first + i] == 3.0 else "_" for i, ch in enumerate(pair.copy))
     assert heavy == "宽松_阔腿裤___________"  # each value's first mention: 宽松 again is plain
     assert set(weights[:first]) == {1.0} and weights[-1] == 1.0  # the prompt and the end token: plain
+    assert labels[first:] == ids[first:]  # the labels are untouched
     assert mention_weights(pair, example, 1.0) is example  # no weighting asked
     titled = Pair("夏季新款宽松阔腿裤", pair.copy)  # a title, not key#value: nothing to weigh by
     assert mention_weights(titled, encode_pair(tokenizer, titled, (10, 20), 256), 3.0) == \
