@@ -318,17 +318,20 @@ def test_a_top_is_no_pair_of_trousers_or_skirt_even_without_a_type():
         assert "裙摆" not in excluded_words(top)  # a peplum hem is still a top's
         assert contradictions("下身搭配裤子或裙子都好看", top) == []  # styled with them: blocked, never flagged
     assert not {"裤子", "裙子"} & set(excluded_words({"类型": ["裙"], "裙长": ["半身裙"]}))
+    shirt_dress = {"类型": ["裙"], "衣样式": ["衬衫"]}  # a skirt is not judged, whatever its 衣样式
+    assert not {"裤子", "裙子", "裤脚"} & set(excluded_words(shirt_dress))
 
 
 def test_a_top_or_skirt_called_a_denim_garment_is_denim():
     chiffon_top = {"类型": ["上衣"], "材质": ["雪纺"], "图案": ["印花"]}
     assert contradictions("这款牛仔外套采用印花图案", chiffon_top) == ["材质:牛仔外套"]  # the demo wrote it
-    assert {"牛仔外套", "牛仔衬衫", "牛仔裙"} <= set(excluded_words(chiffon_top))
-    assert contradictions("下身搭配牛仔裤，休闲又时尚", chiffon_top) == []  # worn with jeans: true
+    assert {"牛仔外套", "牛仔衬衫"} <= set(excluded_words(chiffon_top)) and "牛仔裙" not in excluded_words(chiffon_top)
+    assert contradictions("下身搭配牛仔裤或牛仔裙，休闲又时尚", chiffon_top) == []  # worn with them: true
     denim_jacket = {"类型": ["上衣"], "材质": ["牛仔布"], "衣样式": ["外套"]}
     assert contradictions("这款牛仔外套，街头范十足", denim_jacket) == []
     skirt = {"类型": ["裙"], "材质": ["棉"]}
     assert contradictions("这条牛仔半身裙", skirt) == ["材质:牛仔半身裙"]
+    assert contradictions("外搭一件牛仔外套", {"类型": ["裙"], "材质": ["雪纺"]}) == []  # a dress worn with one
     assert contradictions("这款牛仔外套", {"类型": ["上衣"], "材质": ["混纺"]}) == []  # a blend may be anything
 
 

@@ -17,7 +17,7 @@ SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "advertisegen_sample.
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("train") / "demo"
     assert main(["train", "--data", str(SAMPLE), "--out", str(out), "--preset", "demo", "--epochs", "0.25",
-                 "--ngram-order", "5", "--quiet"]) == 0
+                 "--ngram-order", "5", "--mention-weight", "3", "--quiet"]) == 0
     return out
 
 
@@ -41,6 +41,7 @@ def test_train_writes_a_checkpoint_with_manifest_report_and_loss_curve(trained):
     assert manifest["ngram"]["order"] == 5 and manifest["ngram"]["weight"] in (0.05 * i for i in range(1, 20))
     assert (trained / "ngram.npz").is_file() and report["ngram"] == manifest["ngram"]
     assert not (trained.parent / f".{trained.name}.work").exists()  # the working state is cleaned up
+    assert manifest["training"]["mention_weight"] == 3.0  # trained weighing the product's own values
 
 
 def test_eval_scores_the_validation_split_against_the_retrieval_baseline(trained, tmp_path, capsys):
@@ -89,6 +90,13 @@ def _weight_names(directory: Path) -> list[str]:
 def test_train_names_a_missing_data_file(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "x")]) == 2
     assert "--data" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("weight", ["0", "-1", "inf", "nan"])
+def test_train_refuses_a_mention_weight_that_is_no_positive_number(tmp_path, capsys, weight):
+    assert main(["train", "--data", str(SAMPLE), "--out", str(tmp_path / "x"), f"--mention-weight={weight}"]) == 2
+    assert "--mention-weight" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
 
 
 def test_train_names_a_missing_column_of_a_merchant_table(tmp_path, capsys):

@@ -173,7 +173,8 @@ def run_eval(opts: EvalOptions, choose: Choose | None = None) -> dict:
 COLUMNS = [  # (key, heading, scale): rates are shown as percentages
     ("rouge-1", "R-1", 1), ("rouge-2", "R-2", 1), ("rouge-l", "R-L", 1), ("bleu-4", "BLEU-4", 1),
     ("distinct_4", "dist-4%", 100), ("coverage", "attr-cov%", 100), ("contradiction_rate", "contra%", 100),
-    ("law_term_rate", "ad-law%", 100), ("stutter_rate", "stutter%", 100), ("mean_length", "length", 1), ("passing_share", "passing%", 100),
+    ("law_term_rate", "ad-law%", 100), ("stutter_rate", "stutter%", 100),
+    ("mean_length", "length", 1), ("passing_share", "passing%", 100),
 ]
 
 

@@ -134,10 +134,12 @@ def mention_weights(pair, example, weight: float):
     from copygen.compliance import fold
     from trainer.data import parse_content
 
+    if weight == 1:
+        return example
     ids, labels = example
     first = len(labels) - sum(1 for t in labels if t != IGNORE)  # the copy's first token
     folded = [fold(ch) for ch in pair.copy]
-    if weight == 1 or len(ids) - first != len(pair.copy) + 1 or any(len(f) != 1 for f in folded):
+    if len(ids) - first != len(pair.copy) + 1 or any(len(f) != 1 for f in folded):
         return example
     try:
         attributes = parse_content(pair.source)
@@ -228,7 +230,7 @@ def train(opts: TrainOptions) -> Path:
         raise TrainError(f"--stage {opts.stage!r}: choose pretrain, finetune or both")
     if not 0 <= opts.ngram_order <= ngram.MAX_ORDER:
         raise TrainError(f"--ngram-order {opts.ngram_order}: choose 1 to {ngram.MAX_ORDER}, or 0 for none")
-    if not opts.mention_weight > 0:
+    if not (opts.mention_weight > 0 and math.isfinite(opts.mention_weight)):
         raise TrainError(f"--mention-weight {opts.mention_weight}: choose a weight above 0 (1: no weighting)")
     if opts.base is None and opts.preset not in PRESETS:
         raise TrainError(f"--preset {opts.preset!r}: choose one of {', '.join(PRESETS)}")
