@@ -114,11 +114,7 @@ def evaluate_loss(model, examples, pad_id: int, device: str, batch_size: int = 3
         for start in range(0, len(order), batch_size):
             batch = collate(examples, order[start:start + batch_size], pad_id, max_positions(model))
             ids, labels, mask = (t.to(device) for t in batch)
-            logits = model(input_ids=ids, attention_mask=mask).logits.float()
-            loss = torch.nn.functional.cross_entropy(
-                logits[:, :-1].reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1),
-                ignore_index=IGNORE, reduction="sum")
-            total += loss.item()
+            total += _token_losses(model(input_ids=ids, attention_mask=mask).logits, labels).sum().item()
             count += int((labels[:, 1:] != IGNORE).sum())
     model.train()
     return total / max(count, 1)
@@ -331,12 +327,16 @@ def _step(model, optimizer, ids, labels, mask, lr: float, cfg: FitConfig, weight
     return loss
 
 
-def _weighted_loss(logits, labels, weights):
-    """The weighted mean next-token loss over labelled positions (labels and weights as collated)."""
+def _token_losses(logits, labels):
+    """The next-token loss at each position, flat (0 where the label is IGNORE)."""
     import torch
 
-    token_loss = torch.nn.functional.cross_entropy(
+    return torch.nn.functional.cross_entropy(
         logits[:, :-1].float().reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1),
         ignore_index=IGNORE, reduction="none")
+
+
+def _weighted_loss(logits, labels, weights):
+    """The weighted mean next-token loss over labelled positions (labels and weights as collated)."""
     w = weights[:, 1:].reshape(-1) * (labels[:, 1:].reshape(-1) != IGNORE)
-    return (token_loss * w).sum() / w.sum().clamp(min=1e-6)
+    return (_token_losses(logits, labels) * w).sum() / w.sum().clamp(min=1e-6)

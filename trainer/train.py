@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import math
-import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -147,12 +146,12 @@ def mention_weights(pair, example, weight: float):
         return example
     text, weights = "".join(folded), [1.0] * len(ids)
     for forms in wanted_phrases(attributes):
-        # the value's first mention only: the weight teaches naming a value, not naming it again
-        found = min((m for m in (re.search(re.escape(f), text) for f in forms) if m),
-                    key=lambda m: (m.start(), -m.end()), default=None)
-        if found:
-            for at in range(found.start(), found.end()):
-                weights[first + at] = weight
+        # the value's first mention only (the longest form where several start there): the weight
+        # teaches naming a value, not naming it again
+        hits = [(text.find(f), -len(f)) for f in forms if f in text]
+        if hits:
+            start, minus_length = min(hits)
+            weights[first + start:first + start - minus_length] = [weight] * -minus_length
     return ids, labels, weights
 
 
