@@ -188,6 +188,31 @@ def test_an_interrupted_run_resumes_from_its_saved_step_and_optimizer_state(tmp_
         torch.testing.assert_close(resumed.state_dict()[name], weight, rtol=1e-4, atol=1e-5)
 
 
+def test_resuming_with_another_loss_weighting_is_refused_and_keeps_the_saved_state(tmp_path, monkeypatch):
+    tokenizer, examples = _examples()
+    pad = tokenizer.pad_token_id
+    cfg = FitConfig(batch_size=8, learning_rate=3e-3, warmup_steps=2, epochs=2, eval_every=2, device="cpu")
+
+    def lr_at(step, *args):
+        if step == 3:  # dies after the state of step 2 was saved
+            raise _Killed
+        return real_lr_at(step, *args)
+
+    real_lr_at = fit_module._lr_at
+    monkeypatch.setattr(fit_module, "_lr_at", lr_at)
+    with pytest.raises(_Killed):
+        fit(_model(tokenizer), examples, examples[:8], pad_id=pad, cfg=cfg, work_dir=tmp_path, progress=False)
+    saved = (tmp_path / fit_module.STATE_FILE).read_bytes()
+
+    weighted = dataclasses.replace(cfg, mention_weight=3.0)
+    with pytest.raises(fit_module.ResumeError, match=r"mention_weight 1.0 \(now 3.0\).*--no-resume"):
+        fit(_model(tokenizer), examples, examples[:8], pad_id=pad, cfg=weighted, work_dir=tmp_path, progress=False)
+    assert (tmp_path / fit_module.STATE_FILE).read_bytes() == saved  # the interrupted run can still resume
+    monkeypatch.setattr(fit_module, "_lr_at", real_lr_at)
+    assert fit(_model(tokenizer), examples, examples[:8], pad_id=pad, cfg=cfg, work_dir=tmp_path,
+               progress=False).steps == 8
+
+
 def test_a_checkpoint_round_trips_with_its_manifest(tiny):
     manifest = load_manifest(tiny)
     assert manifest["format_version"] == checkpoint.MANIFEST_FORMAT

@@ -22,6 +22,13 @@ log = logging.getLogger(__name__)
 IGNORE = -100
 STATE_FILE = "train_state.pt"
 BEST_FILE = "best.safetensors"
+# the settings a resumed run must share with the run it continues: another batch size, learning rate,
+# seed or loss weighting would silently train half the model one way and half another
+RESUMED_AS_SAVED = ("batch_size", "learning_rate", "seed", "mention_weight")
+
+
+class ResumeError(ValueError):
+    """The interrupted run found in the work directory was trained with other settings."""
 
 
 @dataclass
@@ -36,6 +43,8 @@ class FitConfig:
     eval_every: int = 200             # optimiser steps between validation passes
     seed: int = 0
     device: str = "cpu"
+    mention_weight: float = 1.0       # not used by the loop (the weights travel in the examples); kept
+                                      # so a resume with another weight is refused
 
 
 @dataclass
@@ -195,7 +204,7 @@ def fit(model, train, val, *, pad_id: int, cfg: FitConfig, work_dir: Path, resum
     optimizer = _optimizer(model, cfg)
     result, at = FitResult(), _Position()
     if resume and (work_dir / STATE_FILE).exists():
-        at = _restore(work_dir, model, optimizer, result)
+        at = _restore(work_dir, model, optimizer, result, cfg)
     started = time.monotonic() - result.seconds
     _train_steps(model, optimizer, train, val, pad_id=pad_id, cfg=cfg, work_dir=work_dir, result=result,
                  at=at, started=started, progress=progress)
@@ -225,11 +234,18 @@ def _optimizer(model, cfg: FitConfig):
         lr=cfg.learning_rate, betas=(0.9, 0.95))
 
 
-def _restore(work_dir: Path, model, optimizer, result: FitResult) -> _Position:
-    """Load the state an interrupted run saved: weights, optimiser, counters, history, random state."""
+def _restore(work_dir: Path, model, optimizer, result: FitResult, cfg: FitConfig) -> _Position:
+    """Load the state an interrupted run saved: weights, optimiser, counters, history, random state.
+    Refused when that run was trained with other settings; older states, saved without them, resume."""
     import torch
 
     state = torch.load(work_dir / STATE_FILE, weights_only=True)
+    saved = state.get("settings", {})
+    changed = [f"{name} {saved[name]} (now {getattr(cfg, name)})" for name in RESUMED_AS_SAVED
+               if name in saved and saved[name] != getattr(cfg, name)]
+    if changed:
+        raise ResumeError(f"{work_dir}: the interrupted run there was trained with {', '.join(changed)}; "
+                          "rerun it with its settings to resume, or pass --no-resume to start over")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     at = _Position(state["epoch"], state["batch_in_epoch"])
@@ -240,11 +256,12 @@ def _restore(work_dir: Path, model, optimizer, result: FitResult) -> _Position:
     return at
 
 
-def _save_state(work_dir: Path, model, optimizer, result: FitResult, at: _Position) -> None:
+def _save_state(work_dir: Path, model, optimizer, result: FitResult, at: _Position, cfg: FitConfig) -> None:
     """What _restore reads, written atomically."""
     import torch
 
     torch.save({
+        "settings": {name: getattr(cfg, name) for name in RESUMED_AS_SAVED},
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": at.epoch,
         "batch_in_epoch": at.batch, "steps": result.steps, "tokens": result.tokens,
         "seconds": result.seconds, "best_val_loss": result.best_val_loss, "history": result.history,
@@ -298,7 +315,7 @@ def _train_steps(model, optimizer, train, val, *, pad_id: int, cfg: FitConfig, w
             if result.steps % cfg.eval_every == 0:
                 val_loss = _validate(model, val, pad_id, cfg, work_dir, result)
                 bar.set_postfix(loss=f"{running:.3f}", val=f"{val_loss:.3f}")
-                _save_state(work_dir, model, optimizer, result, at)
+                _save_state(work_dir, model, optimizer, result, at, cfg)
             if cfg.max_seconds is not None and result.seconds >= cfg.max_seconds:
                 result.stopped_by_time = True
                 break

@@ -328,6 +328,7 @@ def fit_stage(opts: TrainOptions, run: TrainingRun, stage: str, train_pairs, val
                     warmup_steps=min(preset.warmup_steps, max(1, steps_per_epoch // 2)),
                     epochs=opts.epochs * share if both else opts.epochs,
                     max_seconds=max_seconds, seed=opts.seed, device=run.device,
+                    mention_weight=opts.mention_weight if stage == "finetune" else 1.0,
                     eval_every=opts.eval_every or max(20, steps_per_epoch // 2))
     log.info("%s: %d training and %d validation sequences on %s", stage, len(train_ex), len(val_ex),
              run.device)
