@@ -679,6 +679,7 @@ def test_the_opening_is_normalised_and_empty_names_mean_none():
     ("opening", "新" * 31, "maximum is 30"),
     ("opening", 5, "text"),
     ("opening", "[EOS]", "[EOS]"),
+    ("opening", "全网最好的，", "Advertising Law term 最好"),
     ("seed", -1, "from 0"),
     ("seed", 2**32, "from 0"),
     ("seed", "42", "whole number"),

@@ -113,14 +113,16 @@ def test_beat_keeps_its_state_under_var_not_in_the_working_directory(monkeypatch
 def test_a_pickled_message_is_refused_and_a_json_one_accepted():
     """What the worker's consumer does with accept_content=["json"], on kombu's in-memory broker."""
     accept = create_app(settings()).conf.accept_content
-    queue = Queue("batch", Exchange("batch"), routing_key="batch")
+    # a queue of its own: kombu's in-memory broker lives as long as the process, and other tests'
+    # chunk messages may still wait on "batch"
+    queue = Queue("accept-check", Exchange("accept-check"), routing_key="accept-check")
     received, refused = [], []
     with Connection("memory://") as conn:
         producer = Producer(conn)
         body = {"job_id": "j", "chunk_no": 0}
-        producer.publish(pickle.dumps(body), exchange=queue.exchange, routing_key="batch", declare=[queue],
+        producer.publish(pickle.dumps(body), exchange=queue.exchange, routing_key="accept-check", declare=[queue],
                          content_type="application/x-python-serialize", content_encoding="binary")
-        producer.publish(body, exchange=queue.exchange, routing_key="batch", serializer="json", declare=[queue])
+        producer.publish(body, exchange=queue.exchange, routing_key="accept-check", serializer="json", declare=[queue])
         with Consumer(conn, [queue], accept=accept, callbacks=[lambda b, m: received.append(b)],
                       on_decode_error=lambda m, exc: refused.append(exc)):
             for _ in range(2):
@@ -174,6 +176,24 @@ def test_a_worker_whose_checkpoint_is_missing_refuses_to_start_with_one_line(tmp
     assert done.returncode == 1
     lines = [line for line in done.stderr.splitlines() if "cannot start" in line]
     assert lines == [f"copygen worker cannot start: {tmp_path / 'no-such-model'}: no such checkpoint directory"]
+
+
+def test_a_worker_whose_score_weights_file_is_unusable_refuses_to_start_with_one_line(tmp_path):
+    from trainer.testing import tiny_checkpoint
+
+    weights = tmp_path / "weights.json"
+    weights.write_text('{"format": "copygen.score_weights", "version": 1, "weights": {"coverage": 2}}', encoding="utf-8")
+    env = {**os.environ, "COPYGEN_BROKER_URL": "redis://127.0.0.1:1/0",  # never reached
+           "COPYGEN_CHECKPOINT": str(tiny_checkpoint(tmp_path / "tiny")), "COPYGEN_SCORE_WEIGHTS": str(weights),
+           "COPYGEN_DATABASE_URL": f"sqlite:///{tmp_path / 'copy.db'}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--pool=solo", "--loglevel=INFO"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if "cannot start" in line]
+    assert lines == [(f"copygen worker cannot start: COPYGEN_SCORE_WEIGHTS: score weights {weights}: "
+                      "'weights' must give exactly coverage, fluency, agreement, length, distinct")]
 
 
 def test_a_worker_whose_model_name_belongs_to_another_model_refuses_to_start(tmp_path):

@@ -18,7 +18,7 @@ from db.model_versions import register_model_version
 from db.models import Chunk, utcnow
 from db.variants import job_variants
 from trainer.generation import Candidate
-from worker import pipeline, runtime
+from worker import pipeline, runtime, selection
 from worker.celery_app import create_app
 from worker.dispatch import MAX_HANDBACKS, execute_chunk
 from worker.reconcile import queue_depth, reconcile
@@ -298,6 +298,38 @@ def test_a_model_that_will_not_load_fails_the_chunk_until_it_is_parked(env):
     with session_scope(engine) as s:
         progress = job_progress(s, job_id)
     assert progress["status"] == "failed" and "truncated file" in progress["failures"][0]["error"]
+
+
+def test_a_score_weights_file_that_goes_bad_fails_the_chunk_by_name_and_leaves_it_to_be_retried(env, tmp_path):
+    engine, settings, _ = env
+    job_id = new_job(env, n=1)
+    weights = tmp_path / "weights.json"
+    weights.write_text("{not json", encoding="utf-8")  # e.g. half-written by hand after the worker started
+    try:
+        outcome = execute_chunk(runtime.current(), settings.model_copy(update={"score_weights": weights}),
+                                ScriptedGenerator, job_id, 0)
+    finally:
+        selection.use_weights(None)
+    assert outcome.status == "retry"
+    assert outcome.error.startswith(f"ValueError: COPYGEN_SCORE_WEIGHTS: score weights {weights}: not JSON")
+    with session_scope(engine) as s:
+        chunk = s.execute(select(Chunk).where(Chunk.job_id == job_id)).scalar_one()
+        assert (chunk.status, chunk.attempts) == ("pending", 1)
+    # fixed, the same chunk runs
+    assert execute_chunk(runtime.current(), settings, ScriptedGenerator, job_id, 0).status == "done"
+
+
+def test_an_in_process_job_with_an_unusable_score_weights_file_is_refused_before_anything_is_written(tmp_path):
+    url = f"sqlite:///{tmp_path / 'copy.db'}"
+    settings = Settings(database_url=url, broker_url="memory://", score_weights=tmp_path / "missing.json")
+    with pytest.raises(ValueError, match=r"^COPYGEN_SCORE_WEIGHTS: score weights .*missing\.json: cannot read it"):
+        submit_job(products(2), 1, settings=settings)
+    engine = runtime.current().engine(settings)
+    try:
+        with session_scope(engine) as s:
+            assert s.execute(select(Chunk)).first() is None
+    finally:
+        runtime.reset()
 
 
 def test_a_write_the_database_refuses_is_a_failed_attempt_not_a_chunk_stuck_running(env, monkeypatch):

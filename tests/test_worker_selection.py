@@ -8,6 +8,7 @@ import pytest
 
 from copygen.catalogue import Product
 from copygen.compliance import load_lexicon
+from copygen.score_weights import MAX_TOTAL
 from worker import selection
 
 WHITE_COTTON_TOP = Product(external_id="t", attributes={"类型": ["上衣"], "颜色": ["白色"], "材质": ["棉"]})
@@ -50,6 +51,23 @@ def test_too_few_distinct_candidates_still_give_k_variants_the_repeat_flagged(le
     assert kept[0].passed and kept[1].flags == ["near_duplicate"] and kept[1].score < 0
 
 
+def test_a_passing_repeat_and_a_flagged_candidate_compete_by_score_each_with_its_flags(lexicon):
+    twin = GOOD[0].replace("日常通勤", "日常上班")
+    two_flags = "全网最好的黑色上衣，纯棉面料柔软亲肤，落肩设计慵懒随性，搭配牛仔裤或半身裙都能轻松出街，闭眼入。"
+    pool = assess([GOOD[0], two_flags, twin], lexicon)
+    assert len(pool[1].flags) == 2  # a wrong colour and an Advertising Law term
+    kept = selection.choose(pool, 2)
+    # the repeat carries one flag (near_duplicate) and the other two: the repeat is the better second
+    assert [c.text for c in kept] == [GOOD[0], twin] and kept[1].flags == ["near_duplicate"]
+    # one flag each: the higher score wins, whichever it is
+    one_flag = two_flags.replace("全网最好的", "")
+    pool = assess([GOOD[0], one_flag, twin], lexicon)
+    as_second = {one_flag: selection.weigh({**pool[1].terms, "distinct": 1.0}, pool[1].flags),
+                 twin: selection.weigh({**pool[2].terms, "distinct": 1.0}, ["near_duplicate"])}
+    kept = selection.choose(pool, 2)
+    assert kept[1].text == max(as_second, key=as_second.get) and len(kept[1].flags) == 1
+
+
 def test_a_job_whose_every_candidate_fails_keeps_k_flagged_variants_with_their_reasons(lexicon):
     kept = selection.choose(assess([WRONG_COLOUR, "最好的白色纯棉上衣" * 3, ""], lexicon), 3)
     assert len(kept) == 3 and not any(c.passed for c in kept)
@@ -71,7 +89,8 @@ def test_the_score_prefers_coverage_fluency_and_agreement(lexicon):
 
 def test_the_weights_are_one_place_and_a_flag_outweighs_every_term():
     assert set(selection.WEIGHTS) == {"coverage", "fluency", "agreement", "length", "distinct"}
-    assert sum(selection.WEIGHTS.values()) <= selection.FLAG_PENALTY
+    # the defaults as written; a weights file is held to the same bound when it is read
+    assert sum(selection.DEFAULT_WEIGHTS.values()) <= MAX_TOTAL < selection.FLAG_PENALTY
 
 
 def test_choosing_leaves_the_pool_as_it_was_so_a_grown_pool_is_chosen_from_afresh(lexicon):

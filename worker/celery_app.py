@@ -29,7 +29,7 @@ from copygen.settings import Settings, get_settings, mask_url
 from trainer.checkpoint import load_manifest
 from worker import metrics, runtime
 from worker.config import MODEL_COMMAND, WORKER_QUEUES, celery_config
-from worker.dispatch import serve_model
+from worker.dispatch import serve_model, use_score_weights
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +82,13 @@ def connect_worker_signals(app: Celery) -> None:
         served = start_metrics(settings, getattr(sender, "pool_cls", None))
         inspect_command(name=MODEL_COMMAND)(answer_model)  # registered only in a worker, not at import
         try:
+            use_score_weights(settings)
             manifest = load_manifest(settings.checkpoint)
             app.copygen_serving = {"model_version": manifest["name"], "checkpoint": str(Path(settings.checkpoint).resolve())}
             if served is not None:
                 served.model.info({"version": manifest["name"], "checkpoint": app.copygen_serving["checkpoint"]})
             version = serve_model(runtime.current(), settings)
-        except ValueError as exc:  # CheckpointError, SchemaError, a model version name taken by another model
+        except ValueError as exc:  # weights, CheckpointError, SchemaError, a model version name taken by another model
             raise SystemExit(f"copygen worker cannot start: {exc}") from None  # SystemExit passes through Celery
         except DBAPIError as exc:  # the database may come back; chunks wait for it with backoff
             log.warning("database unreachable at start (%s); model version not registered", exc.orig or exc)

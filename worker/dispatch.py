@@ -92,6 +92,15 @@ def soft_time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def use_score_weights(settings: Settings) -> None:
+    """Put COPYGEN_SCORE_WEIGHTS (or the default weights) in force; ValueError naming the variable
+    and the file when it cannot be used. Called when a worker starts and before each chunk."""
+    try:
+        selection.use_weights(str(settings.score_weights) if settings.score_weights else None)
+    except ValueError as exc:
+        raise ValueError(f"COPYGEN_SCORE_WEIGHTS: {exc}") from None
+
+
 def execute_chunk(rt: Runtime, settings: Settings, load: Callable[[], Generator], job_id: str, chunk_no: int, *,
                   retries: int = 0) -> ChunkOutcome:
     """Run one chunk with its limits; retry_in on the outcome says when to run it again (None: never).
@@ -99,9 +108,9 @@ def execute_chunk(rt: Runtime, settings: Settings, load: Callable[[], Generator]
     load() gives the model (loaded once per process by the Runtime); retries is how many times
     this chunk's message was run before. A worker serving metrics counts the run (worker.metrics).
     The score weights (COPYGEN_SCORE_WEIGHTS) are read per chunk, in both modes, so a new weights
-    file counts from the next chunk on, without a restart.
+    file counts from the next chunk on, without a restart; one that cannot be read then fails the
+    chunk's attempt, as a model that will not load does.
     """
-    selection.use_weights(str(settings.score_weights) if settings.score_weights else None)
     m = metrics.active()
     if m is None:
         return _execute_chunk(rt, settings, load, job_id, chunk_no, retries=retries)
@@ -125,6 +134,7 @@ def execute_chunk(rt: Runtime, settings: Settings, load: Callable[[], Generator]
 def _execute_chunk(rt: Runtime, settings: Settings, load: Callable[[], Generator], job_id: str, chunk_no: int, *,
                    retries: int) -> ChunkOutcome:
     try:
+        use_score_weights(settings)
         generator = load()
     except Exception as exc:  # noqa: BLE001  (a model that will not load fails the chunk's attempt, visibly)
         outcome = fail_unclaimed(rt.engine(settings), job_id, chunk_no, exc, settings)

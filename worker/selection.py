@@ -82,24 +82,28 @@ def assess(texts: Sequence[str], logprobs: Sequence[float], product: filters.Pro
 
 def choose(candidates: Sequence[Candidate], k: int) -> list[Candidate]:
     """The k to keep, best first: passing before flagged, by score, no two near-duplicates kept
-    while a distinct candidate is left (one taken all the same comes back flagged near_duplicate).
+    while a distinct passing candidate is left.
+
+    Taken one at a time, the best by score as it would be kept: a candidate that only repeats one
+    already kept counts (and comes back) flagged near_duplicate, so a passing repeat and a flagged
+    candidate compete by their scores, each with its own flags.
 
     The candidates themselves are left as they are (a pool is chosen from again when it grows):
     the kept ones are copies carrying their final flags and score.
     """
-    def first_score(c: Candidate) -> float:
-        return weigh({**c.terms, "distinct": 1.0}, c.flags)
+    kept: list[Candidate] = []
+    left = list(candidates)
+    while left and len(kept) < k:
+        def as_kept(c: Candidate) -> Candidate:
+            repeats = any(filters.similarity(c.text, other.text) >= filters.NEAR_DUPLICATE_JACCARD for other in kept)
+            flags = [*c.flags, "near_duplicate"] if repeats else list(c.flags)
+            return replace(c, flags=flags, score=weigh({**c.terms, "distinct": 1.0}, flags))
 
-    order = sorted(candidates, key=lambda c: (not c.passed, -first_score(c)))
-    picked: list[Candidate] = []
-    for c in order:
-        if len(picked) == k:
-            break
-        if all(filters.similarity(c.text, other.text) < filters.NEAR_DUPLICATE_JACCARD for other in picked):
-            picked.append(c)
-    repeats = [c for c in order if all(c is not p for p in picked)][: k - len(picked)]
-    kept = [replace(c) for c in picked] + [replace(c, flags=[*c.flags, "near_duplicate"]) for c in repeats]
-    for position, c in enumerate(kept):
+        options = [as_kept(c) for c in left]
+        best = max(range(len(left)), key=lambda i: options[i].score)  # the first of equals: stable
+        kept.append(options[best])
+        del left[best]
+    for position, c in enumerate(kept):  # distinctness against the variants taken before it
         closest = max((filters.similarity(c.text, other.text) for other in kept[:position]), default=0.0)
         c.score = weigh({**c.terms, "distinct": 1.0 - closest}, c.flags)
     kept.sort(key=lambda c: (not c.passed, -c.score))

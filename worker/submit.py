@@ -53,7 +53,7 @@ from db.engine import session_scope
 from db.jobs import FINISHED_JOB, create_job, get_job, job_chunks, job_progress, record_refusal
 from db.model_versions import get_model_version, list_model_versions
 from worker import runtime
-from worker.dispatch import serve_model, start_chunks
+from worker.dispatch import serve_model, start_chunks, use_score_weights
 from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -148,11 +148,13 @@ def accept_products(items: Iterable[Product | Mapping[str, Any]], rejected: Iter
 def prepare(rt: Runtime, settings: Settings) -> Engine:
     """What a job needs before anything is written: the copy store's schema, and in-process the checkpoint.
 
-    SchemaError (run `copygen migrate`) or CheckpointError, each one line; in-process, the
-    checkpoint is registered as a model version so jobs may name it.
+    SchemaError (run `copygen migrate`) or CheckpointError, each one line, or a ValueError for a
+    score weights file that cannot be used; in-process, the checkpoint is registered as a model
+    version so jobs may name it.
     """
     engine = rt.store(settings)
     if settings.in_process:
+        use_score_weights(settings)
         serve_model(rt, settings)
     return engine
 

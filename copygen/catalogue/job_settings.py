@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from copygen.catalogue.value_checks import clip, control_code, kind_of, wrong_type
+from copygen.compliance import load_lexicon
 from copygen.prompt import LENGTHS, STYLE_CODES
 from copygen.textnorm import normalise
 
@@ -144,6 +145,10 @@ def _check_opening(value: Any, _max_variants: int) -> str:
     code = control_code(text)
     if code:
         raise ValueError(f"contains the prompt control code {code}")
+    terms = load_lexicon().find(text)
+    if terms:  # every variant starts with the opening, so every one would be flagged ad_law
+        raise ValueError(f"names the Advertising Law term{'s' if len(terms) > 1 else ''} {', '.join(terms)}, "
+                         "which every variant would then carry")
     return text
 
 
