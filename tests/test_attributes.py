@@ -569,3 +569,11 @@ def test_a_vocabulary_with_a_malformed_only_for_or_expresses_is_refused_by_field
         path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
         with pytest.raises(ValueError, match=f"closed_keys.牛仔.{field}"):
             load_vocab(path)
+
+
+def test_linen_shorts_are_no_silk_and_name_spandex_only_when_listed():
+    # make demo's copy of 2026-12-04 gave linen shorts 纯丝面料 and 氨纶材质 (2026.12-9)
+    linen_shorts = {"类型": ["裤"], "材质": ["亚麻"], "裤型": ["阔腿裤"], "裤长": ["短裤"]}
+    assert contradictions("采用了纯丝面料，轻盈柔软", linen_shorts) == ["材质:纯丝"]
+    assert contradictions("采用了亚麻面料，轻盈柔软", linen_shorts) == []
+    assert "氨纶" in unstated_words(linen_shorts) and "氨纶" not in excluded_words(linen_shorts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,17 @@ def test_eval_scores_the_validation_split_against_the_retrieval_baseline(trained
 
     train, rows, _ = eval_split(manifest, [SAMPLE])
     assert not {p.copy for p in train} & {p.copy for p in rows}
+
+
+def test_eval_from_another_directory_still_scores_only_the_validation_split(trained, tmp_path, monkeypatch):
+    from trainer.evaluate import eval_split
+
+    manifest = load_manifest(trained)
+    assert manifest["data"]["paths"] == [str(SAMPLE)]  # absolute, whatever the directory training ran in
+    monkeypatch.chdir(tmp_path)
+    train, rows, split = eval_split(manifest, [Path(os.path.relpath(SAMPLE, tmp_path))])  # as typed there
+    assert split == "validation split of the training data"
+    assert rows and not {p.copy for p in train} & {p.copy for p in rows}
 
 
 def test_training_can_continue_from_a_local_model_with_lora(trained, tmp_path):

@@ -97,7 +97,12 @@ def eval_split(manifest: dict, data_paths: list[Path]):
         opts.data = trained_on
         base, _, _, _ = load_data(opts)
     else:
-        log.warning("the checkpoint's training data is not on this machine: no retrieval baseline")
+        log.warning("the checkpoint's training data is not found from here: no retrieval baseline")
+        namesakes = sorted({g.name for g in given} & {t.name for t in trained_on})
+        if namesakes:  # a checkpoint trained before paths were recorded absolute, evaluated from elsewhere
+            log.warning("%s: the name of a file this checkpoint was trained on, which is not found from here: "
+                        "every row is scored, training rows included; run eval from the directory it was "
+                        "trained in to score its validation split", ", ".join(namesakes))
     return base, rows_train + rows_val, "all rows of the given data"
 
 

@@ -405,7 +405,8 @@ def write_checkpoint(opts: TrainOptions, run: TrainingRun, results: dict[str, Fi
     manifest = checkpoint.new_manifest(
         name=f"{opts.out.name}-{stamp}-{data_fingerprint[:6]}", tokenizer_kind=run.tokenizer_kind,
         base=run.base, length_edges=run.edges, metrics=metrics, training=training,
-        data={"paths": [str(p) for p in opts.data], "fingerprint": data_fingerprint,
+        # absolute paths: eval finds the training files, and so the validation split, from any directory
+        data={"paths": [str(p.resolve()) for p in opts.data], "fingerprint": data_fingerprint,
               "seed": opts.seed, "val_fraction": opts.val_fraction,
               "input_column": opts.input_column, "output_column": opts.output_column, "style": opts.style,
               "sources": opts.sources,
