@@ -432,24 +432,37 @@ def unstated_words(
     check, one with no 颜色 (or only 纯色) no colour, and none is given a feature (口袋, 拼接, 开叉:
     the vocabulary's ``details``) that it does not list. A family counts as stated when a value
     names one of its classes or is one it cannot judge (unknown, or may be anything). Families that
-    name the garment itself (``names_garment``: 类型, 衣样式...) and those limited to the copy's
-    subject or to some products are left alone, as are the words a family it states allows, any
+    name the garment itself (``names_garment``: 类型, 衣样式...), those limited to the copy's
+    subject, and those limited to other products (牛仔裤 is no unstated fact in a top's copy) are
+    left alone, as are the words a family it states allows, any
     word inside one of its values or their aliases, and any word its own text (title,
     description: `text`) says.
     """
     vocab = vocab or load_vocab()
     attributes = attributes or {}
+    said = fold(text)
     unstated: set[str] = set()
     for group in _unstated_families(attributes, vocab):
         unstated.update(group.mentions)
         unstated.update(group.compounds)
+        unstated -= _words_its_text_allows(group, said)  # a title 牛仔阔腿裤 keeps 牛仔裤 open
     unstated.update(vocab.details)  # the product's own are protected below, as its values
     allowed, _ = _judged_words(attributes, vocab)  # a white product's 纯白色 is no unstated pattern
-    said = fold(text)
     # Only the product's values protect the words inside them (雪纺衫 keeps 雪纺 open), not the
     # words its families allow: with no 颜色, a 碎花 dress (whose print allows a 纯白色 ground) is
     # given no 白色.
     return _blockable({w for w in unstated - allowed if w not in said}, _value_words(attributes, vocab))
+
+
+def _words_its_text_allows(group: ClosedKey, folded_text: str) -> set[str]:
+    """The family's words that agree with what the product's own text names of it (a 白色 in the
+    title allows 纯白色, a 牛仔 allows 牛仔裤), as its attributes would."""
+    found = group.scan(folded_text)
+    if not found:
+        return set()
+    said = frozenset().union(*(group.mentions[w] for w in found))
+    return ({w for w, classes in group.mentions.items() if classes & said}
+            | {w for w, classes in group.compounds.items() if classes <= said})
 
 
 def _unstated_families(attributes: Mapping[str, Sequence[str]], vocab: AttributeVocab) -> list[ClosedKey]:
@@ -463,7 +476,10 @@ def _unstated_families(attributes: Mapping[str, Sequence[str]], vocab: Attribute
                         return True
         return False
 
-    return [g for g in vocab.closed if not (g.names_garment or g.subject or g.only_for or states(g))]
+    def outside(group: ClosedKey) -> bool:  # a product the family is not meant for (a top, for 牛仔裤)
+        return any(not any(fold(v) in wanted for v in attributes.get(key, ())) for key, wanted in group.only_for.items())
+
+    return [g for g in vocab.closed if not (g.names_garment or g.subject or outside(g) or states(g))]
 
 
 def unstated_found(

@@ -577,3 +577,19 @@ def test_linen_shorts_are_no_silk_and_name_spandex_only_when_listed():
     assert contradictions("采用了纯丝面料，轻盈柔软", linen_shorts) == ["材质:纯丝"]
     assert contradictions("采用了亚麻面料，轻盈柔软", linen_shorts) == []
     assert "氨纶" in unstated_words(linen_shorts) and "氨纶" not in excluded_words(linen_shorts)
+
+
+def test_a_stated_only_job_gives_trousers_of_no_stated_fabric_no_jeans_unless_their_title_says_denim():
+    # make demo's copy of 2026-12-04 called 宽松 高腰 阔腿裤 with no 材质 "时尚的牛仔裤" (2026.12-9)
+    wide_legs = {"类型": ["裤"], "版型": ["宽松"], "裤型": ["阔腿裤"], "裤腰型": ["高腰"]}
+    assert {"牛仔裤", "牛仔", "丹宁"} <= set(unstated_words(wide_legs))
+    assert not {"牛仔裤", "牛仔", "丹宁"} & set(unstated_words(wide_legs, text="牛仔阔腿裤"))  # its title says it
+    jacket = {"类型": ["上衣"], "衣样式": ["外套"]}
+    assert "牛仔夹克" in unstated_words(jacket) and "牛仔裤" not in unstated_words(jacket)  # worn with jeans: true
+    # (牛仔外套 stays open for it: the 衣样式 family reads it as the jacket it is, and a word one family
+    # allows is no unstated fact)
+    assert "牛仔裤" not in unstated_words({"类型": ["裤"], "材质": ["牛仔布"]})
+    # what the title names of a family opens its agreeing words, not the family
+    shirt = unstated_words({"衣样式": ["衬衫"]}, text="白色衬衫")
+    assert "净白色" not in shirt and "黑色" in shirt
+    assert "纯白色" in shirt  # still: it also names a solid colour (纯色), which the title does not say
