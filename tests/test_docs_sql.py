@@ -229,8 +229,9 @@ def run_jobs(url: str, checkpoint: Path) -> SimpleNamespace:
     settings = Settings(database_url=url, checkpoint=checkpoint, broker_url="memory://", threads=1,
                         chunk_size=2)
     first = submit_job(PRODUCTS, VARIANTS, length="medium", campaign=CAMPAIGN, seed=0, settings=settings)
-    # every copy of the second job starts with a banned term: stored all the same, flagged ad_law
-    again = submit_job(PRODUCTS[:1], VARIANTS, length="short", seed=1, opening="全网最好，", settings=settings)
+    # every copy of the second job starts with a colour the white T-shirt is not: stored all the same,
+    # flagged contradiction (an opening with an Advertising Law term is refused at submission)
+    again = submit_job(PRODUCTS[:1], VARIANTS, length="short", seed=1, opening="黑色款，", settings=settings)
     return SimpleNamespace(url=url, job_id=first, second_job_id=again)
 
 
