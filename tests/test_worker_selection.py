@@ -9,7 +9,7 @@ import pytest
 from copygen.catalogue import Product
 from copygen.compliance import load_lexicon
 from copygen.score_weights import MAX_TOTAL
-from worker import selection
+from worker import filters, selection
 
 WHITE_COTTON_TOP = Product(external_id="t", attributes={"类型": ["上衣"], "颜色": ["白色"], "材质": ["棉"]})
 GOOD = [  # three clean, mutually distinct copies of a white cotton top
@@ -99,3 +99,18 @@ def test_choosing_leaves_the_pool_as_it_was_so_a_grown_pool_is_chosen_from_afres
     again = selection.choose(pool, 3)
     assert [c.flags for c in first] == [c.flags for c in again] == [[], [], ["near_duplicate"]]
     assert all(c.flags == [] for c in pool)
+
+
+def test_each_kept_score_counts_distinctness_against_the_variants_ranked_above_it(lexicon):
+    twins = [GOOD[0], GOOD[0].replace("日常通勤", "日常上班"), GOOD[0].replace("周末出游", "周末约会")]
+    # a close paraphrase picked second loses its place to a distinct candidate picked third
+    paraphrase = GOOD[0].replace("日常通勤或周末出游都很合适", "上班约会都能轻松驾驭")
+    reordered = assess([GOOD[0], paraphrase, GOOD[1]], lexicon, logprobs=[-0.3, -0.4, -0.3])
+    assert [c.text for c in selection.choose(reordered, 3)] == [GOOD[0], GOOD[1], paraphrase]
+    for pool in (assess([*GOOD, VAGUE], lexicon), assess([*twins, GOOD[1], VAGUE], lexicon),
+                 assess([VAGUE, *twins, WRONG_COLOUR], lexicon), reordered):
+        kept = selection.choose(pool, 3)
+        for position, c in enumerate(kept):
+            above = max((filters.similarity(c.text, o.text) for o in kept[:position]), default=0.0)
+            assert c.score == selection.weigh({**c.terms, "distinct": 1.0 - above}, c.flags)
+        assert [(not c.passed, -c.score) for c in kept] == sorted((not c.passed, -c.score) for c in kept)

@@ -6,7 +6,7 @@ penalty whatever the weights, so it has nothing to teach them. Its features are 
 terms (worker.selection.WEIGHTS), measured again from what the store holds:
 
     coverage, length   from its text, its product and its job, exactly as the worker measured them
-    distinct           1 - its largest similarity to the variants ranked above it, as choose() does
+    distinct           1 - its largest similarity to the variants ranked above it, as choose() scores it
     fluency            exp(mean log p) of its text under its own checkpoint, by teacher forcing
                        (trainer.rescore): the worker does not store it
     agreement          mean similarity to the product's other stored variants: the worker compared

@@ -14,7 +14,7 @@ The score (higher is better), each term in [0, 1], weights in WEIGHTS with the r
     agreement    mean 3-gram Jaccard similarity to the product's other candidates (a minimum
                  Bayes risk term): what most samples say is the safest reading of the attributes
     length fit   1 inside the length bounds, falling off outside
-    distinctness 1 minus the largest similarity to the variants kept before it
+    distinctness 1 minus the largest similarity to the variants ranked above it
 
     score = sum(weight x term) - FLAG_PENALTY x flags, so a flagged candidate is below 0 and a
     passing one at least 0.
@@ -103,10 +103,17 @@ def choose(candidates: Sequence[Candidate], k: int) -> list[Candidate]:
         best = max(range(len(left)), key=lambda i: options[i].score)  # the first of equals: stable
         kept.append(options[best])
         del left[best]
-    for position, c in enumerate(kept):  # distinctness against the variants taken before it
-        closest = max((filters.similarity(c.text, other.text) for other in kept[:position]), default=0.0)
-        c.score = weigh({**c.terms, "distinct": 1.0 - closest}, c.flags)
-    kept.sort(key=lambda c: (not c.passed, -c.score))
+    # Distinctness against the variants ranked above it (what `copygen tune-score` measures again
+    # from the store), so the ranking and the scores are settled together: score in this order,
+    # rank by score, again until the order holds (one or two rounds; k rounds at most).
+    for _ in range(len(kept)):
+        for position, c in enumerate(kept):
+            closest = max((filters.similarity(c.text, other.text) for other in kept[:position]), default=0.0)
+            c.score = weigh({**c.terms, "distinct": 1.0 - closest}, c.flags)
+        ranked = sorted(kept, key=lambda c: (not c.passed, -c.score))
+        if ranked == kept:
+            break
+        kept = ranked
     return kept
 
 
