@@ -130,14 +130,17 @@ class ClosedKey:
             return None
         return frozenset().union(*(self.mentions[w] for w in found))
 
+    def covers(self, attributes: Mapping[str, Sequence[str]]) -> bool:
+        """Whether the product is one the family is meant for (`only_for`; every product without it)."""
+        return all(any(fold(v) in wanted for v in attributes.get(key, ())) for key, wanted in self.only_for.items())
+
     def judge(self, attributes: Mapping[str, Sequence[str]] | None) -> tuple[str, frozenset[str]] | None:
         """(the product's first key of this family, the classes its values allow), or None when
         the family is not checked for this product: it names none of the family's keys, falls
         outside `only_for`, or has a value that may be anything or is unknown."""
         attributes = attributes or {}
-        for key, wanted in self.only_for.items():
-            if not any(fold(v) in wanted for v in attributes.get(key, ())):
-                return None
+        if not self.covers(attributes):
+            return None
         used = [k for k in attributes if k in self.keys and any(v.strip() for v in attributes[k])]
         allowed: set[str] = set()
         for key in used:
@@ -476,10 +479,8 @@ def _unstated_families(attributes: Mapping[str, Sequence[str]], vocab: Attribute
                         return True
         return False
 
-    def outside(group: ClosedKey) -> bool:  # a product the family is not meant for (a top, for 牛仔裤)
-        return any(not any(fold(v) in wanted for v in attributes.get(key, ())) for key, wanted in group.only_for.items())
-
-    return [g for g in vocab.closed if not (g.names_garment or g.subject or outside(g) or states(g))]
+    # not covering: a product the family is not meant for (a top, for 牛仔裤)
+    return [g for g in vocab.closed if g.covers(attributes) and not (g.names_garment or g.subject or states(g))]
 
 
 def unstated_found(

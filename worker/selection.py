@@ -93,16 +93,16 @@ def choose(candidates: Sequence[Candidate], k: int) -> list[Candidate]:
     """
     kept: list[Candidate] = []
     left = list(candidates)
-    while left and len(kept) < k:
-        def as_kept(c: Candidate) -> Candidate:
-            repeats = any(filters.similarity(c.text, other.text) >= filters.NEAR_DUPLICATE_JACCARD for other in kept)
-            flags = [*c.flags, "near_duplicate"] if repeats else list(c.flags)
-            return replace(c, flags=flags, score=weigh({**c.terms, "distinct": 1.0}, flags))
+    repeats: set[int] = set()  # the left candidates (by id) too close to one already kept
 
-        options = [as_kept(c) for c in left]
-        best = max(range(len(left)), key=lambda i: options[i].score)  # the first of equals: stable
-        kept.append(options[best])
-        del left[best]
+    def flags_if_kept(c: Candidate) -> list[str]:
+        return [*c.flags, "near_duplicate"] if id(c) in repeats else list(c.flags)
+
+    while left and len(kept) < k:
+        best = max(left, key=lambda c: weigh({**c.terms, "distinct": 1.0}, flags_if_kept(c)))  # first of equals
+        left.remove(best)
+        kept.append(replace(best, flags=flags_if_kept(best)))
+        repeats.update(id(c) for c in left if filters.similarity(c.text, best.text) >= filters.NEAR_DUPLICATE_JACCARD)
     # Distinctness against the variants ranked above it (what `copygen tune-score` measures again
     # from the store), so the ranking and the scores are settled together: score in this order,
     # rank by score, again until the order holds (one or two rounds; k rounds at most).
