@@ -67,6 +67,8 @@ def main() -> None:
     parser.add_argument("--nudge", nargs="+", default=["0:0"], help="START:FOLLOW logit bonuses to try")
     parser.add_argument("--oversample", nargs="+", type=int, default=[3])
     parser.add_argument("--temperature", nargs="+", type=float, default=[DEFAULT_TEMPERATURE])
+    parser.add_argument("--clause-floor", nargs="+", default=["off"],
+                        help="clause floors to try (a mean log-probability per token, or off)")
     parser.add_argument("--stated-only", action="store_true", help="choose as a job with stated_only does")
     parser.add_argument("--ngram-share", nargs="+", default=["saved"],
                         help="the network's share of the n-gram mixture: saved (the manifest's), off, or 0-1")
@@ -83,18 +85,19 @@ def main() -> None:
     attributes = [attributes_of(p.source) for p in rows]
     print(f"{len(rows)} rows, {split}, {manifest['name']}")
     print(f"{'share':>5} {'nudge':>9} {'over':>4} {'temp':>4} {'R-L':>6} {'BLEU-4':>6} {'cov%':>6} {'contra%':>7} "
-          f"{'pass%':>6} {'dist-4%':>7} {'unst%':>6} {'other%':>6} {'len':>5} {'judge':>6} {'s':>5}")
+          f"{'pass%':>6} {'dist-4%':>7} {'unst%':>6} {'other%':>6} {'len':>5} {'judge':>6} {'s':>5} {'floor':>5}")
     out = args.out.open("w", encoding="utf-8") if args.out else None
-    settings = [(share, oversample, nudge, temperature) for share in args.ngram_share
+    settings = [(share, oversample, nudge, temperature, floor) for share in args.ngram_share
                 for oversample in args.oversample for nudge in map(nudge_pair, args.nudge)
-                for temperature in args.temperature]
-    for share, oversample, nudge, temperature in settings:
+                for temperature in args.temperature for floor in args.clause_floor]
+    for share, oversample, nudge, temperature, floor in settings:
         generator = Generator.load(args.checkpoint, device="auto", batch_size=96, use_ngram=share != "off",
                                    ngram_share=None if share in ("saved", "off") else float(share))
         started = time.monotonic()
         chosen = worker_choice(generator, [(p.source, p.style) for p in rows], args.seed,
                                oversample=oversample, nudge=nudge, temperature=temperature,
-                               stated_only=args.stated_only, lexicon=lexicon)
+                               stated_only=args.stated_only, lexicon=lexicon,
+                               clause_floor=None if floor == "off" else float(floor))
         seconds = time.monotonic() - started
         texts = [t for t, _ in chosen]
         scores = {**metrics.corpus_scores(texts, references, progress=False),
@@ -110,11 +113,11 @@ def main() -> None:
         print(f"{share:>5} {nudge[0]:>4g}:{nudge[1]:<4g} {oversample:>4} {temperature:>4g} {scores['rouge-l']:>6.2f} "
               f"{scores['bleu-4']:>6.2f} {scores['coverage'] * 100:>6.1f} {scores['contradiction_rate'] * 100:>7.1f} "
               f"{passing * 100:>6.1f} {scores['distinct_4'] * 100:>7.1f} {unstated * 100:>6.1f} {other * 100:>6.1f} "
-              f"{scores['mean_length']:>5.0f} {judged:>6.2f} {seconds:>5.0f}", flush=True)
+              f"{scores['mean_length']:>5.0f} {judged:>6.2f} {seconds:>5.0f} {floor:>5}", flush=True)
         if out:
             for pair, (text, passed) in zip(rows, chosen):
                 out.write(json.dumps({"ngram_share": share, "nudge": nudge, "oversample": oversample,
-                                      "temperature": temperature, "content": pair.source,
+                                      "temperature": temperature, "clause_floor": floor, "content": pair.source,
                                       "choice": text, "passed": passed}, ensure_ascii=False) + "\n")
     if out:
         out.close()

@@ -12,12 +12,14 @@ import pytest
 import torch
 
 from trainer.generation import (
+    CLAUSE_TRIES,
     Generator,
     Request,
     _attention_kernel,
     _ban_early_end,
     _ban_repeats,
     _ban_stutter,
+    _Clauses,
     _Sampler,
     _Slots,
 )
@@ -199,9 +201,11 @@ def test_rows_without_phrases_of_their_own_write_the_same_copy_beside_rows_with_
         Request(SOURCES[0], banned="牛仔裤")  # would ban 牛, 仔 and 裤 one by one
 
 
+@pytest.mark.parametrize("floor", [None, -1.0], ids=["every-clause-kept", "clauses-drawn-again"])
 @pytest.mark.parametrize("decoder", ["native", "native-float32-cache", "hugging-face"])
 def test_a_candidates_logprob_is_the_mean_log_probability_of_its_tokens_under_a_plain_forward_pass(
-        tiny, engine, decoder):
+        tiny, engine, decoder, floor):
+    """With a clause floor too: a clause drawn again leaves nothing behind in the cache or the score."""
     if decoder == "native":
         generator = engine  # as the worker decodes: a bfloat16 cache where the fused kernel is built
     elif decoder == "native-float32-cache":
@@ -210,13 +214,16 @@ def test_a_candidates_logprob_is_the_mean_log_probability_of_its_tokens_under_a_
         generator = Generator(engine.model, engine.tokenizer, engine.manifest, "cpu", batch_size=3, native=False)
     requests = mixed_requests()
     # temperature, top-p, blocking and the repeat ban change what is drawn, not how it is scored
-    sample = {"seed": 6, "max_new_tokens": 30, "temperature": 1.3, "top_p": 0.8, "banned": ["百搭", "简约"],
-              "no_repeat_ngram": 2}
+    budget = 30 if floor is None else 60  # clauses drawn again end more copy before the budget
+    sample = {"seed": 6, "max_new_tokens": budget, "temperature": 1.3, "top_p": 0.8, "banned": ["百搭", "简约"],
+              "no_repeat_ngram": 2, "clause_floor": floor}
     candidates = generator.generate_candidates(requests, **sample)
+    if floor is not None:  # clauses were drawn again
+        assert candidates != generator.generate_candidates(requests, **{**sample, "clause_floor": None})
     ids = generator.generate_ids(requests, **sample)
     ended = 0
     for request, variants, rows in zip(requests, candidates, ids):
-        prompt = generator.prompt_ids(request, 30)
+        prompt = generator.prompt_ids(request, budget)
         for candidate, row in zip(variants, rows):
             written = row + [generator.eos_id] * (candidate.tokens - len(row))  # the end token, when written
             assert len(written) - len(row) in (0, 1)
@@ -226,6 +233,64 @@ def test_a_candidates_logprob_is_the_mean_log_probability_of_its_tokens_under_a_
             expected = logits.log_softmax(-1).gather(1, torch.tensor(written)[:, None]).mean().item()
             assert candidate.logprob == pytest.approx(expected, abs=1e-3)
     assert 0 < ended < sum(r.variants for r in requests)  # rows that wrote the end token, and rows cut off
+
+
+def _clause_means(generator: Generator, request: Request, text: str) -> list[float]:
+    """The mean log-probability per token of each clause of text (the last with the end token)."""
+    prompt = generator.prompt_ids(request, 60)
+    ids = generator.tokenizer.encode(text, add_special_tokens=False) + [generator.eos_id]
+    with torch.inference_mode():
+        logits = generator.model(torch.tensor([prompt + ids])).logits[0, len(prompt) - 1:-1]
+    logps = logits.log_softmax(-1).gather(1, torch.tensor(ids)[:, None]).squeeze(1).tolist()
+    marks = {generator.tokenizer.convert_tokens_to_ids(m) for m in "，。！？；"} | {generator.eos_id}
+    means, start = [], 0
+    for i, token in enumerate(ids):
+        if token in marks:
+            means.append(sum(logps[start:i + 1]) / (i + 1 - start))
+            start = i + 1
+    return means
+
+
+def test_with_a_clause_floor_far_fewer_clauses_fall_below_it(engine):
+    requests = [Request(source, variants=8) for source in SOURCES]
+    sample = {"seed": 2, "max_new_tokens": 60, "temperature": 1.0, "top_p": 1.0}
+    below = {}
+    for floor in (None, -1.5):
+        texts = engine.generate(requests, **sample, clause_floor=floor)
+        means = [m for request, variants in zip(requests, texts) for text in variants
+                 for m in _clause_means(engine, request, text)]
+        below[floor] = sum(m < -1.5 for m in means) / len(means)
+    assert below[None] > 0.5  # a tiny model garbles most clauses it samples
+    assert below[-1.5] < below[None] / 2
+
+
+def test_a_clause_below_the_floor_goes_back_to_where_it_began_and_the_last_try_is_kept():
+    comma, eos = 7, 2
+    slots = _Slots(4, 10)
+    slots.row[:] = [0, 1, 2, 3]
+    slots.budget[:] = 10
+    # each slot began its clause after 2 tokens, at cache position 12, the token before it 9
+    slots.done[:], slots.pos[:], slots.logprob[:], slots.state[:] = 2, 12, -1.0, 5
+    slots.mark(np.arange(4))
+    slots.last[:] = 9
+    slots.tries[2] = CLAUSE_TRIES  # slot 2 is on its last try
+    # then wrote 3 tokens, the last a comma (to be fed at 14); slot 3 wrote the end right away
+    slots.done[:3], slots.pos[:3], slots.state[:] = 5, 14, 6
+    slots.logprob[:] = [-2.5, -7.0, -7.0, -1.1]  # clause means -0.5, -2, -2 and (the end alone) -0.1
+    key = slots.key.copy()
+    got = np.array([comma, comma, comma, eos])
+    back, written = _Clauses({comma}, floor=-1.0).review(slots, got, got != eos, np.ones(4, dtype=bool), eos)
+
+    assert back.tolist() == [1] and written.tolist() == [3]
+    # slot 1 is where its clause began: the token before it is fed again at its position
+    assert (slots.done[1], slots.pos[1], slots.logprob[1], slots.state[1]) == (2, 11, -1.0, 5)
+    assert slots.tries[1] == 1 and slots.last[1] == 9 and slots.key[1] != key[1]  # fresh draws
+    # slots 0 and 2 keep their clause and begin the next after the comma
+    for s in (0, 2):
+        assert slots.done[s] == 5 and slots.pos[s] == 14 and slots.tries[s] == 0 and slots.last[s] == comma
+        assert (slots.marks["done"][s], slots.marks["pos"][s], slots.marks["state"][s]) == (5, 15, 6)
+    assert slots.key[0] == key[0] and slots.key[2] == key[2]
+    assert slots.done[3] == 2 and slots.logprob[3] == -1.1  # an end after a full stop is no clause
 
 
 def test_no_row_ends_before_the_fewest_characters_of_its_length_unless_its_budget_runs_out(engine):

@@ -32,6 +32,7 @@ MAX_TOP_P = 1.0  # top_p is in (0, 1]
 MAX_SEED = 2**32 - 1  # numpy's seed range, which transformers.set_seed passes the seed on to
 MAX_NAME_CHARS = 200  # model_version, campaign
 MAX_OVERSAMPLE = 10  # candidates per variant a job may ask: 10 x 10 variants = 100 candidates a product
+MIN_CLAUSE_FLOOR = -20.0  # clause_floor is in [-20, 0): below e^-20 per token every clause passes
 QUEUES = ("batch", "interactive")
 
 
@@ -64,6 +65,9 @@ class JobSettings:
     # Name no colour, fibre, print, length, collar... that the product's attributes do not state
     # (copygen.attributes.unstated_words: blocked while decoding, flagged if written all the same).
     stated_only: bool = False
+    # A clause the model itself finds unlikely (mean log-probability per token below this) is
+    # written again while decoding (trainer.generation.batching._Clauses); None: never.
+    clause_floor: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -152,6 +156,15 @@ def _check_opening(value: Any, _max_variants: int) -> str:
     return text
 
 
+def _check_clause_floor(value: Any, _max_variants: int) -> float | None:
+    if value is None:
+        return None
+    floor = _number(value)
+    if not MIN_CLAUSE_FLOOR <= floor < 0:
+        raise ValueError(f"must be a mean log-probability from {MIN_CLAUSE_FLOOR:g} up to 0, not {floor:g}")
+    return floor
+
+
 def _check_flag(value: Any, _max_variants: int) -> bool:
     if not isinstance(value, bool):
         raise wrong_type("must be true or false", value)
@@ -183,6 +196,7 @@ _SETTING_CHECKS = {
     "campaign": _check_name,
     "oversample": _optional_whole(1, MAX_OVERSAMPLE),
     "stated_only": _check_flag,
+    "clause_floor": _check_clause_floor,
 }
 
 

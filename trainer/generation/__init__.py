@@ -23,7 +23,10 @@ This is the code the worker runs and bench/throughput.py measures. One generate(
 7. keeps copy as long as its length setting asks: a row ends at the end token's own odds, not at
    the higher odds top-p gives it after a full stop (what follows is then drawn from the nucleus
    of the other tokens), and never before the fewest characters the setting allows, the bound the
-   worker's too_short check holds copy to (its token budget bounds it from above).
+   worker's too_short check holds copy to (its token budget bounds it from above);
+8. with a clause floor, draws a clause again when the model found it unlikely: a row that ends a
+   clause (，。！？； or the end) below the floor's mean log-probability per token goes back to where
+   the clause began, state and cache, and draws it anew (the last of a few tries greedily).
 
 GPT-2 models (every from-scratch preset, and GPT-2 bases) decode through a native path: the
 checkpoint's weights read straight from its safetensors (the Hugging Face model class is never
@@ -44,7 +47,8 @@ The package, one job per module (every name below is importable from trainer.gen
     generator.py       Request, Candidate, Generator (prompts, rows, texts, scores), DEFAULT_MAX_NEW_TOKENS,
                        NO_REPEAT_NGRAM
     batching.py        the continuous-batching slot loop (decode_rows), its per-slot state, log-probabilities,
-                       the n-gram mixture (_NgramMixer; the model itself is trainer/ngram.py)
+                       the n-gram mixture (_NgramMixer; the model itself is trainer/ngram.py), clauses
+                       drawn again (_Clauses)
     sampling.py        the per-row random streams, the top-p sampler, the n-gram repeat ban
     blocking.py        the banned-phrase automata: the call's, and the requests' own
     kernel.py          the ahead-of-time build and load of the fused CPU attention kernel
@@ -59,10 +63,12 @@ from __future__ import annotations
 
 from trainer.devices import pick_device, pick_dtype
 from trainer.generation.batching import (
+    CLAUSE_TRIES,
     COMPACT_BELOW,
     KV_CACHE_BYTES,
     REFILL_SHARE,
     _ban_early_end,
+    _Clauses,
     _Row,
     _Slots,
     decode_rows,
@@ -100,9 +106,9 @@ from trainer.generation.sampling import (
 # NO_REPEAT_NGRAM), the tuning constants, and the engine's private parts that tests and
 # bench/throughput.py import.
 __all__ = [
-    "COMPACT_BELOW", "DEFAULT_MAX_NEW_TOKENS", "KERNEL_BUILD_SECONDS", "KV_CACHE_BYTES", "NO_REPEAT_NGRAM",
+    "CLAUSE_TRIES", "COMPACT_BELOW", "DEFAULT_MAX_NEW_TOKENS", "KERNEL_BUILD_SECONDS", "KV_CACHE_BYTES", "NO_REPEAT_NGRAM",
     "PREFILL_TOKENS", "REFILL_SHARE", "_GOLDEN", "_KERNEL_BUILD", "_KERNEL_VERSION", "Candidate", "Generator",
-    "Request", "_Blocker", "_GPT2Decoder", "_HFDecoder", "_RequestBlockers", "_Row", "_Sampler",
+    "Request", "_Blocker", "_Clauses", "_GPT2Decoder", "_HFDecoder", "_RequestBlockers", "_Row", "_Sampler",
     "_Slots", "_attention_kernel", "_ban_early_end", "_ban_repeats", "_ban_stutter", "_kernel_dir", "_kernel_path", "_load_kernel", "_mix64",
     "_row_keys", "_uniforms", "decode_rows", "pick_device", "pick_dtype",
 ]

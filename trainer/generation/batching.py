@@ -19,12 +19,14 @@ from dataclasses import dataclass
 
 from trainer.generation.blocking import _Blocker, _RequestBlockers
 from trainer.generation.nudging import _RequestNudgers
-from trainer.generation.sampling import _ban_repeats, _ban_stutter, _Sampler
+from trainer.generation.sampling import _ban_repeats, _ban_stutter, _mix64, _Sampler
 from trainer.ngram import copy_of
 
 KV_CACHE_BYTES = 512 * 2**20  # slots are capped so the KV cache stays within this
 REFILL_SHARE = 16  # refill once 1/16 of the slots (at least one) are free: fewer, larger prefills
 COMPACT_BELOW = 0.75  # with no rows waiting, drop finished slots once fewer than 3/4 are alive
+CLAUSE_TRIES = 4  # a clause below the floor is drawn again at most this many times, the last greedily
+_RETRY = 0xD1B54A32D192ED03  # hashed into a row's key for each clause written again: new draws
 
 
 @dataclass
@@ -115,6 +117,11 @@ class _Slots:
         self.out = np.zeros((width, max_budget), dtype=np.int64)
         self.context = np.zeros((width, context_width), dtype=np.int64)  # the n-gram context (_NgramMixer)
         self.ngram = np.zeros(width, dtype=np.int64)  # ... and the row's n-gram model (_Row.ngram)
+        # The clause being written (_Clauses): the slot's state where it began, the token before it,
+        # and how many times it has been written again.
+        self.marks = {name: getattr(self, name).copy() for name in _Clauses.MARKED}
+        self.last = np.zeros(width, dtype=np.int64)
+        self.tries = np.zeros(width, dtype=np.int64)
 
     def admit(self, into, take: list[int], rows: list[_Row], keys, blocker: _Blocker,
               own: _RequestBlockers | None, nudgers: _RequestNudgers | None, mixer: _NgramMixer | None) -> None:
@@ -139,6 +146,14 @@ class _Slots:
             self.ngram[into] = [rows[r].ngram for r in take]
             if mixer.width:
                 self.context[into] = [mixer.context_of(rows[r].ids) for r in take]
+        self.mark(into)
+        self.last[into] = [rows[r].ids[-1] for r in take]
+
+    def mark(self, slots) -> None:
+        """A clause begins in these slots: remember their state (next token at `pos`)."""
+        for name, saved in self.marks.items():
+            saved[slots] = getattr(self, name)[slots]
+        self.tries[slots] = 0
 
     def select(self, keep) -> _Slots:
         kept = _Slots.__new__(_Slots)
@@ -146,7 +161,70 @@ class _Slots:
         for name in ("row", "pos", "done", "budget", "key", "state", "own", "own_state", "wanted", "wanted_state",
                      "written", "logprob", "chars", "floor", "out", "context", "ngram"):
             setattr(kept, name, getattr(self, name)[keep])
+        kept.marks = {name: saved[keep] for name, saved in self.marks.items()}
+        kept.last, kept.tries = self.last[keep], self.tries[keep]
         return kept
+
+
+class _Clauses:
+    """Writes a clause again when the model found it unlikely: once a row ends a clause (a clause
+    mark such as ， or 。, or the end token), the clause's mean log-probability per token under the
+    raw distribution (what the fluency score reads) is compared with `floor`; below it, the row
+    goes back to where the clause began (its state, and its KV cache by feeding the token before
+    the clause again at its position) and draws the clause anew on a fresh random stream, at most
+    CLAUSE_TRIES times, the last time greedily (the likeliest token at each step, bans and all), and
+    keeps that one. A small model garbles a clause here and there ("使身更加的舒适度更加的穿着体验"):
+    whole copies chosen from candidates rarely have every clause clean, clauses drawn one by one can."""
+
+    # the per-slot state a rolled-back clause returns to (_Slots' arrays of the same names)
+    MARKED = ("pos", "done", "state", "own_state", "wanted_state", "written", "logprob", "chars", "context")
+
+    def __init__(self, marks_ids, floor: float):
+        import numpy as np  # lazy: nothing heavy at import
+
+        self.marks_ids = np.asarray(sorted(marks_ids), dtype=np.int64)
+        self.floor = floor
+
+    @staticmethod
+    def settle(tokens, scores, slots: _Slots, live):
+        """tokens, with the likeliest token (of the masked scores) in the slots on their last try."""
+        import numpy as np  # lazy: nothing heavy at import
+        import torch
+
+        last = np.flatnonzero(live & (slots.tries >= CLAUSE_TRIES))
+        if len(last):
+            rows = torch.from_numpy(last).to(tokens.device)
+            tokens = tokens.clone()
+            tokens[rows] = scores[rows].argmax(-1)
+        return tokens
+
+    def review(self, slots: _Slots, got, grow, live, eos_id: int):
+        """(slots whose clause just ended below the floor, the tokens each wrote in it): those are
+        rolled back, their next token to feed slots.last at slots.pos; the other slots that ended a
+        clause begin a new one."""
+        import numpy as np  # lazy: nothing heavy at import
+
+        ended = live & (np.isin(got, self.marks_ids) | (got == eos_id))
+        at = np.flatnonzero(ended)
+        if not len(at):
+            return at, at
+        marks = slots.marks
+        written = slots.done[at] - marks["done"][at] + (got[at] == eos_id)  # the end token is scored too
+        mean = (slots.logprob[at] - marks["logprob"][at]) / np.maximum(written, 1)
+        again = ((mean < self.floor) & (slots.tries[at] < CLAUSE_TRIES) & (slots.done[at] < slots.budget[at])
+                 & (slots.done[at] > marks["done"][at]))  # a clause of its own, not an end after a full stop
+        back, onward = at[again], at[~again & grow[at]]
+        tries = slots.tries[back] + 1
+        for name, saved in marks.items():
+            getattr(slots, name)[back] = saved[back]
+        slots.pos[back] -= 1  # the token before the clause is fed again, at its position
+        slots.tries[back] = tries
+        with np.errstate(over="ignore"):
+            slots.key[back] = _mix64(slots.key[back] ^ np.uint64(_RETRY))
+        slots.mark(onward)
+        marks["pos"][onward] += 1  # the next clause's first token is fed after this one
+        slots.last[onward] = got[onward]
+        return back, written[again]
 
 
 def _ban_early_end(scores, slots: _Slots, live, eos_id: int) -> None:
@@ -167,7 +245,7 @@ def _ban_early_end(scores, slots: _Slots, live, eos_id: int) -> None:
 def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sampler, *, batch_size: int,
                 eos_id: int, no_repeat_ngram: int = 0, own: _RequestBlockers | None = None,
                 nudgers: _RequestNudgers | None = None, token_chars=None,
-                mixer: _NgramMixer | None = None) -> list[_Decoded]:
+                mixer: _NgramMixer | None = None, clauses: _Clauses | None = None) -> list[_Decoded]:
     """What each row generated (in the order of rows): the slot loop of continuous batching.
 
     decoder: a decoder (_GPT2Decoder or _HFDecoder); at most batch_size slots decode together; a row
@@ -176,7 +254,8 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
     rows want phrases (_Row.wanted), adds their bonuses in those rows. token_chars (a numpy array:
     the characters each token id writes), where some rows have a floor (_Row.floor), keeps eos_id
     out of those rows until they have written that many characters. mixer, where the checkpoint
-    has an n-gram model, mixes it into every row's next-token distribution."""
+    has an n-gram model, mixes it into every row's next-token distribution. clauses, where given,
+    writes a clause the model found unlikely again (_Clauses)."""
     import numpy as np  # lazy: nothing heavy at import
     import torch
 
@@ -223,6 +302,8 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
             if token_chars is not None:
                 _ban_early_end(scores, slots, live, eos_id)
             tokens = sampler(scores, slots.key, slots.done, live)
+            if clauses is not None:
+                tokens = clauses.settle(tokens, scores, slots, live)
             logprob = raw.gather(1, tokens[:, None]).squeeze(1)
             got = tokens.cpu().numpy()
             slots.logprob[live] += logprob.cpu().numpy()[live]
@@ -240,6 +321,13 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
                 slots.wanted_state[grow], slots.written[grow] = nudgers.advance(
                     slots.wanted[grow], slots.wanted_state[grow], slots.written[grow], got[grow])
             finished = live & ((got == eos_id) | (slots.done >= slots.budget))
+            if clauses is not None:
+                back, written = clauses.review(slots, got, grow, live, eos_id)
+                if len(back):  # these go on from where their clause began
+                    finished[back] = False
+                    cache = decoder.rewind(cache, back, written)
+                    tokens = tokens.clone()
+                    tokens[torch.from_numpy(back).to(tokens.device)] = torch.from_numpy(slots.last[back]).to(tokens.device)
             for slot in np.flatnonzero(finished):
                 done = int(slots.done[slot])
                 ended = int(got[slot] == eos_id)  # the end token is scored, not kept

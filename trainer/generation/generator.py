@@ -25,7 +25,7 @@ from copygen import prompt
 from trainer import ngram
 from trainer.checkpoint import CheckpointError, load_manifest, load_model_and_tokenizer
 from trainer.devices import pick_device, pick_dtype
-from trainer.generation.batching import _Decoded, _NgramMixer, _Row, decode_rows
+from trainer.generation.batching import _Clauses, _Decoded, _NgramMixer, _Row, decode_rows
 from trainer.generation.blocking import _Blocker, _RequestBlockers
 from trainer.generation.gpt2_decoder import _GPT2Decoder
 from trainer.generation.hf_decoder import _HFDecoder
@@ -205,7 +205,7 @@ class Generator:
     def generate(self, requests: Sequence[Request], *, temperature: float = 0.95, top_p: float = 0.7,
                  seed: int | None = None, max_new_tokens: int | None = None, banned: Iterable[str] = (),
                  greedy: bool = False, no_repeat_ngram: int = 0, nudge: tuple[float, float] = (0.0, 0.0),
-                 honour_length: bool = True) -> list[list[str]]:
+                 honour_length: bool = True, clause_floor: float | None = None) -> list[list[str]]:
         """Request i -> its `variants` texts, in order; each text starts with the request's opening.
 
         With a seed the result is repeatable; sampled or greedy, a row's copy does not depend on
@@ -220,11 +220,14 @@ class Generator:
         too_short check holds copy to) unless its budget runs out first, and the end token is
         drawn at the model's own odds, not at the odds top-p inflates (_Sampler._end_apart);
         False: Hugging Face's top-p, and a row ends wherever its sample ends.
+        clause_floor: a clause (up to ，。！？； or the end) whose mean log-probability per token under
+        the model's raw distribution is below this is drawn again, up to batching.CLAUSE_TRIES
+        times (batching._Clauses); None: every clause is kept as first drawn.
         """
         candidates = self.generate_candidates(requests, temperature=temperature, top_p=top_p, seed=seed,
                                               max_new_tokens=max_new_tokens, banned=banned, greedy=greedy,
                                               no_repeat_ngram=no_repeat_ngram, nudge=nudge,
-                                              honour_length=honour_length)
+                                              honour_length=honour_length, clause_floor=clause_floor)
         return [[c.text for c in variants] for variants in candidates]
 
     def token_budget(self, length: str) -> int:
@@ -255,30 +258,36 @@ class Generator:
                             top_p: float = 0.7, seed: int | None = None, max_new_tokens: int | None = None,
                             banned: Iterable[str] = (), greedy: bool = False,
                             no_repeat_ngram: int = 0, nudge: tuple[float, float] = (0.0, 0.0),
-                            honour_length: bool = True) -> list[list[Candidate]]:
+                            honour_length: bool = True, clause_floor: float | None = None) -> list[list[Candidate]]:
         """Like generate(), each text with the model's mean log-probability of its tokens."""
         decoded = self._generate(requests, temperature=temperature, top_p=top_p, seed=seed,
                                  max_new_tokens=max_new_tokens, banned=banned, greedy=greedy,
-                                 no_repeat_ngram=no_repeat_ngram, nudge=nudge, honour_length=honour_length)
+                                 no_repeat_ngram=no_repeat_ngram, nudge=nudge, honour_length=honour_length, clause_floor=clause_floor)
         texts = iter(self.tokenizer.batch_decode([d.ids for variants in decoded for d in variants],
                                                  skip_special_tokens=True))
         return [[Candidate(r.opening + next(texts).strip(), d.logprob / max(1, d.tokens), d.tokens)
                  for d in variants] for r, variants in zip(requests, decoded)]
 
+    def _clauses(self, floor: float | None) -> _Clauses | None:
+        if floor is None:
+            return None
+        ids = {self.tokenizer.convert_tokens_to_ids(mark) for mark in CLAUSE_MARKS}
+        return _Clauses(ids - {self.tokenizer.unk_token_id, None}, float(floor))
+
     def generate_ids(self, requests: Sequence[Request], *, temperature: float = 0.95, top_p: float = 0.7,
                      seed: int | None = None, max_new_tokens: int | None = None, banned: Iterable[str] = (),
                      greedy: bool = False, no_repeat_ngram: int = 0,
-                     nudge: tuple[float, float] = (0.0, 0.0), honour_length: bool = True) -> list[list[list[int]]]:
+                     nudge: tuple[float, float] = (0.0, 0.0), honour_length: bool = True, clause_floor: float | None = None) -> list[list[list[int]]]:
         """Like generate(), but the generated token ids (without the prompt and the end token)."""
         decoded = self._generate(requests, temperature=temperature, top_p=top_p, seed=seed,
                                  max_new_tokens=max_new_tokens, banned=banned, greedy=greedy,
-                                 no_repeat_ngram=no_repeat_ngram, nudge=nudge, honour_length=honour_length)
+                                 no_repeat_ngram=no_repeat_ngram, nudge=nudge, honour_length=honour_length, clause_floor=clause_floor)
         return [[d.ids for d in variants] for variants in decoded]
 
     def _generate(self, requests: Sequence[Request], *, temperature: float, top_p: float, seed: int | None,
                   max_new_tokens: int | None, banned: Iterable[str], greedy: bool,
                   no_repeat_ngram: int, nudge: tuple[float, float] = (0.0, 0.0),
-                  honour_length: bool = True) -> list[list[_Decoded]]:
+                  honour_length: bool = True, clause_floor: float | None = None) -> list[list[_Decoded]]:
         """The one decoding path: request i -> what each of its variants generated."""
         import numpy as np  # lazy: nothing heavy at import
 
@@ -319,10 +328,13 @@ class Generator:
         decoded = decode_rows(self._decoder, rows, keys, blocker, sampler, batch_size=self.batch_size,
                               eos_id=self.eos_id, no_repeat_ngram=no_repeat_ngram, own=own, nudgers=nudgers,
                               token_chars=self._token_chars() if any(r.floor for r in rows) else None,
-                              mixer=self._mixer)
+                              mixer=self._mixer, clauses=self._clauses(clause_floor))
         for row, result in zip(rows, decoded):
             out[row.request][row.variant] = result
         return out
+
+
+CLAUSE_MARKS = "，。！？；"  # what ends a clause for clause_floor (text is normalised to full-width marks)
 
 
 def load_mixture(path: Path, manifest: dict) -> tuple[ngram.NgramSet, float] | None:

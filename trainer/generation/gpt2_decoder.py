@@ -129,6 +129,11 @@ class _GPT2Decoder:
                             torch.zeros(shape, dtype=self.cache_dtype, device=self.device))
         return tuple(b[:, :width] for b in self._buffer)
 
+    def rewind(self, cache, slots, written):
+        """A clause written again (batching._Clauses): nothing to forget, its tokens' positions are
+        written over and those past a slot's position are masked."""
+        return cache
+
     def compact(self, cache, keep, written: int):
         """The cache of the slots in keep (ascending), moved to the front: views, no new cache.
         Only the first `written` positions hold anything yet; only they are copied."""

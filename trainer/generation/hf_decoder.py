@@ -61,6 +61,14 @@ class _HFDecoder:
         cache[1] = cache[1].index_select(0, index)
         return cache
 
+    def rewind(self, cache, slots, written):
+        """Forget the last written[i] tokens fed to slots[i] (a clause written again, batching._Clauses):
+        this cache only grows, so they are masked out of attention from now on."""
+        attention = cache[1]
+        for slot, count in zip(slots.tolist(), written.tolist()):
+            attention[slot, attention.shape[1] - count:] = 0
+        return cache
+
     def step(self, cache, tokens, positions, span: int):
         import torch  # lazy: nothing heavy at import
 
