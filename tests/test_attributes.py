@@ -571,6 +571,26 @@ def test_a_vocabulary_with_a_malformed_only_for_or_expresses_is_refused_by_field
             load_vocab(path)
 
 
+def test_a_top_or_trousers_are_never_called_a_dress_and_a_dress_always_may_be():
+    # make demo's copy of 2026-12-04 called a polo shirt 休闲的连衣裙版型 and a denim jacket 经典的连衣裙 (2026.12-10)
+    polo = {"类型": ["上衣"], "衣样式": ["polo"], "衣领型": ["polo领"]}
+    jacket = {"类型": ["上衣"], "材质": ["牛仔布"], "衣样式": ["外套"]}
+    harem = {"类型": ["裤"], "裤型": ["哈伦裤"]}
+    for product in (polo, jacket, harem):
+        assert {"连衣裙", "连身裙"} <= set(excluded_words(product))
+    assert contradictions("搭配一条连衣裙也很好看，", jacket) == []  # 64 top references say it: blocked, not flagged
+    for dress in ({"类型": ["裙"], "裙型": ["衬衫裙"]}, {"类型": ["裙"], "衣样式": ["衬衫"]}, {"类型": ["裙"]}):
+        assert "连衣裙" not in excluded_words(dress)
+
+
+def test_a_stated_only_job_gives_no_adults_garment_to_a_child_in_the_words_the_references_use_for_one():
+    # make demo's copy of 2026-12-04 wrote 方便宝贝穿脱 for adult harem trousers (2026.12-10)
+    harem = {"类型": ["裤"], "裤型": ["哈伦裤"], "裤腰型": ["松紧腰"]}
+    assert {"宝贝穿", "小宝贝", "让宝贝", "给宝贝", "宝宝"} <= set(unstated_words(harem))
+    assert "宝贝" not in unstated_words(harem)  # 这款宝贝: the shop's word for an item
+    assert "宝贝穿" not in unstated_words(harem, text="宝贝穿的哈伦裤")  # its own text says it
+
+
 def test_linen_shorts_are_no_silk_and_name_spandex_only_when_listed():
     # make demo's copy of 2026-12-04 gave linen shorts 纯丝面料 and 氨纶材质 (2026.12-9)
     linen_shorts = {"类型": ["裤"], "材质": ["亚麻"], "裤型": ["阔腿裤"], "裤长": ["短裤"]}
