@@ -291,6 +291,11 @@ def test_a_clause_below_the_floor_goes_back_to_where_it_began_and_the_last_try_i
         assert (slots.marks["done"][s], slots.marks["pos"][s], slots.marks["state"][s]) == (5, 15, 6)
     assert slots.key[0] == key[0] and slots.key[2] == key[2]
     assert slots.done[3] == 2 and slots.logprob[3] == -1.1  # an end after a full stop is no clause
+    # a clause as unlikely that names one of its product's values for the first time is kept
+    slots.mark(np.array([1]))
+    slots.done[1], slots.logprob[1], slots.written[1] = 5, -7.0, 0b10
+    back, _ = _Clauses({comma}, floor=-1.0).review(slots, got, got != eos, np.array([False, True, False, False]), eos)
+    assert not len(back) and slots.done[1] == 5 and slots.marks["written"][1] == 0b10
 
 
 def test_no_row_ends_before_the_fewest_characters_of_its_length_unless_its_budget_runs_out(engine):

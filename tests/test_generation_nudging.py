@@ -59,6 +59,8 @@ def test_the_follow_bonus_finishes_a_phrase_the_opening_began_and_blocking_wins_
 
 
 def test_the_nudger_tracks_what_each_slot_wrote_through_overlapping_phrases():
+    # and begins a phrase where a written one ends, never inside it: demo copy spliced a product's
+    # 文字 and 字母 into 清新文字母
     nudger = _Nudger([[(1, 2)], [(2, 3)], [(5,), (1, 2, 4)]])  # ab, bc, and e or abd
     states, bits = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
     for token in (1, 2, 3):  # a b c: writes ab, and bc inside it
@@ -69,7 +71,10 @@ def test_the_nudger_tracks_what_each_slot_wrote_through_overlapping_phrases():
     assert nudger.start([1]) == (nudger.delta[0, 1], 0)
     state, _ = nudger.start([1, 2])
     _, tokens, kind = nudger.bonus(np.array([0]), np.array([state]), np.array([0b001]))
-    assert sorted(tokens[kind == 1].tolist()) == [3, 4]  # b begins bc and a-b continues to abd
+    assert tokens[kind == 1].tolist() == [4]  # a-b continues to abd; the b of a written ab begins no bc
+    state, _ = nudger.start([6, 2])  # x b: here b does begin bc
+    _, tokens, kind = nudger.bonus(np.array([0]), np.array([state]), np.array([0]))
+    assert tokens[kind == 1].tolist() == [3]
 
 
 def test_wanted_phrases_are_the_words_that_express_each_value_never_one_character_or_excluded():

@@ -174,7 +174,10 @@ class _Clauses:
     the clause again at its position) and draws the clause anew on a fresh random stream, at most
     CLAUSE_TRIES times, the last time greedily (the likeliest token at each step, bans and all), and
     keeps that one. A small model garbles a clause here and there ("使身更加的舒适度更加的穿着体验"):
-    whole copies chosen from candidates rarely have every clause clean, clauses drawn one by one can."""
+    whole copies chosen from candidates rarely have every clause clean, clauses drawn one by one can.
+    A clause that names one of the product's values for the first time (a wanted group written,
+    nudging.py) is kept as drawn: value words are ones the model finds unlikely, and drawing such
+    clauses again cost the demo model 5 points of attribute coverage (the README, "The demo model")."""
 
     # the per-slot state a rolled-back clause returns to (_Slots' arrays of the same names)
     MARKED = ("pos", "done", "state", "own_state", "wanted_state", "written", "logprob", "chars", "context")
@@ -212,7 +215,8 @@ class _Clauses:
         written = slots.done[at] - marks["done"][at] + (got[at] == eos_id)  # the end token is scored too
         mean = (slots.logprob[at] - marks["logprob"][at]) / np.maximum(written, 1)
         again = ((mean < self.floor) & (slots.tries[at] < CLAUSE_TRIES) & (slots.done[at] < slots.budget[at])
-                 & (slots.done[at] > marks["done"][at]))  # a clause of its own, not an end after a full stop
+                 & (slots.done[at] > marks["done"][at])  # a clause of its own, not an end after a full stop
+                 & (slots.written[at] == marks["written"][at]))  # naming none of its product's values anew
         back, onward = at[again], at[~again & grow[at]]
         tries = slots.tries[back] + 1
         for name, saved in marks.items():

@@ -5,7 +5,8 @@ request may name groups of phrases (Request.wanted: one group per attribute valu
 it expresses the value). Until a row has written some phrase of a group, the group's tokens get a
 bonus on their logits: the first token of each of its phrases a small one (`start`), the token that
 continues a phrase the row has begun a larger one (`follow`), so a begun 雪 becomes 雪纺 rather
-than 雪白. Once a group is written its bonus stops: a value is nudged in, not repeated.
+than 雪白. Once a group is written its bonus stops: a value is nudged in, not repeated. A phrase is
+begun where a written phrase ends, not inside it: after 文字, the 字 does not begin 字母 (文字母).
 
 A bonus only reweights what the model already finds plausible (a token at -inf stays there), and
 the row's log-probability is scored on the raw logits, so a candidate the nudge pushed into
@@ -51,9 +52,12 @@ class _Nudger:
                 self.delta[s, a] = next(index[grown[j:]] for j in range(len(grown) + 1) if grown[j:] in index)
             suffixes = [p[j:] for j in range(len(p))]  # the begun phrases: every non-empty suffix
             self.written[s] = _or(owner.get(q, 0) for q in suffixes)
+            # A phrase just written ends here: a phrase begun inside it is no phrase begun ("文字" then
+            # "字母" would splice into 文字母), one it begins or lies inside still is (雪纺 -> 雪纺衫).
+            ended = max((len(q) for q in suffixes if q in owner), default=0)
             nexts: dict[int, int] = {}
             for q in suffixes:
-                if q in index:
+                if q in index and len(q) >= ended:
                     for t in alphabet:
                         if q + (t,) in leads:
                             nexts[t] = nexts.get(t, 0) | leads[q + (t,)]
