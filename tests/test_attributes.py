@@ -586,7 +586,7 @@ def test_a_top_or_trousers_are_never_called_a_dress_and_a_dress_always_may_be():
 def test_a_stated_only_job_gives_no_adults_garment_to_a_child_in_the_words_the_references_use_for_one():
     # make demo's copy of 2026-12-04 wrote 方便宝贝穿脱 for adult harem trousers (2026.12-10)
     harem = {"类型": ["裤"], "裤型": ["哈伦裤"], "裤腰型": ["松紧腰"]}
-    assert {"宝贝穿", "小宝贝", "让宝贝", "给宝贝", "宝宝"} <= set(unstated_words(harem))
+    assert {"宝贝穿", "小宝贝", "让宝贝", "给宝贝", "勒宝贝", "宝宝"} <= set(unstated_words(harem))
     assert "宝贝" not in unstated_words(harem)  # 这款宝贝: the shop's word for an item
     assert "宝贝穿" not in unstated_words(harem, text="宝贝穿的哈伦裤")  # its own text says it
 
