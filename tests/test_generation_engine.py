@@ -298,6 +298,17 @@ def test_a_clause_below_the_floor_goes_back_to_where_it_began_and_the_last_try_i
     assert not len(back) and slots.done[1] == 5 and slots.marks["written"][1] == 0b10
 
 
+def test_the_last_try_of_a_clause_is_greedy_and_ends_a_row_only_when_nothing_else_may_be_written():
+    slots = _Slots(3, 8)
+    slots.row[:] = [0, 1, 2]
+    slots.tries[:] = [CLAUSE_TRIES, CLAUSE_TRIES, 0]
+    scores = torch.tensor([[0.0, 5.0, 1.0, 2.0],  # the end (1) likeliest, but 3 may be written: 3
+                           [-torch.inf, 5.0, -torch.inf, -torch.inf],  # nothing but the end: the end
+                           [0.0, 5.0, 1.0, 2.0]])  # not on its last try: as sampled
+    tokens = _Clauses({0}, floor=-1.0).settle(torch.tensor([2, 2, 2]), scores, slots, np.ones(3, dtype=bool), 1)
+    assert tokens.tolist() == [3, 1, 2]
+
+
 def test_no_row_ends_before_the_fewest_characters_of_its_length_unless_its_budget_runs_out(engine):
     forced = forced_toward(engine, "[EOS]")  # ends every copy at once when free to
     requests = [Request(SOURCES[0], length="short"), Request(SOURCES[1], opening="新品上市，"),

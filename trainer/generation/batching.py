@@ -189,16 +189,21 @@ class _Clauses:
         self.floor = floor
 
     @staticmethod
-    def settle(tokens, scores, slots: _Slots, live):
-        """tokens, with the likeliest token (of the masked scores) in the slots on their last try."""
+    def settle(tokens, scores, slots: _Slots, live, eos_id: int):
+        """tokens, with the likeliest token (of the masked scores) in the slots on their last try.
+        Not the end token while another may be written: a row ends at the end token's own odds
+        (_Sampler._end_apart), which a greedy pick after a full stop would override."""
         import numpy as np  # lazy: nothing heavy at import
         import torch
 
         last = np.flatnonzero(live & (slots.tries >= CLAUSE_TRIES))
         if len(last):
             rows = torch.from_numpy(last).to(tokens.device)
+            picked = scores[rows].clone()
+            others = torch.isfinite(picked).sum(-1) > torch.isfinite(picked[:, eos_id]).long()
+            picked[others, eos_id] = -torch.inf
             tokens = tokens.clone()
-            tokens[rows] = scores[rows].argmax(-1)
+            tokens[rows] = picked.argmax(-1)
         return tokens
 
     def review(self, slots: _Slots, got, grow, live, eos_id: int):
@@ -307,7 +312,7 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
                 _ban_early_end(scores, slots, live, eos_id)
             tokens = sampler(scores, slots.key, slots.done, live)
             if clauses is not None:
-                tokens = clauses.settle(tokens, scores, slots, live)
+                tokens = clauses.settle(tokens, scores, slots, live, eos_id)
             logprob = raw.gather(1, tokens[:, None]).squeeze(1)
             got = tokens.cpu().numpy()
             slots.logprob[live] += logprob.cpu().numpy()[live]

@@ -222,7 +222,7 @@ class Generator:
         False: Hugging Face's top-p, and a row ends wherever its sample ends.
         clause_floor: a clause (up to ，。！？； or the end) whose mean log-probability per token under
         the model's raw distribution is below this is drawn again, up to batching.CLAUSE_TRIES
-        times (batching._Clauses); None: every clause is kept as first drawn.
+        times (batching._Clauses); None (or greedy): every clause is kept as first drawn.
         """
         candidates = self.generate_candidates(requests, temperature=temperature, top_p=top_p, seed=seed,
                                               max_new_tokens=max_new_tokens, banned=banned, greedy=greedy,
@@ -268,8 +268,8 @@ class Generator:
         return [[Candidate(r.opening + next(texts).strip(), d.logprob / max(1, d.tokens), d.tokens)
                  for d in variants] for r, variants in zip(requests, decoded)]
 
-    def _clauses(self, floor: float | None) -> _Clauses | None:
-        if floor is None:
+    def _clauses(self, floor: float | None, greedy: bool) -> _Clauses | None:
+        if floor is None or greedy:  # greedy decoding would draw the same clause again
             return None
         ids = {self.tokenizer.convert_tokens_to_ids(mark) for mark in CLAUSE_MARKS}
         return _Clauses(ids - {self.tokenizer.unk_token_id, None}, float(floor))
@@ -328,7 +328,7 @@ class Generator:
         decoded = decode_rows(self._decoder, rows, keys, blocker, sampler, batch_size=self.batch_size,
                               eos_id=self.eos_id, no_repeat_ngram=no_repeat_ngram, own=own, nudgers=nudgers,
                               token_chars=self._token_chars() if any(r.floor for r in rows) else None,
-                              mixer=self._mixer, clauses=self._clauses(clause_floor))
+                              mixer=self._mixer, clauses=self._clauses(clause_floor, greedy))
         for row, result in zip(rows, decoded):
             out[row.request][row.variant] = result
         return out

@@ -63,7 +63,9 @@ class _HFDecoder:
 
     def rewind(self, cache, slots, written):
         """Forget the last written[i] tokens fed to slots[i] (a clause written again, batching._Clauses):
-        this cache only grows, so they are masked out of attention from now on."""
+        this cache only grows, so they are masked out of attention from now on. With a clause floor a
+        row may so hold up to (CLAUSE_TRIES + 1) x its budget columns, past what the batch width was
+        sized for (KV_CACHE_BYTES); the native GPT-2 decoder writes over them instead."""
         attention = cache[1]
         for slot, count in zip(slots.tolist(), written.tolist()):
             attention[slot, attention.shape[1] - count:] = 0
