@@ -581,6 +581,17 @@ def test_a_top_or_trousers_are_never_called_a_dress_and_a_dress_always_may_be():
     assert contradictions("搭配一条连衣裙也很好看，", jacket) == []  # 64 top references say it: blocked, not flagged
     for dress in ({"类型": ["裙"], "裙型": ["衬衫裙"]}, {"类型": ["裙"], "衣样式": ["衬衫"]}, {"类型": ["裙"]}):
         assert "连衣裙" not in excluded_words(dress)
+    # the next make demo opened the polo's copy 这款polo领的休闲裤
+    assert {"休闲裤", "运动裤", "西裤"} <= set(excluded_words(polo))
+    assert not {"休闲裤", "运动裤", "西裤"} & set(excluded_words(harem))
+
+
+def test_a_stated_only_job_names_stretch_or_a_slit_only_when_the_product_lists_one():
+    # make demo gave suiting pencil trousers 良好的弹性 and a 开衩 (2026.12-10)
+    pencil = {"类型": ["裤"], "材质": ["西装面料"], "裤型": ["铅笔裤"]}
+    assert {"弹性", "弹力", "开衩", "开叉"} <= set(unstated_words(pencil))
+    slit = {**pencil, "裤款式": ["开叉"]}
+    assert not {"开衩", "开叉"} & set(unstated_words(slit))  # its own slit, in either spelling
 
 
 def test_a_stated_only_job_gives_no_adults_garment_to_a_child_in_the_words_the_references_use_for_one():
