@@ -586,6 +586,15 @@ def test_a_top_or_trousers_are_never_called_a_dress_and_a_dress_always_may_be():
     assert not {"休闲裤", "运动裤", "西裤"} & set(excluded_words(harem))
 
 
+def test_linen_or_cotton_is_never_written_up_as_a_chiffon_fabric_and_no_reference_is_flagged_for_it():
+    # make demo gave linen shorts 温柔的雪纺面料 (2026.12-10)
+    linen_shorts = {"类型": ["裤"], "材质": ["亚麻"], "裤长": ["短裤"]}
+    assert {"雪纺面料", "雪纺材质"} <= set(excluded_words(linen_shorts))
+    assert contradictions("温柔的雪纺面料", linen_shorts) == []  # blocked, never flagged
+    for chiffon_or_unsaid in ({"材质": ["雪纺"]}, {"材质": ["混纺"]}, {"材质": ["蕾丝"]}):
+        assert "雪纺面料" not in excluded_words({"类型": ["裙"], **chiffon_or_unsaid})
+
+
 def test_a_stated_only_job_names_stretch_or_a_slit_only_when_the_product_lists_one():
     # make demo gave suiting pencil trousers 良好的弹性 and a 开衩 (2026.12-10)
     pencil = {"类型": ["裤"], "材质": ["西装面料"], "裤型": ["铅笔裤"]}
