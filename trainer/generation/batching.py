@@ -200,8 +200,7 @@ class _Clauses:
         if len(last):
             rows = torch.from_numpy(last).to(tokens.device)
             picked = scores[rows].clone()
-            others = torch.isfinite(picked).sum(-1) > torch.isfinite(picked[:, eos_id]).long()
-            picked[others, eos_id] = -torch.inf
+            picked[_can_go_on(picked, eos_id), eos_id] = -torch.inf
             tokens = tokens.clone()
             tokens[rows] = picked.argmax(-1)
         return tokens
@@ -223,11 +222,10 @@ class _Clauses:
                  & (slots.done[at] > marks["done"][at])  # a clause of its own, not an end after a full stop
                  & (slots.written[at] == marks["written"][at]))  # naming none of its product's values anew
         back, onward = at[again], at[~again & grow[at]]
-        tries = slots.tries[back] + 1
         for name, saved in marks.items():
             getattr(slots, name)[back] = saved[back]
         slots.pos[back] -= 1  # the token before the clause is fed again, at its position
-        slots.tries[back] = tries
+        slots.tries[back] += 1
         with np.errstate(over="ignore"):
             slots.key[back] = _mix64(slots.key[back] ^ np.uint64(_RETRY))
         slots.mark(onward)
@@ -246,9 +244,15 @@ def _ban_early_end(scores, slots: _Slots, live, eos_id: int) -> None:
     if not len(early):
         return
     rows = torch.from_numpy(early).to(scores.device)
-    finite = torch.isfinite(scores[rows])
-    can_go_on = finite.sum(-1) > finite[:, eos_id].long()
-    scores[rows[can_go_on], eos_id] = -torch.inf
+    scores[rows[_can_go_on(scores[rows], eos_id)], eos_id] = -torch.inf
+
+
+def _can_go_on(scores, eos_id: int):
+    """Per row of scores: whether some token other than the end token may still be written."""
+    import torch
+
+    finite = torch.isfinite(scores)
+    return finite.sum(-1) > finite[:, eos_id].long()
 
 
 def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sampler, *, batch_size: int,

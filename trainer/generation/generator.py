@@ -258,11 +258,13 @@ class Generator:
                             top_p: float = 0.7, seed: int | None = None, max_new_tokens: int | None = None,
                             banned: Iterable[str] = (), greedy: bool = False,
                             no_repeat_ngram: int = 0, nudge: tuple[float, float] = (0.0, 0.0),
-                            honour_length: bool = True, clause_floor: float | None = None) -> list[list[Candidate]]:
+                            honour_length: bool = True,
+                            clause_floor: float | None = None) -> list[list[Candidate]]:
         """Like generate(), each text with the model's mean log-probability of its tokens."""
         decoded = self._generate(requests, temperature=temperature, top_p=top_p, seed=seed,
                                  max_new_tokens=max_new_tokens, banned=banned, greedy=greedy,
-                                 no_repeat_ngram=no_repeat_ngram, nudge=nudge, honour_length=honour_length, clause_floor=clause_floor)
+                                 no_repeat_ngram=no_repeat_ngram, nudge=nudge, honour_length=honour_length,
+                                 clause_floor=clause_floor)
         texts = iter(self.tokenizer.batch_decode([d.ids for variants in decoded for d in variants],
                                                  skip_special_tokens=True))
         return [[Candidate(r.opening + next(texts).strip(), d.logprob / max(1, d.tokens), d.tokens)
@@ -271,17 +273,23 @@ class Generator:
     def _clauses(self, floor: float | None, greedy: bool) -> _Clauses | None:
         if floor is None or greedy:  # greedy decoding would draw the same clause again
             return None
+        return _Clauses(self._clause_mark_ids(), float(floor))
+
+    @functools.cache  # noqa: B019  (one Generator per process)
+    def _clause_mark_ids(self) -> frozenset[int]:
         ids = {self.tokenizer.convert_tokens_to_ids(mark) for mark in CLAUSE_MARKS}
-        return _Clauses(ids - {self.tokenizer.unk_token_id, None}, float(floor))
+        return frozenset(ids - {self.tokenizer.unk_token_id, None})
 
     def generate_ids(self, requests: Sequence[Request], *, temperature: float = 0.95, top_p: float = 0.7,
                      seed: int | None = None, max_new_tokens: int | None = None, banned: Iterable[str] = (),
                      greedy: bool = False, no_repeat_ngram: int = 0,
-                     nudge: tuple[float, float] = (0.0, 0.0), honour_length: bool = True, clause_floor: float | None = None) -> list[list[list[int]]]:
+                     nudge: tuple[float, float] = (0.0, 0.0), honour_length: bool = True,
+                     clause_floor: float | None = None) -> list[list[list[int]]]:
         """Like generate(), but the generated token ids (without the prompt and the end token)."""
         decoded = self._generate(requests, temperature=temperature, top_p=top_p, seed=seed,
                                  max_new_tokens=max_new_tokens, banned=banned, greedy=greedy,
-                                 no_repeat_ngram=no_repeat_ngram, nudge=nudge, honour_length=honour_length, clause_floor=clause_floor)
+                                 no_repeat_ngram=no_repeat_ngram, nudge=nudge, honour_length=honour_length,
+                                 clause_floor=clause_floor)
         return [[d.ids for d in variants] for variants in decoded]
 
     def _generate(self, requests: Sequence[Request], *, temperature: float, top_p: float, seed: int | None,
