@@ -5,8 +5,9 @@ BIN    := $(VENV)/bin
 # The demo model mixes n-gram counts of its training copy into what it writes (README, "The demo model").
 # The demo job samples cooler and keeps the best of 8 candidates per variant (the demo model's copy reads
 # better so), names no colour, fibre, print or feature a product does not state, and draws a clause again
-# while the model finds it less likely than e^-1.5 per token (README, "The demo model").
-DEMO_JOB := --variants 3 --temperature 0.7 --oversample 8 --stated-only --clause-floor -1.5
+# while the model finds it less likely than e^-1.5 per token or it joins two words the training copy
+# never joins (README, "The demo model").
+DEMO_JOB := --variants 3 --temperature 0.7 --oversample 8 --stated-only --clause-floor -1.5 --word-pairs
 # The full AdvertiseGen slice when the shared data sits next to the checkout, else the committed sample.
 DATA       ?= $(firstword $(wildcard ../shared/data/advertisegen/train_first5000.json) samples/advertisegen_sample.jsonl)
 CHECKPOINT ?= models/demo

@@ -6,7 +6,8 @@ Each setting runs the worker's own choice (worker.pipeline.worker_choice: candid
 blocking and nudging, filters, score) on the same validation rows `copygen eval` scores, and prints
 the reference metrics and faithfulness of the rank-1 copy, one line per setting (unst%: the share
 of rank-1 copies naming a colour, fibre, print, length... their product does not state, the words a
-`--stated-only` job blocks; other%: the share naming a part or garment of another type):
+`--stated-only` job blocks; other%: the share naming a part or garment of another type; splice%:
+the share of their clauses joining two words the training copy never joins, trainer.wordpairs):
 
     .venv/bin/python scripts/tune_worker_choice.py models/small \\
         --data ../shared/data/advertisegen/train_first5000.json --limit 200 \\
@@ -33,7 +34,7 @@ from copygen import prompt
 from copygen.attributes import unstated_found
 from copygen.catalogue import DEFAULT_TEMPERATURE
 from copygen.compliance import load_lexicon
-from trainer import metrics
+from trainer import metrics, wordpairs
 from trainer.checkpoint import load_manifest
 from trainer.evaluate import attributes_of, eval_split
 from trainer.generation import Generator
@@ -54,6 +55,15 @@ def names_another_type(text: str, attributes: dict) -> bool:
     return any(word in text for word in OTHER_TYPE_WORDS.get(kind, ()))
 
 
+def spliced_share(generator: Generator, texts: list[str]) -> float:
+    """The share of the clauses of texts two of whose neighbouring words never meet in the
+    checkpoint's training copy (trainer.wordpairs); nan for a checkpoint without word pairs."""
+    clauses = [c for text in texts for c in wordpairs.clauses(text)]
+    if generator.word_pairs is None or not clauses:
+        return math.nan
+    return sum(bool(generator.word_pairs.unseen(c)) for c in clauses) / len(clauses)
+
+
 def nudge_pair(text: str) -> tuple[float, float]:
     start, _, follow = text.partition(":")
     return float(start), float(follow or start)
@@ -69,6 +79,8 @@ def main() -> None:
     parser.add_argument("--temperature", nargs="+", type=float, default=[DEFAULT_TEMPERATURE])
     parser.add_argument("--clause-floor", nargs="+", default=["off"],
                         help="clause floors to try (a mean log-probability per token, or off)")
+    parser.add_argument("--word-pairs", nargs="+", default=["off"], choices=["off", "on"],
+                        help="draw a clause again when two neighbouring words never meet in the training copy")
     parser.add_argument("--stated-only", action="store_true", help="choose as a job with stated_only does")
     parser.add_argument("--ngram-share", nargs="+", default=["saved"],
                         help="the network's share of the n-gram mixture: saved (the manifest's), off, or 0-1")
@@ -85,19 +97,19 @@ def main() -> None:
     attributes = [attributes_of(p.source) for p in rows]
     print(f"{len(rows)} rows, {split}, {manifest['name']}")
     print(f"{'share':>5} {'nudge':>9} {'over':>4} {'temp':>4} {'R-L':>6} {'BLEU-4':>6} {'cov%':>6} {'contra%':>7} "
-          f"{'pass%':>6} {'dist-4%':>7} {'unst%':>6} {'other%':>6} {'len':>5} {'judge':>6} {'s':>5} {'floor':>5}")
+          f"{'pass%':>6} {'dist-4%':>7} {'unst%':>6} {'other%':>6} {'len':>5} {'judge':>6} {'s':>5} {'floor':>5} {'pairs':>5} {'splice%':>7}")
     out = args.out.open("w", encoding="utf-8") if args.out else None
-    settings = [(share, oversample, nudge, temperature, floor) for share in args.ngram_share
+    settings = [(share, oversample, nudge, temperature, floor, pairs) for share in args.ngram_share
                 for oversample in args.oversample for nudge in map(nudge_pair, args.nudge)
-                for temperature in args.temperature for floor in args.clause_floor]
-    for share, oversample, nudge, temperature, floor in settings:
+                for temperature in args.temperature for floor in args.clause_floor for pairs in args.word_pairs]
+    for share, oversample, nudge, temperature, floor, pairs in settings:
         generator = Generator.load(args.checkpoint, device="auto", batch_size=96, use_ngram=share != "off",
                                    ngram_share=None if share in ("saved", "off") else float(share))
         started = time.monotonic()
         chosen = worker_choice(generator, [(p.source, p.style) for p in rows], args.seed,
                                oversample=oversample, nudge=nudge, temperature=temperature,
                                stated_only=args.stated_only, lexicon=lexicon,
-                               clause_floor=None if floor == "off" else float(floor))
+                               clause_floor=None if floor == "off" else float(floor), word_pairs=pairs == "on")
         seconds = time.monotonic() - started
         texts = [t for t, _ in chosen]
         scores = {**metrics.corpus_scores(texts, references, progress=False),
@@ -106,6 +118,7 @@ def main() -> None:
         unstated = sum(bool(unstated_found(t, a)) for t, a in zip(texts, attributes)) / len(texts)
         other = sum(names_another_type(t, a) for t, a in zip(texts, attributes)) / len(texts)
         judged = math.nan
+        spliced = spliced_share(generator, texts)
         if args.judge:
             logps = mean_logprobs(args.judge, [(prompt.render_prompt(p.source, style=p.style), t)
                                                for p, t in zip(rows, texts)], use_ngram=False)
@@ -113,11 +126,11 @@ def main() -> None:
         print(f"{share:>5} {nudge[0]:>4g}:{nudge[1]:<4g} {oversample:>4} {temperature:>4g} {scores['rouge-l']:>6.2f} "
               f"{scores['bleu-4']:>6.2f} {scores['coverage'] * 100:>6.1f} {scores['contradiction_rate'] * 100:>7.1f} "
               f"{passing * 100:>6.1f} {scores['distinct_4'] * 100:>7.1f} {unstated * 100:>6.1f} {other * 100:>6.1f} "
-              f"{scores['mean_length']:>5.0f} {judged:>6.2f} {seconds:>5.0f} {floor:>5}", flush=True)
+              f"{scores['mean_length']:>5.0f} {judged:>6.2f} {seconds:>5.0f} {floor:>5} {pairs:>5} {spliced * 100:>7.1f}", flush=True)
         if out:
             for pair, (text, passed) in zip(rows, chosen):
                 out.write(json.dumps({"ngram_share": share, "nudge": nudge, "oversample": oversample,
-                                      "temperature": temperature, "clause_floor": floor, "content": pair.source,
+                                      "temperature": temperature, "clause_floor": floor, "word_pairs": pairs, "content": pair.source,
                                       "choice": text, "passed": passed}, ensure_ascii=False) + "\n")
     if out:
         out.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import subprocess
 import sys
 from dataclasses import replace
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from trainer import wordpairs
 from trainer.generation import (
     CLAUSE_TRIES,
     Generator,
@@ -201,25 +203,31 @@ def test_rows_without_phrases_of_their_own_write_the_same_copy_beside_rows_with_
         Request(SOURCES[0], banned="牛仔裤")  # would ban 牛, 仔 and 裤 one by one
 
 
-@pytest.mark.parametrize("floor", [None, -1.0], ids=["every-clause-kept", "clauses-drawn-again"])
+CLAUSE_CHECKS = {"every-clause-kept": {}, "unlikely-clauses-drawn-again": {"clause_floor": -1.0},
+                 "spliced-clauses-drawn-again": {"word_pairs": True}}
+
+
+@pytest.mark.parametrize("checks", CLAUSE_CHECKS)
 @pytest.mark.parametrize("decoder", ["native", "native-float32-cache", "hugging-face"])
 def test_a_candidates_logprob_is_the_mean_log_probability_of_its_tokens_under_a_plain_forward_pass(
-        tiny, engine, decoder, floor):
-    """With a clause floor too: a clause drawn again leaves nothing behind in the cache or the score."""
+        tiny, engine, decoder, checks):
+    """With clause checks too: a clause drawn again leaves nothing behind in the cache or the score."""
     if decoder == "native":
         generator = engine  # as the worker decodes: a bfloat16 cache where the fused kernel is built
     elif decoder == "native-float32-cache":
         generator = Generator.load(tiny, device="cpu", batch_size=3, dtype="float32", attention="matmul")
     else:
-        generator = Generator(engine.model, engine.tokenizer, engine.manifest, "cpu", batch_size=3, native=False)
+        generator = Generator(engine.model, engine.tokenizer, engine.manifest, "cpu", batch_size=3, native=False,
+                              word_pairs=engine.word_pairs)
     requests = mixed_requests()
     # temperature, top-p, blocking and the repeat ban change what is drawn, not how it is scored
-    budget = 30 if floor is None else 60  # clauses drawn again end more copy before the budget
+    checks = CLAUSE_CHECKS[checks]
+    budget = 60 if checks else 30  # clauses drawn again end more copy before the budget
     sample = {"seed": 6, "max_new_tokens": budget, "temperature": 1.3, "top_p": 0.8, "banned": ["百搭", "简约"],
-              "no_repeat_ngram": 2, "clause_floor": floor}
+              "no_repeat_ngram": 2, **checks}
     candidates = generator.generate_candidates(requests, **sample)
-    if floor is not None:  # clauses were drawn again
-        assert candidates != generator.generate_candidates(requests, **{**sample, "clause_floor": None})
+    if checks:  # clauses were drawn again
+        assert candidates != generator.generate_candidates(requests, **{**sample, **dict.fromkeys(checks)})
     ids = generator.generate_ids(requests, **sample)
     ended = 0
     for request, variants, rows in zip(requests, candidates, ids):
@@ -262,6 +270,57 @@ def test_with_a_clause_floor_far_fewer_clauses_fall_below_it(engine):
         below[floor] = sum(m < -1.5 for m in means) / len(means)
     assert below[None] > 0.5  # a tiny model garbles most clauses it samples
     assert below[-1.5] < below[None] / 2
+
+
+def _unseen_share(generator: Generator, texts) -> float:
+    """The share of the clauses of texts with a pair of neighbouring words the training copy lacks."""
+    clauses = [c for text in texts for c in wordpairs.clauses(text)]
+    return sum(bool(generator.word_pairs.unseen(c)) for c in clauses) / len(clauses)
+
+
+def test_with_word_pairs_far_fewer_clauses_join_words_the_training_copy_never_joins(engine):
+    requests = [Request(source, variants=8) for source in SOURCES]
+    sample = {"seed": 2, "max_new_tokens": 60, "temperature": 1.0, "top_p": 1.0}
+    plain = _unseen_share(engine, [t for variants in engine.generate(requests, **sample) for t in variants])
+    checked = _unseen_share(engine, [t for variants in engine.generate(requests, **sample, word_pairs=True)
+                                     for t in variants])
+    assert plain > 0.3  # a tiny model splices many clauses it samples
+    assert checked < plain / 2
+
+
+def test_a_checkpoint_without_word_pairs_decodes_as_before_and_says_so(engine, caplog):
+    bare = Generator(engine.model, engine.tokenizer, engine.manifest, "cpu", batch_size=4)
+    requests = [Request(source, variants=2) for source in SOURCES[:2]]
+    sample = {"seed": 4, "max_new_tokens": 30}
+    with caplog.at_level(logging.WARNING):
+        assert bare.generate(requests, **sample, word_pairs=True) == bare.generate(requests, **sample)
+    assert "has no word pairs" in caplog.text
+
+
+def test_a_clause_that_joins_unseen_words_goes_back_and_one_that_does_not_is_kept():
+    text = "，修饰颈部线条纹的设计条纹图案"
+    ids = {ch: i + 10 for i, ch in enumerate(dict.fromkeys(text))}
+    comma, eos = ids["，"], 2
+    chars = {i: ch for ch, i in ids.items()}
+    pairs = wordpairs.WordPairs.count(["修饰颈部线条，条纹的设计。"])
+    slots = _Slots(2, 20)
+    slots.row[:], slots.budget[:] = [0, 1], 20
+    slots.mark(np.arange(2))
+    # slot 0 writes a splice of 线条 and 条纹, slot 1 a clause of the training copy; both as likely
+    for slot, clause in enumerate(["修饰颈部线条纹，", "条纹的设计，"]):
+        slots.out[slot, :len(clause)] = [ids[ch] for ch in clause]
+        slots.done[slot], slots.pos[slot] = len(clause), 10 + len(clause)
+    slots.logprob[:] = -0.1
+    clauses = _Clauses({comma}, floor=None, pairs=pairs, decode=lambda row: "".join(chars[i] for i in row))
+    got = np.array([comma, comma])
+    back, written = clauses.review(slots, got, got != eos, np.ones(2, dtype=bool), eos)
+    assert back.tolist() == [0] and written.tolist() == [8]
+    assert slots.done[0] == 0 and slots.tries[0] == 1
+    assert slots.done[1] == 6 and slots.marks["done"][1] == 6  # kept: the next clause begins after it
+    # naming one of its product's values for the first time does not keep a splice (it does an unlikely clause)
+    slots.done[0], slots.written[0] = 8, 0b1
+    back, _ = clauses.review(slots, got, got != eos, np.array([True, False]), eos)
+    assert back.tolist() == [0] and slots.tries[0] == 2 and slots.written[0] == 0
 
 
 def test_a_clause_below_the_floor_goes_back_to_where_it_began_and_the_last_try_is_kept():

@@ -363,22 +363,22 @@ def test_decoding_blocks_every_spelling_of_a_latin_advertising_law_term(env):
     assert seen and all({"NO.1", "No.1", "no.1"} <= set(banned) for banned in seen)
 
 
-def test_a_jobs_clause_floor_reaches_every_engine_call_and_no_floor_is_none(env):
+def test_a_jobs_clause_checks_reach_every_engine_call_and_are_off_by_default(env):
     _engine, settings, _ = env
     seen = []
 
     class Recording(ScriptedGenerator):
         def generate_candidates(self, requests, **kwargs):
-            seen.append(kwargs["clause_floor"])
+            seen.append((kwargs["clause_floor"], kwargs["word_pairs"]))
             return super().generate_candidates(requests, **kwargs)
 
-    floored = new_job(env, n=1, variants=2, oversample=1, clause_floor=-1.5)
+    floored = new_job(env, n=1, variants=2, oversample=1, clause_floor=-1.5, word_pairs=True)
     failing = Recording(lambda call, i, v: BANNED)  # never passes: every regeneration round runs
     pipeline.run_chunk(runtime.current(), failing, floored, 0, settings)
-    assert seen == [-1.5] * (1 + settings.regenerate_rounds)
+    assert seen == [(-1.5, True)] * (1 + settings.regenerate_rounds)
     seen.clear()
     pipeline.run_chunk(runtime.current(), Recording(), new_job(env, n=1, variants=1), 0, settings)
-    assert seen == [None]
+    assert seen == [(None, False)]
 
 
 def test_submission_reports_bad_rows_and_keeps_the_good_ones(env):

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from copygen import prompt
-from trainer import checkpoint, ngram
+from trainer import checkpoint, ngram, wordpairs
 from trainer.devices import pick_device
 from trainer.fit import IGNORE, FitConfig, FitResult, fit, label_probs
 from trainer.presets import PRESETS, gpt2_config
@@ -379,6 +379,19 @@ def mixture_for(model, tokenizer, train, val, order: int, device: str = "cpu"):
     return models, {"order": order, "weight": weight, "types": types, "val_perplexity": perplexity}
 
 
+def count_word_pairs(train_pairs, texts: list[str]) -> wordpairs.WordPairs | None:
+    """The pairs of neighbouring words of everything the model was trained on (trainer.wordpairs),
+    or None when it read nothing."""
+    corpus = [p.copy for p in train_pairs] + list(texts)
+    if not corpus:
+        return None
+    started = time.monotonic()
+    pairs = wordpairs.WordPairs.count(corpus)
+    log.info("%d pairs of neighbouring words counted in %d texts in %.1f s", len(pairs), len(corpus),
+             time.monotonic() - started)
+    return pairs
+
+
 def write_checkpoint(opts: TrainOptions, run: TrainingRun, results: dict[str, FitResult], report: dict,
                      train_pairs, val_pairs, texts: list[str], mixture=None) -> Path:
     """The checkpoint with its manifest, training report and loss curve, written atomically; the
@@ -413,6 +426,12 @@ def write_checkpoint(opts: TrainOptions, run: TrainingRun, results: dict[str, Fi
               "counts": {"train_pairs": len(train_pairs), "val_pairs": len(val_pairs), "texts": len(texts)}},
     )
     extra_files = {}
+    pairs = count_word_pairs(train_pairs, texts)
+    if pairs is not None:
+        manifest["word_pairs"] = {"pairs": len(pairs)}
+        run.work_root.mkdir(parents=True, exist_ok=True)
+        pairs.save(run.work_root / wordpairs.FILE)
+        extra_files[wordpairs.FILE] = run.work_root / wordpairs.FILE
     if mixture is not None:
         lm, manifest["ngram"] = mixture
         metrics["val_perplexity_mixed"] = manifest["ngram"]["val_perplexity"]["mixed"]

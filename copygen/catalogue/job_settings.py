@@ -68,6 +68,9 @@ class JobSettings:
     # A clause the model itself finds unlikely (mean log-probability per token below this) is
     # written again while decoding (trainer.generation.batching._Clauses); None: never.
     clause_floor: float | None = None
+    # A clause two of whose neighbouring words never meet in the model's training copy (a splice
+    # such as 线条纹) is written again while decoding (trainer.wordpairs); False: never.
+    word_pairs: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -197,6 +200,7 @@ _SETTING_CHECKS = {
     "oversample": _optional_whole(1, MAX_OVERSAMPLE),
     "stated_only": _check_flag,
     "clause_floor": _check_clause_floor,
+    "word_pairs": _check_flag,
 }
 
 

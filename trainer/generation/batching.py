@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from trainer import wordpairs
 from trainer.generation.blocking import _Blocker, _RequestBlockers
 from trainer.generation.nudging import _RequestNudgers
 from trainer.generation.sampling import _ban_repeats, _ban_stutter, _mix64, _Sampler
@@ -177,16 +178,23 @@ class _Clauses:
     whole copies chosen from candidates rarely have every clause clean, clauses drawn one by one can.
     A clause that names one of the product's values for the first time (a wanted group written,
     nudging.py) is kept as drawn: value words are ones the model finds unlikely, and drawing such
-    clauses again cost the demo model 5 points of attribute coverage (the README, "The demo model")."""
+    clauses again cost the demo model 5 points of attribute coverage (the README, "The demo model").
+
+    With `pairs` (the checkpoint's trainer.wordpairs.WordPairs) and `decode` (token ids -> text),
+    a clause is also drawn again when two of its neighbouring words never meet in the training
+    copy: a splice such as "修饰颈部线条纹" that the model itself finds likely. This holds for a clause
+    naming a value too (the splices gather around values: "文字母印花"); drawn again, it is still
+    nudged toward the value. floor may be None (the words alone decide)."""
 
     # the per-slot state a rolled-back clause returns to (_Slots' arrays of the same names)
     MARKED = ("pos", "done", "state", "own_state", "wanted_state", "written", "logprob", "chars", "context")
 
-    def __init__(self, marks_ids, floor: float):
+    def __init__(self, marks_ids, floor: float | None, pairs: wordpairs.WordPairs | None = None, decode=None):
         import numpy as np  # lazy: nothing heavy at import
 
         self.marks_ids = np.asarray(sorted(marks_ids), dtype=np.int64)
-        self.floor = floor
+        self.floor = -np.inf if floor is None else floor
+        self.pairs, self.decode = (pairs, decode) if pairs is not None and decode is not None else (None, None)
 
     @staticmethod
     def settle(tokens, scores, slots: _Slots, live, eos_id: int):
@@ -218,9 +226,14 @@ class _Clauses:
         marks = slots.marks
         written = slots.done[at] - marks["done"][at] + (got[at] == eos_id)  # the end token is scored too
         mean = (slots.logprob[at] - marks["logprob"][at]) / np.maximum(written, 1)
-        again = ((mean < self.floor) & (slots.tries[at] < CLAUSE_TRIES) & (slots.done[at] < slots.budget[at])
-                 & (slots.done[at] > marks["done"][at])  # a clause of its own, not an end after a full stop
-                 & (slots.written[at] == marks["written"][at]))  # naming none of its product's values anew
+        may = ((slots.tries[at] < CLAUSE_TRIES) & (slots.done[at] < slots.budget[at])
+               & (slots.done[at] > marks["done"][at]))  # a clause of its own, not an end after a full stop
+        again = may & (mean < self.floor) & (slots.written[at] == marks["written"][at])  # no value named anew
+        if self.pairs is not None:
+            for i in np.flatnonzero(may & ~again):
+                slot = at[i]
+                text = self.decode(slots.out[slot, marks["done"][slot]:slots.done[slot]].tolist())
+                again[i] = any(self.pairs.unseen(clause) for clause in wordpairs.clauses(text))
         back, onward = at[again], at[~again & grow[at]]
         for name, saved in marks.items():
             getattr(slots, name)[back] = saved[back]

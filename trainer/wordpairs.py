@@ -1,0 +1,99 @@
+"""The pairs of neighbouring words in the training copy, to tell a clause spliced out of pieces
+from one a person could have written.
+
+Why: a small model writes clauses whose every few characters occur in its training copy, joined
+where no two words ever meet: "修饰颈部线条纹" (线条 and 条纹 run together, jieba reads 颈部/线/条纹),
+"让宝的阔腿裤" (宝贝 cut short), "袖口袋设计" (a sleeve's 袖口 into a 口袋). Its own likelihood does not
+see them, nor do n-grams of characters. Words do: cut into jieba words (dictionary only, no HMM,
+so a splice does not become a new word), a clause's pairs of neighbouring words, its start and end
+included, were all seen in the training copy for 91% of the demo model's clauses and 38% of the
+human references' (validation split, 2026-12-04). The model writes familiar words in familiar
+order; the clauses it joins wrongly stand out, while the references' clauses, which often say
+something new, would not, so this is a check of the model's copy and never of people's.
+
+A set of 64-bit hashes of the pairs, sorted, saved in the checkpoint (FILE). jieba is imported
+inside the functions (it loads its dictionary on first use).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+import logging
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+FILE = "word_pairs.npy"
+EDGE = "|"  # the word before a clause's first word and after its last (never a jieba word: | ends clauses here)
+_CLAUSES = re.compile(r"[^，。！？；,.!?;|\s]+")
+
+
+def clauses(text: str) -> list[str]:
+    """text's clauses, without the marks that end them."""
+    return _CLAUSES.findall(text)
+
+
+def words(clause: str) -> list[str]:
+    """clause's jieba words (dictionary only), between two EDGE marks."""
+    return [EDGE, *(w for w in _jieba().lcut(clause, HMM=False) if w.strip()), EDGE]
+
+
+@functools.cache
+def _jieba():
+    import jieba  # heavy: loads its dictionary on first use, never at import
+
+    jieba.setLogLevel(logging.WARNING)  # jieba sets its own logger to DEBUG at import
+    return jieba
+
+
+def _hash(first: str, second: str) -> int:
+    return int.from_bytes(hashlib.blake2b(f"{first}\t{second}".encode(), digest_size=8).digest(), "little")
+
+
+class WordPairs:
+    """The pairs of neighbouring words the training copy has."""
+
+    def __init__(self, hashes):
+        import numpy as np  # lazy: nothing heavy at import
+
+        self.hashes = np.unique(np.asarray(hashes, dtype=np.uint64))
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    @classmethod
+    def count(cls, texts: Iterable[str]) -> WordPairs:
+        found = set()
+        for text in texts:
+            for clause in clauses(text):
+                w = words(clause)
+                found.update(_hash(a, b) for a, b in itertools.pairwise(w))
+        return cls(sorted(found))
+
+    def unseen(self, clause: str) -> list[tuple[str, str]]:
+        """The pairs of neighbouring words of clause (one clause, no marks) the training copy never has."""
+        import numpy as np  # lazy: nothing heavy at import
+
+        w = words(clause)
+        pairs = list(itertools.pairwise(w))
+        wanted = np.array([_hash(a, b) for a, b in pairs], dtype=np.uint64)
+        at = np.minimum(np.searchsorted(self.hashes, wanted), len(self.hashes) - 1)
+        known = self.hashes[at] == wanted if len(self.hashes) else np.zeros(len(pairs), dtype=bool)
+        return [pair for pair, seen in zip(pairs, known) if not seen]
+
+    def save(self, path: Path) -> None:
+        import numpy as np  # lazy: nothing heavy at import
+
+        with open(path, "wb") as f:
+            np.save(f, self.hashes, allow_pickle=False)
+
+    @classmethod
+    def load(cls, path: Path) -> WordPairs:
+        import numpy as np  # lazy: nothing heavy at import
+
+        hashes = np.load(path, allow_pickle=False)
+        if hashes.dtype != np.uint64 or hashes.ndim != 1:
+            raise ValueError(f"expected a flat array of uint64 hashes, found {hashes.dtype} of shape {hashes.shape}")
+        return cls(hashes)
