@@ -3,13 +3,13 @@ from one a person could have written.
 
 Why: a small model writes clauses whose every few characters occur in its training copy, joined
 where no two words ever meet: "修饰颈部线条纹" (线条 and 条纹 run together, jieba reads 颈部/线/条纹),
-"让宝的阔腿裤" (宝贝 cut short), "袖口袋设计" (a sleeve's 袖口 into a 口袋). Its own likelihood does not
+"平整体的设计感" (平整 into 整体), "袖口袋设计" (a sleeve's 袖口 into a 口袋). Its own likelihood does not
 see them, nor do n-grams of characters. Words do: cut into jieba words (dictionary only, no HMM,
-so a splice does not become a new word), a clause's pairs of neighbouring words, its start and end
-included, were all seen in the training copy for 91% of the demo model's clauses and 38% of the
-human references' (validation split, 2026-12-04). The model writes familiar words in familiar
-order; the clauses it joins wrongly stand out, while the references' clauses, which often say
-something new, would not, so this is a check of the model's copy and never of people's.
+so a splice does not become a new word), such a clause has a pair of neighbouring words (its edges
+count as words) that the training copy never has. The model recombines its training copy, so its
+unseen pairs are mostly splices (22% of the demo model's rank-1 clauses have one, and 34 of the first
+40 such clauses of one `make demo` job read as garbled); people say new things (62% of the
+validation references' clauses have one). So this checks the model's copy, never people's.
 
 A set of 64-bit hashes of the pairs, sorted, saved in the checkpoint (FILE). jieba is imported
 inside the functions (it loads its dictionary on first use).
