@@ -611,6 +611,28 @@ def test_a_stated_only_job_gives_no_adults_garment_to_a_child_in_the_words_the_r
     assert "宝贝穿" not in unstated_words(harem, text="宝贝穿的哈伦裤")  # its own text says it
 
 
+def test_a_stated_only_job_names_an_elastic_waist_only_when_the_product_has_one():
+    # make demo gave straight jeans 腰部的松紧设计 and adult harem trousers 不会勒到宝贝 (2026.12-11)
+    jeans = {"类型": ["裤"], "材质": ["牛仔布"], "裤型": ["直筒裤"], "裤长": ["九分裤"]}
+    assert {"松紧", "勒到宝贝"} <= set(unstated_words(jeans))
+    for elastic in ({"裤腰型": ["松紧腰"]}, {"裤款式": ["松紧带"]}):
+        assert "松紧" not in unstated_words({**jeans, **elastic})
+
+
+def test_a_stated_only_job_calls_a_fabric_a_blend_only_when_the_product_lists_one():
+    # make demo called a knit cardigan's and a denim jacket's fabric 混纺 (2026.12-11)
+    cardigan = {"类型": ["上衣"], "材质": ["针织"], "衣样式": ["开衫"]}
+    assert "混纺" in unstated_words(cardigan)
+    assert "混纺" not in unstated_words({**cardigan, "材质": ["针织", "混纺"]})
+
+
+def test_a_stated_only_job_gives_no_flap_turn_up_or_belt_nobody_listed():
+    # make demo's third job of 2026.12-11: a hoodie's 翻盖口袋, a trench coat's 翻边, straight jeans' 裤带
+    hoodie = {"衣样式": ["卫衣"], "衣款式": ["连帽", "口袋"]}
+    assert {"翻盖", "翻边", "裤带"} <= set(unstated_words(hoodie))
+    assert "翻边" not in unstated_words({"类型": ["裤"], "裤口": ["翻折"]})  # 翻折's other word
+
+
 def test_linen_shorts_are_no_silk_and_name_spandex_only_when_listed():
     # make demo's copy of 2026-12-04 gave linen shorts 纯丝面料 and 氨纶材质 (2026.12-9)
     linen_shorts = {"类型": ["裤"], "材质": ["亚麻"], "裤型": ["阔腿裤"], "裤长": ["短裤"]}
