@@ -177,7 +177,7 @@ class _Clauses:
     keeps that one. A small model garbles a clause here and there ("使身更加的舒适度更加的穿着体验"):
     whole copies chosen from candidates rarely have every clause clean, clauses drawn one by one can.
     A clause that names one of the product's values for the first time (a wanted group written,
-    nudging.py) is kept as drawn: value words are ones the model finds unlikely, and drawing such
+    nudging.py) is kept as drawn by the floor: value words are ones the model finds unlikely, and drawing such
     clauses again cost the demo model 5 points of attribute coverage (the README, "The demo model").
 
     With `pairs` (the checkpoint's trainer.wordpairs.WordPairs) and `decode` (token ids -> text),

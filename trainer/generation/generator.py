@@ -363,7 +363,7 @@ CLAUSE_MARKS = "，。！？；"  # what ends a clause for clause_floor (text is
 
 def load_word_pairs(path: Path, manifest: dict) -> wordpairs.WordPairs | None:
     """The checkpoint's pairs of neighbouring words of its training copy, or None for one saved
-    without them (any before 2026.12-11)."""
+    without them (any saved before 2026-12-04, night)."""
     if not manifest.get("word_pairs"):
         return None
     try:
