@@ -70,7 +70,7 @@ class WordPairs:
             for clause in clauses(text):
                 w = words(clause)
                 found.update(_hash(a, b) for a, b in itertools.pairwise(w))
-        return cls(sorted(found))
+        return cls(list(found))  # sorted there
 
     def unseen(self, clause: str) -> list[tuple[str, str]]:
         """The pairs of neighbouring words of clause (one clause, no marks) the training copy never has."""

@@ -176,9 +176,9 @@ class _Clauses:
     CLAUSE_TRIES times, the last time greedily (the likeliest token at each step, bans and all), and
     keeps that one. A small model garbles a clause here and there ("使身更加的舒适度更加的穿着体验"):
     whole copies chosen from candidates rarely have every clause clean, clauses drawn one by one can.
-    A clause that names one of the product's values for the first time (a wanted group written,
-    nudging.py) is kept as drawn by the floor: value words are ones the model finds unlikely, and drawing such
-    clauses again cost the demo model 5 points of attribute coverage (the README, "The demo model").
+    The floor keeps a clause that names one of the product's values for the first time (a wanted
+    group written, nudging.py) as drawn: value words are ones the model finds unlikely, and drawing
+    such clauses again cost the demo model 5 points of attribute coverage (the README, "The demo model").
 
     With `pairs` (the checkpoint's trainer.wordpairs.WordPairs) and `decode` (token ids -> text),
     a clause is also drawn again when two of its neighbouring words never meet in the training
@@ -194,7 +194,7 @@ class _Clauses:
 
         self.marks_ids = np.asarray(sorted(marks_ids), dtype=np.int64)
         self.floor = -np.inf if floor is None else floor
-        self.pairs, self.decode = (pairs, decode) if pairs is not None and decode is not None else (None, None)
+        self.pairs, self.decode = pairs, decode
 
     @staticmethod
     def settle(tokens, scores, slots: _Slots, live, eos_id: int):

@@ -282,13 +282,17 @@ class Generator:
 
     def _clauses(self, floor: float | None, word_pairs: bool, greedy: bool) -> _Clauses | None:
         if word_pairs and self.word_pairs is None:
-            log.warning("%s has no word pairs (trained before they were saved): clauses are not checked for them",
-                        self.model_version)
+            self._say_no_word_pairs()
         pairs = self.word_pairs if word_pairs else None
         if (floor is None and pairs is None) or greedy:  # greedy decoding would draw the same clause again
             return None
         return _Clauses(self._clause_mark_ids(), floor, pairs,
                         functools.partial(self.tokenizer.decode, skip_special_tokens=True))
+
+    @functools.cache  # noqa: B019  (said once per Generator, not once per call: a worker calls per round)
+    def _say_no_word_pairs(self) -> None:
+        log.warning("%s has no word pairs (trained before they were saved): clauses are not checked for them",
+                    self.model_version)
 
     @functools.cache  # noqa: B019  (one Generator per process)
     def _clause_mark_ids(self) -> frozenset[int]:
