@@ -6,6 +6,7 @@ import pytest
 
 from copygen.catalogue import Product
 from copygen.compliance import load_lexicon
+from trainer import wordpairs
 from worker import filters
 
 WHITE_COTTON_TOP = Product("SKU-1", "白色纯棉上衣", "上衣", {"颜色": ["白色"], "材质": ["棉"]})
@@ -127,3 +128,14 @@ def checkpoint(tmp_path_factory):
 
     path = tmp_path_factory.getbasetemp() / "tiny-checkpoint"
     return path if (path / "copygen.json").is_file() else tiny_checkpoint(path)
+
+
+# -- spliced words (a job with word_pairs) ------------------------------------------------------
+
+def test_a_job_with_word_pairs_flags_two_words_its_training_copy_never_joins(lexicon):
+    pairs = wordpairs.WordPairs.count([GOOD, "修饰颈部线条，条纹的图案。"])
+    assert filters.check(GOOD, WHITE_COTTON_TOP, lexicon, [], word_pairs=pairs) == []
+    spliced = GOOD.replace("柔软亲肤", "修饰颈部线条纹")  # 线条 and 条纹 run together
+    flags = filters.check(spliced, WHITE_COTTON_TOP, lexicon, [], word_pairs=pairs)
+    assert [f for f in flags if f.startswith("spliced:")] == ["spliced:颈部+线", "spliced:线+条纹", "spliced:条纹+|"]
+    assert filters.check(spliced, WHITE_COTTON_TOP, lexicon, []) == []  # a job without word_pairs

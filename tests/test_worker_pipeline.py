@@ -17,6 +17,7 @@ from db.jobs import job_progress
 from db.model_versions import register_model_version
 from db.models import Chunk, utcnow
 from db.variants import job_variants
+from trainer import wordpairs
 from trainer.generation import Candidate
 from worker import pipeline, runtime, selection
 from worker.celery_app import create_app
@@ -42,6 +43,7 @@ class ScriptedGenerator:
 
     model_version = "scripted-1"
     length_edges = None  # the fixed length bounds
+    word_pairs = None  # a checkpoint saved without the pairs of its training copy's words
 
     def __init__(self, script=lambda call, i, v: COPY[v % len(COPY)]):
         self.script = script
@@ -151,7 +153,8 @@ def test_each_product_has_the_words_its_attributes_exclude_blocked_while_decodin
 def test_a_stated_only_job_blocks_and_flags_what_its_products_do_not_state(env):
     engine, settings, _ = env
     loose = "白色是永不过时的经典，这件上衣选用柔软棉质，宽松廓形包容身材，领口细节精致，质感在线，百搭又舒适。"
-    generator = ScriptedGenerator(lambda call, i, v: loose if v == 0 else COPY[v % 2])
+    # only loose copy after the first call: a repeat of a clean copy would be kept before a wrong fact
+    generator = ScriptedGenerator(lambda call, i, v: loose if v == 0 or call else COPY[1])
     stated = new_job(env, n=1, variants=2, oversample=1, stated_only=True)
     pipeline.run_chunk(runtime.current(), generator, stated, 0, settings)
     [request] = generator.calls[0]
@@ -379,6 +382,27 @@ def test_a_jobs_clause_checks_reach_every_engine_call_and_are_off_by_default(env
     seen.clear()
     pipeline.run_chunk(runtime.current(), Recording(), new_job(env, n=1, variants=1), 0, settings)
     assert seen == [(None, False)]
+
+
+def test_a_job_with_word_pairs_stores_no_spliced_candidate_while_a_clean_one_is_left(env):
+    engine, _settings, _ = env
+    spliced = COPY[0].replace("柔软亲肤", "修饰颈部线条纹")  # words COPY never joins
+
+    def script(call, i, v):  # the splice and a clean copy first, then two other clean ones
+        return (spliced, COPY[1])[v] if call == 0 else COPY[(v + 2) % 3]
+
+    generator = ScriptedGenerator(script)
+    generator.word_pairs = wordpairs.WordPairs.count(COPY)
+
+    checked = new_job(env, n=1, variants=2, oversample=1, word_pairs=True)
+    run_all(env, generator, checked)
+    rows = variants_of(engine, checked)
+    assert sorted(r["text"] for r in rows) == sorted([COPY[1], COPY[2]])  # a second call replaced the splice
+    assert all(r["passed"] for r in rows)
+
+    unchecked = new_job(env, n=1, variants=2, oversample=1)
+    run_all(env, ScriptedGenerator(script), unchecked)
+    assert spliced in [r["text"] for r in variants_of(engine, unchecked)]
 
 
 def test_submission_reports_bad_rows_and_keeps_the_good_ones(env):

@@ -74,6 +74,15 @@ def test_a_job_whose_every_candidate_fails_keeps_k_flagged_variants_with_their_r
     assert all(c.flags for c in kept) and {"empty"} in [set(c.flags) for c in kept]
 
 
+def test_with_none_passing_copy_that_reads_badly_is_kept_before_a_wrong_fact(lexicon):
+    broken = "这款白色上衣采用纯棉面料，不仅柔软亲肤。简约的版型让你穿着更加的时尚感，日常通勤或周末出游都很合适。"
+    pool = assess([WRONG_COLOUR, broken], lexicon)
+    assert pool[0].flags == ["contradiction:颜色:黑色"]
+    assert pool[1].flags == ["unfinished:不仅", "ungrammatical:更加的时尚感"]  # two flags against one
+    assert [c.text for c in selection.choose(pool, 2)] == [broken, WRONG_COLOUR]
+    assert selection.weigh({}, ["unstated:碎花"]) == selection.weigh({}, ["ad_law:最好"]) < selection.weigh({}, ["repetition"] * 9)
+
+
 def test_the_score_prefers_coverage_fluency_and_agreement(lexicon):
     pool = assess([GOOD[0], VAGUE], lexicon)
     assert pool[0].terms["coverage"] > pool[1].terms["coverage"]

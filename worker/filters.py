@@ -7,6 +7,10 @@ when a product has fewer than k passing candidates (never dropped):
     contradiction:<key>:<word>  names a value the product's attributes exclude (copygen.attributes)
     unstated:<word>             a stated_only job's copy names what the product does not state
                                 (copygen.attributes.unstated_words)
+    spliced:<word>+<word>       two neighbouring words the training copy never joins, for a job
+                                with word_pairs (trainer.wordpairs; an edge of a clause is "|")
+    unfinished:<word>           a sentence opening with 不仅 that never goes on (copygen.grammar)
+    ungrammatical:<phrase>      a degree adverb on a bare noun: "更加的实用性" (copygen.grammar)
     near_duplicate              char 3-gram Jaccard >= 0.7 against a sibling (selection passes the
                                 variants kept before it)
     repetition                  a char 4-gram occurring >= 3 times, or a clause said twice
@@ -24,9 +28,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from copygen.attributes import contradictions, unstated_found, unstated_words
+from copygen.grammar import unfinished, ungrammatical
 from copygen.prompt import length_bounds
 from copygen.similarity import char_ngrams, jaccard
 from copygen.textnorm import normalise
+from trainer import wordpairs
 
 SIMILARITY_NGRAM = 3  # variants are compared by their character 3-grams ...
 NEAR_DUPLICATE_JACCARD = 0.7  # ... and say the same thing at a Jaccard of 0.7
@@ -34,8 +40,11 @@ REPEATED_NGRAM = 4  # a 4-gram ...
 REPEATED_TIMES = 3  # ... seen 3 times is a loop, not emphasis
 MIN_CLAUSE_CHARS = 4  # shorter clauses ("好看") may legitimately recur in a list
 
-
 _CLAUSE_SPLIT = re.compile(r"[，。！？；、,.!?;:：\s~～…]+")
+
+
+class WordPairsLike(Protocol):
+    def unseen(self, clause: str) -> list[tuple[str, str]]: ...
 
 
 class LexiconLike(Protocol):
@@ -70,6 +79,11 @@ def is_repetitive(text: str) -> bool:
     return len(clauses) != len(set(clauses))
 
 
+def spliced(text: str, word_pairs: WordPairsLike) -> list[str]:
+    """The pairs of neighbouring words of text that the training copy never joins, as "a+b"."""
+    return [f"{a}+{b}" for clause in wordpairs.clauses(text) for a, b in word_pairs.unseen(clause)]
+
+
 def check(
     text: str,
     product: ProductLike,
@@ -79,9 +93,11 @@ def check(
     length: str = "medium",
     edges: Sequence[int] | None = None,
     stated_only: bool = False,
+    word_pairs: WordPairsLike | None = None,
 ) -> list[str]:
     """The flags of one variant; siblings are the product's earlier variants. [] means it passed.
-    stated_only: a word of a family the product does not state is flagged too (unstated:WORD)."""
+    stated_only: a word of a family the product does not state is flagged too (unstated:WORD).
+    word_pairs: the checkpoint's trainer.wordpairs.WordPairs, for a job with word_pairs (spliced:A+B)."""
     clean = normalise(text)
     if not clean:
         return ["empty"]
@@ -89,6 +105,10 @@ def check(
     flags += [f"contradiction:{c}" for c in dict.fromkeys(contradictions(clean, product.attributes))]
     if stated_only:
         flags += [f"unstated:{w}" for w in unstated_in(clean, product)]
+    if word_pairs is not None:
+        flags += [f"spliced:{pair}" for pair in dict.fromkeys(spliced(clean, word_pairs))]
+    flags += [f"unfinished:{w}" for w in dict.fromkeys(unfinished(clean))]
+    flags += [f"ungrammatical:{w}" for w in dict.fromkeys(ungrammatical(clean))]
     if any(similarity(clean, other) >= NEAR_DUPLICATE_JACCARD for other in siblings):
         flags.append("near_duplicate")
     if is_repetitive(clean):

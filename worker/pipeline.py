@@ -136,6 +136,7 @@ def draft_variants(
               "banned": banned_phrases_for_decoding(lexicon), "no_repeat_ngram": NO_REPEAT_NGRAM, "nudge": nudge,
               "clause_floor": settings.clause_floor, "word_pairs": settings.word_pairs}
     requests = candidate_requests(products, settings, m, nudge)
+    word_pairs = generator.word_pairs if settings.word_pairs else None  # None too for a checkpoint without them
     pools: list[list[selection.Candidate]] = [[] for _ in products]
     kept: list[list[selection.Candidate]] = [[] for _ in products]
     extra_rounds = [0] * len(products)
@@ -148,7 +149,8 @@ def draft_variants(
         fresh = generator.generate_candidates([requests[i] for i in todo], seed=derive_seed(seed, round_no), **sample)
         for i, candidates in zip(todo, fresh):
             pools[i] += selection.assess([c.text for c in candidates], [c.logprob for c in candidates], products[i],
-                                         lexicon, length=settings.length, edges=edges, stated_only=settings.stated_only)
+                                         lexicon, length=settings.length, edges=edges, stated_only=settings.stated_only,
+                                         word_pairs=word_pairs)
             kept[i] = selection.choose(pools[i], k)
             extra_rounds[i] = round_no
     return [[VariantDraft(rank, c.text, c.flags, extra_rounds[i], c.score, rank)

@@ -17,7 +17,7 @@ The score (higher is better), each term in [0, 1], weights in WEIGHTS with the r
     distinctness 1 minus the largest similarity to the variants ranked above it
 
     score = sum(weight x term) - FLAG_PENALTY x flags, so a flagged candidate is below 0 and a
-    passing one at least 0.
+    passing one at least 0; a flag of a wrong or unlawful claim (FACT_FLAGS) costs FACT_PENALTY.
 """
 
 from __future__ import annotations
@@ -39,6 +39,12 @@ from worker import filters
 # says nothing odd"; length and distinctness break ties.
 WEIGHTS = {"coverage": 0.4, "fluency": 0.2, "agreement": 0.2, "length": 0.1, "distinct": 0.1}
 FLAG_PENALTY = 1.5  # a flag costs more than every positive term together (1.0): flagged < 0 <= passed
+# A claim that is false or unlawful is worse than copy that reads badly: where no candidate passes,
+# one with a broken sentence is kept before one with a wrong fact, which costs as much as ten flags
+# of the other kinds (flagged spliced or unfinished, candidates with one contradiction were kept
+# instead, for 2 of the demo model's first 200 validation products).
+FACT_FLAGS = ("ad_law", "contradiction", "unstated")
+FACT_PENALTY = 10 * FLAG_PENALTY
 
 
 @dataclass(eq=False)  # two candidates with the same text are still two candidates
@@ -57,12 +63,15 @@ class Candidate:
 
 
 def weigh(terms: Mapping[str, float], flags: Sequence[str]) -> float:
-    return round(sum(WEIGHTS[name] * terms.get(name, 0.0) for name in WEIGHTS) - FLAG_PENALTY * len(flags), 4)
+    penalty = sum(FACT_PENALTY if flag.split(":", 1)[0] in FACT_FLAGS else FLAG_PENALTY for flag in flags)
+    return round(sum(WEIGHTS[name] * terms.get(name, 0.0) for name in WEIGHTS) - penalty, 4)
 
 
 def assess(texts: Sequence[str], logprobs: Sequence[float], product: filters.ProductLike, lexicon: Lexicon, *,
-           length: str, edges: Sequence[int] | None, stated_only: bool = False) -> list[Candidate]:
-    """Each candidate checked and given its own terms (all but distinctness, which needs the choice)."""
+           length: str, edges: Sequence[int] | None, stated_only: bool = False,
+           word_pairs: filters.WordPairsLike | None = None) -> list[Candidate]:
+    """Each candidate checked and given its own terms (all but distinctness, which needs the choice).
+    word_pairs: the checkpoint's, for a job with word_pairs (a splice is flagged)."""
     texts = [normalise(t) for t in texts]
     grams = [filters.shingles(t) for t in texts]  # once per text: agreement compares every pair
     attributes = product.attributes
@@ -75,7 +84,8 @@ def assess(texts: Sequence[str], logprobs: Sequence[float], product: filters.Pro
             "agreement": sum(jaccard(grams[i], g) for g in others) / len(others) if others else 0.0,
             "length": filters.length_fit(len(text), length, edges) if text else 0.0,
         }
-        flags = filters.check(text, product, lexicon, (), length=length, edges=edges, stated_only=stated_only)
+        flags = filters.check(text, product, lexicon, (), length=length, edges=edges, stated_only=stated_only,
+                              word_pairs=word_pairs)
         assessed.append(Candidate(text, logprob, flags, terms))
     return assessed
 
