@@ -24,12 +24,14 @@ def lexicon():
 
 
 @pytest.mark.parametrize("text, found", [
-    ("白色的雪纺面料，不仅能够将女性的优雅气质。简约的版型百搭又显瘦，通勤出游都合适，穿着舒适又透气。", ["不仅"]),
+    ("白色的雪纺面料，不仅能够将女性的优雅气质。简约的版型百搭又显瘦，通勤出游都合适，穿着舒适又透气。", ["不仅", "将"]),
     ("白色的雪纺面料，不但轻盈透气，简约的版型百搭显瘦", ["不但"]),  # the copy's end ends the sentence
     ("不仅显瘦。还很百搭，白色的雪纺面料，简约的版型通勤出游都合适，穿着舒适又透气，是夏天的好选择。", ["不仅"]),
     ("白色的雪纺面料，不仅轻盈透气，还很显瘦。简约的版型百搭，通勤出游都合适，穿着舒适。", []),
     ("白色的雪纺面料不仅好看也保暖，不光百搭，更是显瘦，简约的版型通勤出游都合适，穿着舒适。", []),
     ("白色的雪纺面料，简约的版型百搭又显瘦，通勤出游都合适，穿着舒适又透气，是夏天的好选择。", []),
+    ("百褶裙摆的设计，将女性的优雅气质。简约的版型百搭又显瘦，通勤出游都合适，穿着舒适又透气。", ["将"]),
+    ("百褶裙摆的设计，将女性的优雅气质展现得淋漓尽致，简约的版型百搭又显瘦，通勤出游都合适。", []),
 ])
 def test_a_sentence_that_opens_with_an_opener_must_go_on(lexicon, text, found):
     assert grammar.unfinished(text) == found
@@ -43,6 +45,8 @@ def test_a_sentence_that_opens_with_an_opener_must_go_on(lexicon, text, found):
     ("层叠的设计让裙摆更加有层次感，更加凸显气质，穿着更加舒适。", []),  # 有 and 凸显 are verbs
     ("v领的设计，显得更加性感，十分的有个性，更加时尚个性。", []),  # adjectives, not nouns
     ("更加的时尚感觉良好", []),  # the noun does not end the clause: another reading
+    ("穿起来显得更加的腿型，还能够更加的穿着体验。", ["更加的腿型", "更加的穿着体验"]),
+    ("直筒的版型更加修饰腿型，更加贴合身型。", []),  # verbs before the nouns
 ])
 def test_a_degree_adverb_on_a_bare_noun_is_ungrammatical(lexicon, text, found):
     assert grammar.ungrammatical(text) == found
@@ -60,8 +64,8 @@ def test_the_committed_references_are_neither_unfinished_nor_ungrammatical():
 
 @pytest.mark.skipif(not SHARED_PAIRS.exists(), reason=f"{SHARED_PAIRS} is not beside this checkout")
 def test_few_of_all_5000_references_are_unfinished_or_ungrammatical():
-    """26 of the 5,000 unfinished (0.52%) and 4 ungrammatical (0.08%), most of them as broken as the
-    model's are: "不仅优雅浪漫。", "更加美感"."""
+    """30 of the 5,000 unfinished (0.60%) and 4 ungrammatical (0.08%), most of them as broken as the
+    model's are: "不仅优雅浪漫。", "将你女性的魅力", "更加美感"."""
     rows = [json.loads(line) for line in SHARED_PAIRS.read_text(encoding="utf-8").splitlines() if line.strip()]
-    assert 0 < sum(bool(grammar.unfinished(row["summary"])) for row in rows) <= 0.006 * len(rows)
+    assert 0 < sum(bool(grammar.unfinished(row["summary"])) for row in rows) <= 0.007 * len(rows)
     assert 0 < sum(bool(grammar.ungrammatical(row["summary"])) for row in rows) <= 0.001 * len(rows)

@@ -9,7 +9,8 @@ when a product has fewer than k passing candidates (never dropped):
                                 (copygen.attributes.unstated_words)
     spliced:<word>+<word>       two neighbouring words the training copy never joins, for a job
                                 with word_pairs (trainer.wordpairs; an edge of a clause is "|")
-    unfinished:<word>           a sentence opening with 不仅 that never goes on (copygen.grammar)
+    unfinished:<word>           a sentence opening with 不仅 that never goes on, a clause 将 + noun
+                                with no verb (copygen.grammar)
     ungrammatical:<phrase>      a degree adverb on a bare noun: "更加的实用性" (copygen.grammar)
     near_duplicate              char 3-gram Jaccard >= 0.7 against a sibling (selection passes the
                                 variants kept before it)
