@@ -8,11 +8,15 @@ the first 200 validation products and on the references of the shared data):
   AdvertiseGen references, 0.52%, most of them as broken: "不仅优雅浪漫。"; 15 of the 5,236 Taobao
   descriptions). So does a clause "将 + what", which needs a verb after it ("将女性的优雅气质展现得淋漓
   尽致"), ended at the noun: "百褶裙摆的设计，将女性的优雅气质。" (2 of the 20 rank-1 copies of one
-  `make demo` job; 4 of the 5,000 references: "将你女性的魅力"; none of the Taobao descriptions).
+  `make demo` job; 4 of the 5,000 references: "将你女性的魅力"; none of the Taobao descriptions), and
+  a clause "让你的 + noun" ("让你的穿着体验": 3 of the 200 copies of the 6-epoch demo model; none of
+  the references or the Taobao descriptions).
 - ungrammatical(): 更加 (非常, 十分...) qualifies an adjective or a verb, never a bare noun:
   "更加有层次感", not "更加的层次感" (26 of the 200 copies: "更加的优雅气质", "更加的实用性"; 4 of the
   5,000 references: "更加美感"; 1 of the 5,236 Taobao descriptions). Once those were flagged, the
   copy chosen said "更加的穿着体验" instead (4 of the 200), so 体验 and the like are nouns here too.
+  Nor does a verb after 可以 or 能够 take 了: "能够很好的提升了整体的气质", "能够起到了修饰身材的作用" (8 of
+  the 200 copies; 1 of the references, "能够增添了", and 1 of the Taobao descriptions).
 
 Both read text as it is written: no word segmentation, nothing loaded.
 """
@@ -27,27 +31,35 @@ _FOLLOWERS = re.compile(r"还|也|更|且|同时|又|亦|甚至|反而|以及")
 # 将 near the start of a clause, the clause ending at what it takes, with no verb after it
 _BARE_JIANG = re.compile(r"(?:^|[，。！？；,.!?;])[^，。！？；,.!?;]{0,4}将[^，。！？；,.!?;]{0,10}"
                          r"(?:气质|魅力|身材|曲线|线条|韵味|气息|美感)(?=[，。！？；,.!?;]|$)")
+# 让 / 使 + 你的 + noun, ending there: whom it makes do what is missing ("让你的穿着体验")
+_BARE_CAUSATIVE = re.compile(r"(?:^|[，。！？；,.!?;])[^，。！？；,.!?;]{0,3}(让|使)(?:你|人|您)的[\u4e00-\u9fff]{0,4}"
+                             r"(?:气质|身材|曲线|魅力|体验)(?=[，。！？；,.!?;]|$)")
 
 # The noun ends its clause. A verb may stand between the adverb and the noun ("更加凸显气质", "更加
 # 有质感"), and the words of those endings that are adjectives ("性感", "个性") are no nouns.
 _DEGREE_NOUN = re.compile(r"(?:更加|更为|非常|十分|越发|愈发)的?(?![有富具显带无的凸突彰衬增提修贴])"
                           r"([\u4e00-\u9fff]{0,2}?(?:感|性|度|气质|气息|魅力|韵味|体验|同时|腿型|脸型|身型|版型))"
                           r"(?=[，。！？；、,.!?;]|$)")
+# 可以 / 能够 (很好的...) + verb + 了: a modal's verb takes no 了
+# (了 ending the clause is the particle of "可以入手了", and 了然, 了解 are words of their own)
+_MODAL_PERFECTIVE = re.compile(r"(?:可以|能够)(?:(?:很好|更好)[的地])?[\u4e00-\u9fff]{1,2}了"
+                               r"(?![然解，。！？；,.!?;]|$)")
 _ADJECTIVES = ("个性", "性感", "骨感", "敏感", "感性", "随性", "中性", "知性", "弹性", "韧性")
 
 
 def unfinished(text: str) -> list[str]:
     """The openers (不仅, 不但, 不只, 不光) of text's sentences that never go on with 还, 也, 更, 且...,
-    and a 将 for each clause that ends at what 将 takes."""
+    and a 将, 让 or 使 for each clause that ends at what it takes."""
     found = []
     for sentence in _SENTENCES.findall(text):
         opener = _OPENERS.search(sentence)
         if opener and not _FOLLOWERS.search(sentence, opener.end()):
             found.append(opener.group())
-    return found + ["将"] * len(_BARE_JIANG.findall(text))
+    return found + ["将"] * len(_BARE_JIANG.findall(text)) + _BARE_CAUSATIVE.findall(text)
 
 
 def ungrammatical(text: str) -> list[str]:
-    """The degree adverbs on a bare noun in text, each with its noun: "更加的实用性"."""
+    """The degree adverbs on a bare noun in text, each with its noun ("更加的实用性"), and the modal
+    verbs whose verb takes 了 ("能够很好的提升了")."""
     return [m.group() for m in _DEGREE_NOUN.finditer(text)
-            if len(m.group(1)) > 1 and not m.group(1).endswith(_ADJECTIVES)]
+            if len(m.group(1)) > 1 and not m.group(1).endswith(_ADJECTIVES)] + _MODAL_PERFECTIVE.findall(text)

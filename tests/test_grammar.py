@@ -32,6 +32,8 @@ def lexicon():
     ("白色的雪纺面料，简约的版型百搭又显瘦，通勤出游都合适，穿着舒适又透气，是夏天的好选择。", []),
     ("百褶裙摆的设计，将女性的优雅气质。简约的版型百搭又显瘦，通勤出游都合适，穿着舒适又透气。", ["将"]),
     ("百褶裙摆的设计，将女性的优雅气质展现得淋漓尽致，简约的版型百搭又显瘦，通勤出游都合适。", []),
+    ("墨绿色调，散发出优雅的气质，让你的穿着体验。文艺的色彩，带来一种清纯的视觉效果。", ["让"]),
+    ("墨绿色调，散发出优雅的气质，让你的穿着体验更加舒适。文艺的色彩，让你尽显好气质。", []),
 ])
 def test_a_sentence_that_opens_with_an_opener_must_go_on(lexicon, text, found):
     assert grammar.unfinished(text) == found
@@ -47,6 +49,9 @@ def test_a_sentence_that_opens_with_an_opener_must_go_on(lexicon, text, found):
     ("更加的时尚感觉良好", []),  # the noun does not end the clause: another reading
     ("穿起来显得更加的腿型，还能够更加的穿着体验。", ["更加的腿型", "更加的穿着体验"]),
     ("直筒的版型更加修饰腿型，更加贴合身型。", []),  # verbs before the nouns
+    ("能够很好的提升了整体的气质，可以很好地修饰腿型，在视觉上拉长了腿部线条。", ["能够很好的提升了"]),
+    ("还能够起到了修饰身材的作用。", ["能够起到了"]),
+    ("款式简洁，一目了然，百搭又显瘦，可以入手了。", []),  # 了然 is a word, a clause's last 了 a particle
 ])
 def test_a_degree_adverb_on_a_bare_noun_is_ungrammatical(lexicon, text, found):
     assert grammar.ungrammatical(text) == found
@@ -64,8 +69,8 @@ def test_the_committed_references_are_neither_unfinished_nor_ungrammatical():
 
 @pytest.mark.skipif(not SHARED_PAIRS.exists(), reason=f"{SHARED_PAIRS} is not beside this checkout")
 def test_few_of_all_5000_references_are_unfinished_or_ungrammatical():
-    """30 of the 5,000 unfinished (0.60%) and 4 ungrammatical (0.08%), most of them as broken as the
-    model's are: "不仅优雅浪漫。", "将你女性的魅力", "更加美感"."""
+    """30 of the 5,000 unfinished (0.60%) and 5 ungrammatical (0.10%), most of them as broken as the
+    model's are: "不仅优雅浪漫。", "将你女性的魅力", "更加美感", "能够增添了"."""
     rows = [json.loads(line) for line in SHARED_PAIRS.read_text(encoding="utf-8").splitlines() if line.strip()]
     assert 0 < sum(bool(grammar.unfinished(row["summary"])) for row in rows) <= 0.007 * len(rows)
-    assert 0 < sum(bool(grammar.ungrammatical(row["summary"])) for row in rows) <= 0.001 * len(rows)
+    assert 0 < sum(bool(grammar.ungrammatical(row["summary"])) for row in rows) <= 0.0015 * len(rows)
