@@ -633,6 +633,17 @@ def test_a_stated_only_job_gives_no_flap_turn_up_or_belt_nobody_listed():
     assert "翻边" not in unstated_words({"类型": ["裤"], "裤口": ["翻折"]})  # 翻折's other word
 
 
+def test_a_top_or_a_skirt_is_never_called_one_piece_trousers_and_trousers_keep_theirs():
+    # make demo called a polo shirt 休闲的连体裤 (2026.12-12): blocked, never flagged
+    polo = {"类型": ["上衣"], "衣样式": ["polo"], "衣领型": ["polo领"]}
+    overall_skirt = {"类型": ["裙"], "裙型": ["背带裙"]}
+    for product in (polo, overall_skirt):
+        assert {"连体裤", "连身裤", "连衣裤", "背带裤"} <= set(excluded_words(product))
+    assert contradictions("休闲的连体裤，彰显休闲随性的气质", polo) == []
+    for own in ({"类型": ["裤"], "裤型": ["连体裤"]}, {"类型": ["裤"], "裤型": ["背带裤"]}):
+        assert own["裤型"][0] not in excluded_words(own)  # trousers may be one-piece
+
+
 def test_linen_shorts_are_no_silk_and_name_spandex_only_when_listed():
     # make demo's copy of 2026-12-04 gave linen shorts 纯丝面料 and 氨纶材质 (2026.12-9)
     linen_shorts = {"类型": ["裤"], "材质": ["亚麻"], "裤型": ["阔腿裤"], "裤长": ["短裤"]}
