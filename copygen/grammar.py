@@ -31,9 +31,8 @@ _FOLLOWERS = re.compile(r"还|也|更|且|同时|又|亦|甚至|反而|以及")
 # 将 near the start of a clause, the clause ending at what it takes, with no verb after it
 _BARE_JIANG = re.compile(r"(?:^|[，。！？；,.!?;])[^，。！？；,.!?;]{0,4}将[^，。！？；,.!?;]{0,10}"
                          r"(?:气质|魅力|身材|曲线|线条|韵味|气息|美感)(?=[，。！？；,.!?;]|$)")
-# 让 / 使 + 你的 + noun, ending there: whom it makes do what is missing ("让你的穿着体验")
-_BARE_CAUSATIVE = re.compile(r"(?:^|[，。！？；,.!?;])[^，。！？；,.!?;]{0,3}(让|使)(?:你|人|您)的[\u4e00-\u9fff]{0,4}"
-                             r"(?:气质|身材|曲线|魅力|体验)(?=[，。！？；,.!?;]|$)")
+# 让 / 使 + 你的 + noun, ending the clause: whom it makes do what is missing ("让你的穿着体验")
+_BARE_CAUSATIVE = re.compile(r"(让|使)(?:你|人|您)的[\u4e00-\u9fff]{0,4}(?:气质|身材|曲线|魅力|体验)(?=[，。！？；,.!?;]|$)")
 
 # The noun ends its clause. A verb may stand between the adverb and the noun ("更加凸显气质", "更加
 # 有质感"), and the words of those endings that are adjectives ("性感", "个性") are no nouns.

@@ -34,6 +34,7 @@ def lexicon():
     ("百褶裙摆的设计，将女性的优雅气质展现得淋漓尽致，简约的版型百搭又显瘦，通勤出游都合适。", []),
     ("墨绿色调，散发出优雅的气质，让你的穿着体验。文艺的色彩，带来一种清纯的视觉效果。", ["让"]),
     ("墨绿色调，散发出优雅的气质，让你的穿着体验更加舒适。文艺的色彩，让你尽显好气质。", []),
+    ("松紧腰的设计，还能够拉长腿部的同时也让你的穿着体验。两侧的口袋，实用美观。", ["让"]),
 ])
 def test_a_sentence_that_opens_with_an_opener_must_go_on(lexicon, text, found):
     assert grammar.unfinished(text) == found
