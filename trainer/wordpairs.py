@@ -83,6 +83,10 @@ class WordPairs:
         known = self.hashes[at] == wanted if len(self.hashes) else np.zeros(len(pairs), dtype=bool)
         return [pair for pair, seen in zip(pairs, known) if not seen]
 
+    def unseen_in(self, text: str) -> list[tuple[str, str]]:
+        """unseen() over every clause of text (marks and all), in order."""
+        return [pair for clause in clauses(text) for pair in self.unseen(clause)]
+
     def save(self, path: Path) -> None:
         import numpy as np  # lazy: nothing heavy at import
 

@@ -10,8 +10,9 @@ when a product has fewer than k passing candidates (never dropped):
     spliced:<word>+<word>       two neighbouring words the training copy never joins, for a job
                                 with word_pairs (trainer.wordpairs; an edge of a clause is "|")
     unfinished:<word>           a sentence opening with 不仅 that never goes on, a clause 将 + noun
-                                with no verb (copygen.grammar)
-    ungrammatical:<phrase>      a degree adverb on a bare noun: "更加的实用性" (copygen.grammar)
+                                or 让你的 + noun with no verb (copygen.grammar)
+    ungrammatical:<phrase>      a degree adverb on a bare noun ("更加的实用性"), 了 after 可以 or 能够
+                                (copygen.grammar)
     near_duplicate              char 3-gram Jaccard >= 0.7 against a sibling (selection passes the
                                 variants kept before it)
     repetition                  a char 4-gram occurring >= 3 times, or a clause said twice
@@ -33,7 +34,6 @@ from copygen.grammar import unfinished, ungrammatical
 from copygen.prompt import length_bounds
 from copygen.similarity import char_ngrams, jaccard
 from copygen.textnorm import normalise
-from trainer import wordpairs
 
 SIMILARITY_NGRAM = 3  # variants are compared by their character 3-grams ...
 NEAR_DUPLICATE_JACCARD = 0.7  # ... and say the same thing at a Jaccard of 0.7
@@ -45,7 +45,7 @@ _CLAUSE_SPLIT = re.compile(r"[，。！？；、,.!?;:：\s~～…]+")
 
 
 class WordPairsLike(Protocol):
-    def unseen(self, clause: str) -> list[tuple[str, str]]: ...
+    def unseen_in(self, text: str) -> list[tuple[str, str]]: ...
 
 
 class LexiconLike(Protocol):
@@ -82,7 +82,7 @@ def is_repetitive(text: str) -> bool:
 
 def spliced(text: str, word_pairs: WordPairsLike) -> list[str]:
     """The pairs of neighbouring words of text that the training copy never joins, as "a+b"."""
-    return [f"{a}+{b}" for clause in wordpairs.clauses(text) for a, b in word_pairs.unseen(clause)]
+    return [f"{a}+{b}" for a, b in word_pairs.unseen_in(text)]
 
 
 def check(

@@ -233,7 +233,7 @@ class _Clauses:
             for i in np.flatnonzero(may & ~again):
                 slot = at[i]
                 text = self.decode(slots.out[slot, marks["done"][slot]:slots.done[slot]].tolist())
-                again[i] = any(self.pairs.unseen(clause) for clause in wordpairs.clauses(text))
+                again[i] = bool(self.pairs.unseen_in(text))
         back, onward = at[again], at[~again & grow[at]]
         for name, saved in marks.items():
             getattr(slots, name)[back] = saved[back]
