@@ -84,7 +84,11 @@ class ClosedKey:
     only_for: Mapping[str, frozenset[str]] = field(default_factory=dict)  # key -> folded values
     expresses: bool = True  # does a mention whose classes meet a value's express it (coverage)?
     # Non-empty: only the copy's first mention is judged, and only where it is the copy's subject,
-    # at its start or right after one of these words (这款, 这条...); see flagged().
+    # at its start or right after one of these words (这款, 这条...); see flagged(). Each word the
+    # family denies is blocked while decoding after each of these but 一款, 一条, 一件 (这款牛仔裤 for
+    # a skirt: make demo's model wrote it after naming the skirt 牛仔裙; 搭配一条阔腿裤 is fine),
+    # never flagged: the 14 of 5,000 references that say one are of products labelled with the
+    # wrong type (这款牛仔裤 for a 裙).
     subject: tuple[str, ...] = ()
     # Words blocked while decoding unless the product allows every one of their classes
     # (excluded_words), never flagged as contradictions: words naming several classes at once (黑白:
@@ -417,8 +421,9 @@ def excluded_words(
     specifies (contradictions() flags each of these words but a compound, see ClosedKey), never a
     word of one character, and never a word inside a word that names one of the product's own
     values (its values, their aliases, the mentions its families allow), because blocking works
-    on token sequences: a 中长裙 product keeps 长裙, a product with a 西装领 keeps 西装. Subject
-    families are left out: their words are wrong only as the copy's subject.
+    on token sequences: a 中长裙 product keeps 长裙, a product with a 西装领 keeps 西装. A subject
+    family's words are wrong only as the copy's subject: they are given after each subject word
+    (这款牛仔裤, 这条短裤 for a skirt; see ClosedKey.subject).
     """
     vocab = vocab or load_vocab()
     own, excluded = _judged_words(attributes, vocab)
@@ -512,7 +517,9 @@ def _judged_words(attributes: Mapping[str, Sequence[str]] | None, vocab: Attribu
     checked = _checked(attributes, vocab)
     compounds = {word for group, _, _ in checked for word in group.compounds}  # judged by their own rule
     for group, _, allowed in checked:
-        if group.subject:  # its words are wrong only as the subject; elsewhere the copy may use them
+        if group.subject:  # its words are wrong only as the subject (这款牛仔裤); elsewhere the copy may use them
+            excluded.update(lead + word for word, classes in group.mentions.items() if not classes & allowed
+                            for lead in group.subject if not lead.startswith("一"))  # 搭配一条阔腿裤 is fine
             continue
         for word, classes in group.mentions.items():
             if word not in compounds:

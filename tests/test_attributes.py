@@ -248,6 +248,18 @@ def test_excluded_words_for_black_wool_suiting_pencil_trousers_name_denim_and_sh
     assert not {"铅笔裤", "九分裤", "长裤", "小脚", "黑色"} & set(words)
 
 
+def test_a_skirt_is_never_called_this_pair_of_trousers_while_decoding_but_may_be_worn_with_one():
+    denim_skirt = {"类型": ["裙"], "材质": ["牛仔布"], "裙型": ["牛仔裙", "包臀裙"]}
+    words = set(excluded_words(denim_skirt))
+    # make demo's model wrote "非常的牛仔裙，这款牛仔裤" for this skirt
+    assert {"这款牛仔裤", "这条牛仔裤", "这款阔腿裤", "这件裤子", "该款短裤"} <= words
+    assert not {"牛仔裤", "阔腿裤", "一条牛仔裤", "一款阔腿裤"} & words  # 搭配一条牛仔裤 is styling advice
+    assert "这款阔腿裤" not in excluded_words({"类型": ["裤"], "裤型": ["阔腿裤"]})  # trousers are trousers
+    # blocked, never flagged: only the copy's first garment word is judged as its subject
+    assert contradictions("牛仔裙，这款牛仔裤，简单的纽扣", denim_skirt) == []
+    assert contradictions("这款牛仔裤，简单的纽扣", denim_skirt) == ["类型:牛仔裤"]
+
+
 def test_excluded_words_are_longest_first_distinct_and_never_one_character():
     words = excluded_words(LINEN_SHORTS)
     assert words == sorted(set(words), key=lambda w: (-len(w), w))
