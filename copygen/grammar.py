@@ -1,4 +1,4 @@
-"""Two sentence shapes that are broken in any copy, found by their words alone.
+"""Sentence shapes that are broken in any copy, found by their words alone.
 
 A small model writes them often and people rarely (measured on the demo model's rank-1 copies of
 the first 200 validation products and on the references of the shared data):
@@ -17,6 +17,14 @@ the first 200 validation products and on the references of the shared data):
   copy chosen said "更加的穿着体验" instead (4 of the 200), so 体验 and the like are nouns here too.
   Nor does a verb after 可以 or 能够 take 了: "能够很好的提升了整体的气质", "能够起到了修饰身材的作用" (8 of
   the 200 copies; 1 of the references, "能够增添了", and 1 of the Taobao descriptions).
+  Three more shapes from the 1,464 candidates the demo model drew for the first 60 validation
+  products (2026-12-04, night), none of them in the references but two: a comparative stacked on
+  a comparative, "更显得更加的优雅" (6.6% of the candidates); a degree adverb on a thing,
+  "非常的深蓝色", "更加的细节设计", "是非常的复古风格" (0.8%); and a noun doubled around what should
+  qualify it, "这款半身裙的雪纺半身裙", "裙摆的褶皱褶裙摆" (3.0%; 2 of the AdvertiseGen references,
+  "饱满质感的金属质感", and 2 of the Taobao descriptions). Also in those candidates and in none of
+  the references or descriptions: a part of the body that qualifies itself, "修饰身材的身形",
+  "勾勒出腰部的腰身" (2.9%), and a merit denied, "不会显得更加的修长" (0.6%).
 
 Both read text as it is written: no word segmentation, nothing loaded.
 """
@@ -44,6 +52,20 @@ _DEGREE_NOUN = re.compile(r"(?:更加|更为|非常|十分|越发|愈发)的?(?!
 _MODAL_PERFECTIVE = re.compile(r"(?:可以|能够)(?:(?:很好|更好)[的地])?[\u4e00-\u9fff]{1,2}了"
                                r"(?![然解，。！？；,.!?;]|$)")
 _ADJECTIVES = ("个性", "性感", "骨感", "敏感", "感性", "随性", "中性", "知性", "弹性", "韧性")
+# 更显 (更显得) + 更加 / 更为: one comparative is enough ("更显得更加的甜美")
+_STACKED = re.compile(r"更显得?更(?:加|为)")
+# 更加 / 非常... + 的 + a thing, ending the clause: the adverb has no adjective or verb to qualify
+# ("非常的深蓝色", "更加的大裙摆设计"); "非常的简约的设计" (an adjective with its own 的) is left alone.
+_DEGREE_THING = re.compile(r"(?:更加|更为|非常|十分)的(?![有富具显带无凸突彰衬增提修贴让使给])"
+                           r"[^，。！？；、,.!?;的]{0,6}(?:色|裙|裤|风格|图案|面料|材质|元素|工艺|设计)"
+                           r"(?=[，。！？；、,.!?;]|$)")
+# A word, 的, a few characters and the same word ending the clause: "连衣裙的印花连衣裙"; or a part
+# of the body qualifying itself: "身材的身形", "腰部的腰身" (中长款的长度 is no part of the body)
+_DOUBLED = re.compile(r"([\u4e00-\u9fff]{2})的[^，。！？；、,.!?;]{1,4}\1(?=[，。！？；、,.!?;]|$)"
+                      r"|([身腰腿颈脖肩臂胸臀脚])[\u4e00-\u9fff]的\2[\u4e00-\u9fff](?=[，。！？；、,.!?;]|$)")
+# 不会 + a merit ending the clause: what copy says it will not do is look bulky, not look slender
+_DENIED_MERIT = re.compile(r"不会(?:显得|给人一种|让人|有|很)?[^，。！？；、,.!?;]{0,4}"
+                           r"(?:修长|清新|时尚|有型|优雅|气质|高挑|纤细|甜美|青春|个性)(?=[，。！？；、,.!?;]|$)")
 
 
 def unfinished(text: str) -> list[str]:
@@ -58,7 +80,10 @@ def unfinished(text: str) -> list[str]:
 
 
 def ungrammatical(text: str) -> list[str]:
-    """The degree adverbs on a bare noun in text, each with its noun ("更加的实用性"), and the modal
-    verbs whose verb takes 了 ("能够很好的提升了")."""
-    return [m.group() for m in _DEGREE_NOUN.finditer(text)
-            if len(m.group(1)) > 1 and not m.group(1).endswith(_ADJECTIVES)] + _MODAL_PERFECTIVE.findall(text)
+    """The degree adverbs on a bare noun or a thing in text, each with what it qualifies ("更加的实用性",
+    "非常的深蓝色"), the modal verbs whose verb takes 了 ("能够很好的提升了"), stacked comparatives
+    ("更显得更加"), doubled nouns ("连衣裙的印花连衣裙", "身材的身形") and denied merits ("不会显得更加的修长")."""
+    return ([m.group() for m in _DEGREE_NOUN.finditer(text)
+             if len(m.group(1)) > 1 and not m.group(1).endswith(_ADJECTIVES)]
+            + _MODAL_PERFECTIVE.findall(text) + _STACKED.findall(text) + _DEGREE_THING.findall(text)
+            + [m.group() for m in _DOUBLED.finditer(text)] + _DENIED_MERIT.findall(text))
