@@ -24,7 +24,10 @@ the first 200 validation products and on the references of the shared data):
   qualify it, "这款半身裙的雪纺半身裙", "裙摆的褶皱褶裙摆" (3.0%; 2 of the AdvertiseGen references,
   "饱满质感的金属质感", and 2 of the Taobao descriptions). Also in those candidates and in none of
   the references or descriptions: a part of the body that qualifies itself, "修饰身材的身形",
-  "勾勒出腰部的腰身" (2.9%), and a merit denied, "不会显得更加的修长" (0.6%).
+  "勾勒出腰部的腰身" (doubled nouns of either kind: 5.9%), and a merit denied, "不会显得更加的修长",
+  "不会很好的修饰" (1.4%). And 更加的 on a verb, which takes 更加 bare or 更好地: "更加的修饰腿型",
+  "更加的展现出" (12.5%; none of the references or descriptions; two references write 十分 or 非常
+  so, "十分的展现", left alone).
 
 Both read text as it is written: no word segmentation, nothing loaded.
 """
@@ -63,9 +66,13 @@ _DEGREE_THING = re.compile(r"(?:更加|更为|非常|十分)的(?![有富具显�
 # of the body qualifying itself: "身材的身形", "腰部的腰身" (中长款的长度 is no part of the body)
 _DOUBLED = re.compile(r"([\u4e00-\u9fff]{2})的[^，。！？；、,.!?;]{1,4}\1(?=[，。！？；、,.!?;]|$)"
                       r"|([身腰腿颈脖肩臂胸臀脚])[\u4e00-\u9fff]的\2[\u4e00-\u9fff](?=[，。！？；、,.!?;]|$)")
-# 不会 + a merit ending the clause: what copy says it will not do is look bulky, not look slender
+# 不会 + a merit ending the clause: what copy says it will not do is look bulky, not look slender;
+# nor does it say what it does "not well" (不会很好的修饰腿型)
 _DENIED_MERIT = re.compile(r"不会(?:显得|给人一种|让人|有|很)?[^，。！？；、,.!?;]{0,4}"
-                           r"(?:修长|清新|时尚|有型|优雅|气质|高挑|纤细|甜美|青春|个性)(?=[，。！？；、,.!?;]|$)")
+                           r"(?:修长|清新|时尚|有型|优雅|气质|高挑|纤细|甜美|青春|个性)(?=[，。！？；、,.!?;]|$)"
+                           r"|不会很好[的地]")
+# 更加的 + a verb: 更加 takes an adjective ("更加的显瘦") and 更好地 a verb ("更好地修饰腿型")
+_DEGREE_VERB = re.compile(r"(?:更加|更为)的(?:修饰|展现|显得|提升|勾勒|拉长|展示|打造|增添|营造|散发|彰显|突出|体现)")
 
 
 def unfinished(text: str) -> list[str]:
@@ -82,8 +89,10 @@ def unfinished(text: str) -> list[str]:
 def ungrammatical(text: str) -> list[str]:
     """The degree adverbs on a bare noun or a thing in text, each with what it qualifies ("更加的实用性",
     "非常的深蓝色"), the modal verbs whose verb takes 了 ("能够很好的提升了"), stacked comparatives
-    ("更显得更加"), doubled nouns ("连衣裙的印花连衣裙", "身材的身形") and denied merits ("不会显得更加的修长")."""
+    ("更显得更加"), doubled nouns ("连衣裙的印花连衣裙", "身材的身形"), denied merits ("不会显得更加的修长")
+    and a degree adverb on a verb ("更加的修饰")."""
     return ([m.group() for m in _DEGREE_NOUN.finditer(text)
              if len(m.group(1)) > 1 and not m.group(1).endswith(_ADJECTIVES)]
             + _MODAL_PERFECTIVE.findall(text) + _STACKED.findall(text) + _DEGREE_THING.findall(text)
-            + [m.group() for m in _DOUBLED.finditer(text)] + _DENIED_MERIT.findall(text))
+            + [m.group() for m in _DOUBLED.finditer(text)] + _DENIED_MERIT.findall(text)
+            + _DEGREE_VERB.findall(text))

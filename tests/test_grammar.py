@@ -62,6 +62,9 @@ def test_a_sentence_that_opens_with_an_opener_must_go_on(lexicon, text, found):
     ("选用中长款的长度，饱满的金属质感，腰部的设计。", []),
     ("宽松的版型，不会显得更加的修长，也不会有型。", ["不会显得更加的修长", "不会有型"]),
     ("宽松的版型，不会显得臃肿，也不会有束缚感。", []),
+    ("裤脚的设计，不会很好的修饰腿型。", ["不会很好的"]),
+    ("直筒的版型，更加的修饰腿型，更加的展现出女性的气质。", ["更加的修饰", "更加的展现"]),
+    ("直筒的版型，更好地修饰腿型，更加的显瘦，十分的方便。", []),  # 更好地 + verb; 显瘦, 方便 are no verbs here
 ])
 def test_ungrammatical_shapes_are_found_and_flagged(lexicon, text, found):
     assert grammar.ungrammatical(text) == found
