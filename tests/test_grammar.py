@@ -35,6 +35,8 @@ def lexicon():
     ("墨绿色调，散发出优雅的气质，让你的穿着体验。文艺的色彩，带来一种清纯的视觉效果。", ["让"]),
     ("墨绿色调，散发出优雅的气质，让你的穿着体验更加舒适。文艺的色彩，让你尽显好气质。", []),
     ("松紧腰的设计，还能够拉长腿部的同时也让你的穿着体验。两侧的口袋，实用美观。", ["让"]),
+    ("后背的纽扣设计，能够很好的展现出来，还能衬托气质。", ["很好的展现出来"]),
+    ("修身的剪裁，将女性的身材完美的展现出来，纤柔的肩部线条和精致锁骨完美的展现出来。", []),
 ])
 def test_a_sentence_that_opens_with_an_opener_must_go_on(lexicon, text, found):
     assert grammar.unfinished(text) == found
@@ -65,6 +67,8 @@ def test_a_sentence_that_opens_with_an_opener_must_go_on(lexicon, text, found):
     ("裤脚的设计，不会很好的修饰腿型。", ["不会很好的"]),
     ("直筒的版型，更加的修饰腿型，更加的展现出女性的气质。", ["更加的修饰", "更加的展现"]),
     ("直筒的版型，更好地修饰腿型，更加的显瘦，十分的方便。", []),  # 更好地 + verb; 显瘦, 方便 are no verbs here
+    ("荷叶边的裙摆，更是显得更加的优雅，针织开衫的针织衫。", ["更是显得更加", "衫的针织衫"]),
+    ("小喇叭袖更是十分具有艺术感，搭配一条牛仔裤，更是显得十分自然。", []),  # as the references write
 ])
 def test_ungrammatical_shapes_are_found_and_flagged(lexicon, text, found):
     assert grammar.ungrammatical(text) == found
