@@ -623,6 +623,16 @@ def test_a_stated_only_job_gives_no_adults_garment_to_a_child_in_the_words_the_r
     assert "宝贝穿" not in unstated_words(harem, text="宝贝穿的哈伦裤")  # its own text says it
 
 
+def test_a_stated_only_job_gives_no_adults_garment_to_a_child_nor_calls_linen_cotton():
+    # make demo's copy (2026.12-13): 方便孩子穿脱 for adult harem trousers, 清新的棉材质 for linen shorts
+    harem = {"类型": ["裤"], "裤型": ["哈伦裤"], "裤腰型": ["松紧腰"]}
+    assert {"让孩子", "给孩子", "方便孩子", "小孩"} <= set(unstated_words(harem))
+    assert not {"孩子", "女孩子"} & set(unstated_words(harem))  # 适合女孩子: a young woman
+    assert "方便孩子" not in unstated_words(harem, text="儿童哈伦裤，方便孩子穿脱")
+    assert contradictions("设计师选择了清新的棉材质，棉的材质透气", LINEN_SHORTS) == ["材质:棉材质", "材质:棉的材质"]
+    assert contradictions("纯棉材质", {"类型": ["上衣"], "材质": ["棉"]}) == []
+
+
 def test_a_stated_only_job_names_an_elastic_waist_only_when_the_product_has_one():
     # make demo gave straight jeans 腰部的松紧设计 and adult harem trousers 不会勒到宝贝 (2026.12-11)
     jeans = {"类型": ["裤"], "材质": ["牛仔布"], "裤型": ["直筒裤"], "裤长": ["九分裤"]}
