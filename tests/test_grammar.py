@@ -76,12 +76,28 @@ def test_ungrammatical_shapes_are_found_and_flagged(lexicon, text, found):
     assert [f for f in flags if f.startswith("ungrammatical:")] == [f"ungrammatical:{w}" for w in found]
 
 
+@pytest.mark.parametrize("text, found", [
+    ("袖口的设计，修饰脖颈线条，尽显温婉的气质。", ["袖口→脖颈"]),  # the part alone, its effect next
+    ("修身的裙摆设计，很好的修饰脖颈的线条，展现迷人的锁骨。", ["裙摆→脖颈"]),
+    ("圆领的领设计，可以修饰手臂线条。", ["领→手臂"]),
+    ("v领的设计，修饰脖颈线条，露出性感的锁骨。", []),
+    ("喇叭袖的设计，修饰手臂线条，显得手臂纤细。", []),
+    ("阔腿的裤脚，修饰腿型，拉长腿部比例。", []),
+    ("领口的设计很别致，腰部的系带，拉长腿部比例。", []),  # the waist's effect, not the collar's
+])
+def test_a_part_that_flatters_a_part_of_the_body_it_does_not_reach_is_misplaced(lexicon, text, found):
+    assert grammar.misplaced(text) == found
+    flags = filters.check(GOOD + text, WHITE_COTTON_TOP, lexicon, [], length="long")
+    assert [f for f in flags if f.startswith("misplaced:")] == [f"misplaced:{w}" for w in found]
+
+
 def test_the_committed_references_are_neither_unfinished_nor_ungrammatical():
     rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines() if line.strip()]
     assert len(rows) >= 100 and any("不仅" in row["summary"] for row in rows)  # the rule has work to do
     assert any("更加" in row["summary"] for row in rows)
     assert [row["summary"] for row in rows if grammar.unfinished(row["summary"])] == []
     assert [row["summary"] for row in rows if grammar.ungrammatical(row["summary"])] == []
+    assert [row["summary"] for row in rows if grammar.misplaced(row["summary"])] == []
 
 
 @pytest.mark.skipif(not SHARED_PAIRS.exists(), reason=f"{SHARED_PAIRS} is not beside this checkout")
@@ -91,3 +107,4 @@ def test_few_of_all_5000_references_are_unfinished_or_ungrammatical():
     rows = [json.loads(line) for line in SHARED_PAIRS.read_text(encoding="utf-8").splitlines() if line.strip()]
     assert 0 < sum(bool(grammar.unfinished(row["summary"])) for row in rows) <= 0.007 * len(rows)
     assert 0 < sum(bool(grammar.ungrammatical(row["summary"])) for row in rows) <= 0.0015 * len(rows)
+    assert sum(bool(grammar.misplaced(row["summary"])) for row in rows) <= 0.0005 * len(rows)  # 2: 纤细的手臂 after a v领

@@ -14,6 +14,8 @@ when a product has fewer than k passing candidates (never dropped):
     ungrammatical:<phrase>      a degree adverb on a bare noun or a thing ("更加的实用性", "非常的深蓝色"),
                                 了 after 可以 or 能够, 更显得更加, a doubled noun ("身材的身形"), a merit
                                 denied ("不会显得更加的修长") (copygen.grammar)
+    misplaced:<part>→<body>     a part of the garment said to flatter a part of the body it does not
+                                reach ("袖口→脖颈": 袖口的设计，修饰脖颈线条) (copygen.grammar)
     near_duplicate              char 3-gram Jaccard >= 0.7 against a sibling (selection passes the
                                 variants kept before it)
     repetition                  a char 4-gram occurring >= 3 times, or a clause said twice
@@ -31,7 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from copygen.attributes import contradictions, unstated_found, unstated_words
-from copygen.grammar import unfinished, ungrammatical
+from copygen.grammar import misplaced, unfinished, ungrammatical
 from copygen.prompt import length_bounds
 from copygen.similarity import char_ngrams, jaccard
 from copygen.textnorm import normalise
@@ -111,6 +113,7 @@ def check(
         flags += [f"spliced:{pair}" for pair in dict.fromkeys(spliced(clean, word_pairs))]
     flags += [f"unfinished:{w}" for w in dict.fromkeys(unfinished(clean))]
     flags += [f"ungrammatical:{w}" for w in dict.fromkeys(ungrammatical(clean))]
+    flags += [f"misplaced:{w}" for w in dict.fromkeys(misplaced(clean))]
     if any(similarity(clean, other) >= NEAR_DUPLICATE_JACCARD for other in siblings):
         flags.append("near_duplicate")
     if is_repetitive(clean):
