@@ -8,8 +8,9 @@ the reference metrics and faithfulness of the rank-1 copy, one line per setting 
 of rank-1 copies naming a colour, fibre, print, length... their product does not state, the words a
 `--stated-only` job blocks; other%: the share naming a part or garment of another type; splice%:
 the share of their clauses joining two words the training copy never joins, trainer.wordpairs;
-unfin% and ungr%: the share with a sentence opening with 不仅 that never goes on and with a degree
-adverb on a bare noun, copygen.grammar):
+unfin%, ungr% and misp%: the share with an unfinished sentence (不仅 that never goes on...), an
+ungrammatical phrase (a degree adverb on a bare noun...) and a misplaced effect (袖口→脖颈),
+copygen.grammar):
 
     .venv/bin/python scripts/tune_worker_choice.py models/small \\
         --data ../shared/data/advertisegen/train_first5000.json --limit 200 \\
@@ -99,7 +100,7 @@ def main() -> None:
     attributes = [attributes_of(p.source) for p in rows]
     print(f"{len(rows)} rows, {split}, {manifest['name']}")
     print(f"{'share':>5} {'nudge':>9} {'over':>4} {'temp':>4} {'R-L':>6} {'BLEU-4':>6} {'cov%':>6} {'contra%':>7} "
-          f"{'pass%':>6} {'dist-4%':>7} {'unst%':>6} {'other%':>6} {'len':>5} {'judge':>6} {'s':>5} {'floor':>5} {'pairs':>5} {'splice%':>7} {'unfin%':>6} {'ungr%':>5}")
+          f"{'pass%':>6} {'dist-4%':>7} {'unst%':>6} {'other%':>6} {'len':>5} {'judge':>6} {'s':>5} {'floor':>5} {'pairs':>5} {'splice%':>7} {'unfin%':>6} {'ungr%':>5} {'misp%':>5}")
     out = args.out.open("w", encoding="utf-8") if args.out else None
     settings = [(share, oversample, nudge, temperature, floor, pairs) for share in args.ngram_share
                 for oversample in args.oversample for nudge in map(nudge_pair, args.nudge)
@@ -123,6 +124,7 @@ def main() -> None:
         spliced = spliced_share(generator, texts)
         left_unfinished = sum(bool(grammar.unfinished(t)) for t in texts) / len(texts)
         ungrammatical = sum(bool(grammar.ungrammatical(t)) for t in texts) / len(texts)
+        misplaced = sum(bool(grammar.misplaced(t)) for t in texts) / len(texts)
         if args.judge:
             logps = mean_logprobs(args.judge, [(prompt.render_prompt(p.source, style=p.style), t)
                                                for p, t in zip(rows, texts)], use_ngram=False)
@@ -130,7 +132,7 @@ def main() -> None:
         print(f"{share:>5} {nudge[0]:>4g}:{nudge[1]:<4g} {oversample:>4} {temperature:>4g} {scores['rouge-l']:>6.2f} "
               f"{scores['bleu-4']:>6.2f} {scores['coverage'] * 100:>6.1f} {scores['contradiction_rate'] * 100:>7.1f} "
               f"{passing * 100:>6.1f} {scores['distinct_4'] * 100:>7.1f} {unstated * 100:>6.1f} {other * 100:>6.1f} "
-              f"{scores['mean_length']:>5.0f} {judged:>6.2f} {seconds:>5.0f} {floor:>5} {pairs:>5} {spliced * 100:>7.1f} {left_unfinished * 100:>6.1f} {ungrammatical * 100:>5.1f}", flush=True)
+              f"{scores['mean_length']:>5.0f} {judged:>6.2f} {seconds:>5.0f} {floor:>5} {pairs:>5} {spliced * 100:>7.1f} {left_unfinished * 100:>6.1f} {ungrammatical * 100:>5.1f} {misplaced * 100:>5.1f}", flush=True)
         if out:
             for pair, (text, passed) in zip(rows, chosen):
                 out.write(json.dumps({"ngram_share": share, "nudge": nudge, "oversample": oversample,
