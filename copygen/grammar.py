@@ -36,6 +36,9 @@ the first 200 validation products and on the references of the shared data):
   设计，修饰脖颈线条", "修身的裙摆设计，很好的修饰脖颈的线条" (1.9% of those 1,464 candidates; 2 of the
   AdvertiseGen references, where a v领 shows the neck and 纤细的手臂 together, none of the Taobao
   descriptions).
+- ungrammatical() also flags 撞衫 (two people in the same clothes) written for 撞色: "采用了撞衫的设计"
+  (7 of those candidates; make demo called a trench coat's collar 撞衫的小立领). The references and
+  descriptions write it 23 times, every time as what the garment avoids (不易撞衫, 避免撞衫的尴尬).
 
 All read text as it is written: no word segmentation, nothing loaded.
 """
@@ -75,6 +78,10 @@ _FAR = {"颈": {"臂", "腿"}, "臂": {"颈", "腿"}, "下身": {"颈", "臂"}, 
 _EFFECT = re.compile(r"(?:修饰|拉长|勾勒|凸显|展现|露出|衬托|显露|突出|彰显|纤细)[^，。！？；、,.!?;]{0,4}?"
                      r"(脖颈|颈|锁骨|手臂|臂|腿|脚踝)")
 _SHORT_CLAUSE = 8  # "领口的设计，" names the part alone; its effect is the next clause
+# 撞衫 (two people in the same clothes) is what copy helps you avoid; the model writes it for 撞色
+# ("采用了撞衫的设计"): every one of the 23 in the references and descriptions follows 不, 避免, 降低...
+_CLASH = "撞衫"
+_CLASH_AVOIDED = re.compile(r"不|避免|降低|拒绝|担心|怕|免|防|少")
 _ADJECTIVES = ("个性", "性感", "骨感", "敏感", "感性", "随性", "中性", "知性", "弹性", "韧性")
 # 更显 (更显得, 更是显得, 更加显得) + 更加 / 更为: one comparative is enough ("更显得更加的甜美")
 _STACKED = re.compile(r"更(?:是|加|为)?显得?更(?:加|为)")
@@ -113,12 +120,17 @@ def ungrammatical(text: str) -> list[str]:
     """The degree adverbs on a bare noun or a thing in text, each with what it qualifies ("更加的实用性",
     "非常的深蓝色"), the modal verbs whose verb takes 了 ("能够很好的提升了"), stacked comparatives
     ("更显得更加"), doubled nouns ("连衣裙的印花连衣裙", "身材的身形"), denied merits ("不会显得更加的修长")
-    and a degree adverb on a verb ("更加的修饰")."""
+    a degree adverb on a verb ("更加的修饰") and 撞衫 written for 撞色 ("采用了撞衫的设计")."""
     return ([m.group() for m in _DEGREE_NOUN.finditer(text)
              if len(m.group(1)) > 1 and not m.group(1).endswith(_ADJECTIVES)]
             + _MODAL_PERFECTIVE.findall(text) + _STACKED.findall(text) + _DEGREE_THING.findall(text)
             + [m.group() for m in _DOUBLED.finditer(text)] + _DENIED_MERIT.findall(text)
-            + _DEGREE_VERB.findall(text))
+            + _DEGREE_VERB.findall(text) + _clashes(text))
+
+
+def _clashes(text: str) -> list[str]:
+    """撞衫 for each one with no 不, 避免... in the 8 characters before it ("不想满大街羽绒服撞衫")."""
+    return [_CLASH for m in re.finditer(_CLASH, text) if not _CLASH_AVOIDED.search(text, max(0, m.start() - 8), m.start())]
 
 
 def misplaced(text: str) -> list[str]:

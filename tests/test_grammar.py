@@ -69,6 +69,8 @@ def test_a_sentence_that_opens_with_an_opener_must_go_on(lexicon, text, found):
     ("直筒的版型，更好地修饰腿型，更加的显瘦，十分的方便。", []),  # 更好地 + verb; 显瘦, 方便 are no verbs here
     ("荷叶边的裙摆，更是显得更加的优雅，针织开衫的针织衫。", ["更是显得更加", "衫的针织衫"]),
     ("小喇叭袖更是十分具有艺术感，搭配一条牛仔裤，更是显得十分自然。", []),  # as the references write
+    ("衣身采用了撞衫的系带设计，风格独特不易撞衫。", ["撞衫"]),  # the model's 撞衫 for 撞色
+    ("避免撞衫的尴尬，不想满大街羽绒服撞衫。", []),
 ])
 def test_ungrammatical_shapes_are_found_and_flagged(lexicon, text, found):
     assert grammar.ungrammatical(text) == found
