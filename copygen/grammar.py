@@ -94,7 +94,8 @@ _DEGREE_THING = re.compile(r"(?:更加|更为|非常|十分)的(?![有富具显�
 # of the body qualifying itself: "身材的身形", "腰部的腰身" (中长款的长度 is no part of the body)
 _DOUBLED = re.compile(r"([\u4e00-\u9fff]{2})的[^，。！？；、,.!?;]{1,4}\1(?=[，。！？；、,.!?;]|$)"
                       r"|([身腰腿颈脖肩臂胸臀脚])[\u4e00-\u9fff]的\2[\u4e00-\u9fff](?=[，。！？；、,.!?;]|$)"
-                      r"|([裙裤衫])的[^，。！？；、,.!?;]{0,8}\3(?=[，。！？；、,.!?;]|$)")  # 针织开衫的针织衫
+                      r"|([裙裤衫])的[^，。！？；、,.!?;]{0,8}\3(?=[，。！？；、,.!?;]|$)"  # 针织开衫的针织衫
+                      r"|女(?:性|人)的女人味")  # 71 of the 1,464 candidates, none of the references
 # 不会 + a merit ending the clause: what copy says it will not do is look bulky, not look slender;
 # nor does it say what it does "not well" (不会很好的修饰腿型)
 _DENIED_MERIT = re.compile(r"不会(?:显得|给人一种|让人|有|很)?[^，。！？；、,.!?;]{0,4}"
