@@ -88,6 +88,8 @@ def test_ungrammatical_shapes_are_found_and_flagged(lexicon, text, found):
     ("喇叭袖的设计，修饰手臂线条，显得手臂纤细。", []),
     ("阔腿的裤脚，修饰腿型，拉长腿部比例。", []),
     ("领口的设计很别致，腰部的系带，拉长腿部比例。", []),  # the waist's effect, not the collar's
+    ("松紧的口袋设计，方便穿脱，更方便。", ["口袋→方便穿脱"]),  # make demo's harem trousers
+    ("两侧的口袋设计，方便放置物品，松紧腰的设计，穿脱方便。", []),  # the waistband's ease, not the pocket's
 ])
 def test_a_part_that_flatters_a_part_of_the_body_it_does_not_reach_is_misplaced(lexicon, text, found):
     assert grammar.misplaced(text) == found

@@ -15,7 +15,8 @@ when a product has fewer than k passing candidates (never dropped):
                                 了 after 可以 or 能够, 更显得更加, a doubled noun ("身材的身形"), a merit
                                 denied ("不会显得更加的修长") (copygen.grammar)
     misplaced:<part>→<body>     a part of the garment said to flatter a part of the body it does not
-                                reach ("袖口→脖颈": 袖口的设计，修饰脖颈线条) (copygen.grammar)
+                                reach ("袖口→脖颈": 袖口的设计，修饰脖颈线条), a pocket that eases
+                                dressing ("口袋→方便穿脱") (copygen.grammar)
     near_duplicate              char 3-gram Jaccard >= 0.7 against a sibling (selection passes the
                                 variants kept before it)
     repetition                  a char 4-gram occurring >= 3 times, or a clause said twice
