@@ -47,73 +47,78 @@ from __future__ import annotations
 
 import re
 
+# A character inside a clause, and the end of a clause (a mark or the text's end), for the shapes
+# that read one clause
+_IN = r"[^，。！？；、,.!?;]"
+_END = r"(?=[，。！？；、,.!?;]|$)"
+
+# -- unfinished() --
 _SENTENCES = re.compile(r"[^。！？!?…]+")
 _OPENERS = re.compile(r"不仅|不但|不只|不光")
 _FOLLOWERS = re.compile(r"还|也|更|且|同时|又|亦|甚至|反而|以及")
 # 将 near the start of a clause, the clause ending at what it takes, with no verb after it
 _BARE_JIANG = re.compile(r"(?:^|[，。！？；,.!?;])[^，。！？；,.!?;]{0,4}将[^，。！？；,.!?;]{0,10}"
                          r"(?:气质|魅力|身材|曲线|线条|韵味|气息|美感)(?=[，。！？；,.!?;]|$)")
-# A short clause that shows "it" off with nothing to show, no 将 or 把 before: "还能很好的展现出来"
-_SHOWN_NOTHING = re.compile(r"(?:^|[，。！？；、,.!?;])[^，。！？；、,.!?;将把]{0,8}"
-                            r"((?:很好|更好|完美)[的地]?(?:展现|展示|体现|凸显|彰显)出来)(?=[，。！？；、,.!?;]|$)")
 # 将 + what + 淋漓尽致 ending the clause with no verb to do it ("将女性的淋漓尽致": 2 of the 1,464
 # candidates and 2 of this night's make demo rank-1 copies; the references write "将…展现得淋漓尽致" or
 # "将…淋漓尽致地展现", none without the verb)
 _BARE_JIANG_FULLY = re.compile(r"将(?:(?!展|示|现|演绎|发挥|诠释|彰显|衬|烘托|凸显|呈现|描绘|勾勒|修饰|流露|释放|散发|阐述|表达|刻画"
-                               r"|显露|表露|突显|穿|演|诉说|体现|表现|到|得)[^，。！？；、,.!?;]){0,10}?淋漓尽致"
-                               r"(?=[，。！？；、,.!?;]|$)")
+                               r"|显露|表露|突显|穿|演|诉说|体现|表现|到|得)" + _IN + r"){0,10}?淋漓尽致" + _END)
 # 让 / 使 + 你的 + noun, ending the clause: whom it makes do what is missing ("让你的穿着体验")
 _BARE_CAUSATIVE = re.compile(r"(让|使)(?:你|人|您)的[\u4e00-\u9fff]{0,4}(?:气质|身材|曲线|魅力|体验)(?=[，。！？；,.!?;]|$)")
+# A short clause that shows "it" off with nothing to show, no 将 or 把 before: "还能很好的展现出来"
+_SHOWN_NOTHING = re.compile(r"(?:^|[，。！？；、,.!?;])[^，。！？；、,.!?;将把]{0,8}"
+                            r"((?:很好|更好|完美)[的地]?(?:展现|展示|体现|凸显|彰显)出来)" + _END)
 
+# -- ungrammatical() --
 # The noun ends its clause. A verb may stand between the adverb and the noun ("更加凸显气质", "更加
 # 有质感"), and the words of those endings that are adjectives ("性感", "个性") are no nouns.
 _DEGREE_NOUN = re.compile(r"(?:更加|更为|非常|十分|越发|愈发)的?(?![有富具显带无的凸突彰衬增提修贴])"
-                          r"([\u4e00-\u9fff]{0,2}?(?:感|性|度|气质|气息|魅力|韵味|体验|同时|腿型|脸型|身型|版型))"
-                          r"(?=[，。！？；、,.!?;]|$)")
+                          r"([\u4e00-\u9fff]{0,2}?(?:感|性|度|气质|气息|魅力|韵味|体验|同时|腿型|脸型|身型|版型))" + _END)
+_ADJECTIVES = ("个性", "性感", "骨感", "敏感", "感性", "随性", "中性", "知性", "弹性", "韧性")
 # 可以 / 能够 (很好的...) + verb + 了: a modal's verb takes no 了
 # (了 ending the clause is the particle of "可以入手了", and 了然, 了解 are words of their own)
 _MODAL_PERFECTIVE = re.compile(r"(?:可以|能够)(?:(?:很好|更好)[的地])?[\u4e00-\u9fff]{1,2}了"
                                r"(?![然解，。！？；,.!?;]|$)")
+# 更显 (更显得, 更是显得, 更加显得) + 更加 / 更为: one comparative is enough ("更显得更加的甜美")
+_STACKED = re.compile(r"更(?:是|加|为)?显得?更(?:加|为)")
+# 更加 / 非常... + 的 + a thing, ending the clause: the adverb has no adjective or verb to qualify
+# ("非常的深蓝色", "更加的大裙摆设计"); "非常的简约的设计" (an adjective with its own 的) is left alone.
+_DEGREE_THING = re.compile(r"(?:更加|更为|非常|十分)的(?![有富具显带无凸突彰衬增提修贴让使给])"
+                           r"[^，。！？；、,.!?;的]{0,6}(?:色|裙|裤|风格|图案|面料|材质|元素|工艺|设计)" + _END)
+# A word, 的, a few characters and the same word ending the clause: "连衣裙的印花连衣裙"; or a part
+# of the body qualifying itself: "身材的身形", "腰部的腰身" (中长款的长度 is no part of the body)
+_DOUBLED = re.compile(r"([\u4e00-\u9fff]{2})的" + _IN + r"{1,4}\1" + _END
+                      + r"|([身腰腿颈脖肩臂胸臀脚])[\u4e00-\u9fff]的\2[\u4e00-\u9fff]" + _END
+                      + r"|([裙裤衫])的" + _IN + r"{0,8}\3" + _END  # 针织开衫的针织衫
+                      + r"|女(?:性|人)的女人味")  # 71 of the 1,464 candidates, none of the references
+# 不会 + a merit ending the clause: what copy says it will not do is look bulky, not look slender;
+# nor does it say what it does "not well" (不会很好的修饰腿型)
+_DENIED_MERIT = re.compile(r"不会(?:显得|给人一种|让人|有|很)?" + _IN + r"{0,4}"
+                           r"(?:修长|清新|时尚|有型|优雅|气质|高挑|纤细|甜美|青春|个性)" + _END
+                           + r"|不会很好[的地]")
+# 更加的 + a verb: 更加 takes an adjective ("更加的显瘦") and 更好地 a verb ("更好地修饰腿型")
+_DEGREE_VERB = re.compile(r"(?:更加|更为)的(?:修饰|展现|显得|提升|勾勒|拉长|展示|打造|增添|营造|散发|彰显|突出|体现)")
+# 撞衫 (two people in the same clothes) is what copy helps you avoid; the model writes it for 撞色
+# ("采用了撞衫的设计"): every one of the 23 in the references and descriptions follows 不, 避免, 降低...
+_CLASH = "撞衫"
+_CLASH_AVOIDED = re.compile(r"不|避免|降低|拒绝|担心|怕|免|防|少")
+
+# -- misplaced() --
 # A part of the garment at the start of a clause (within its first 6 characters), and the part of
 # the body it may flatter; an effect on a part of the body far from it is misplaced.
-_CLAUSE = re.compile(r"[^，。！？；、,.!?;]+")
+_CLAUSE = re.compile(_IN + "+")
 _PARTS = (("领口", "颈"), ("领型", "颈"), ("领", "颈"), ("袖口", "臂"), ("袖", "臂"),
           ("裙摆", "下身"), ("下摆", "下身"), ("裤脚", "腿"), ("裤腿", "腿"), ("裤管", "腿"))
 _BODY = {"脖颈": "颈", "颈": "颈", "锁骨": "颈", "手臂": "臂", "臂": "臂", "腿": "腿", "脚踝": "腿"}
 _FAR = {"颈": {"臂", "腿"}, "臂": {"颈", "腿"}, "下身": {"颈", "臂"}, "腿": {"颈", "臂"}}
-_EFFECT = re.compile(r"(?:修饰|拉长|勾勒|凸显|展现|露出|衬托|显露|突出|彰显|纤细)[^，。！？；、,.!?;]{0,4}?"
+_EFFECT = re.compile(r"(?:修饰|拉长|勾勒|凸显|展现|露出|衬托|显露|突出|彰显|纤细)" + _IN + r"{0,4}?"
                      r"(脖颈|颈|锁骨|手臂|臂|腿|脚踝)")
 _SHORT_CLAUSE = 8  # "领口的设计，" names the part alone; its effect is the next clause
 # and a pocket does not make a garment easier to put on ("口袋设计，方便穿脱": 3 of the 1,464
 # candidates and 3 of make demo's rank-1 copies over three sessions; no reference or description)
 _POCKET = "口袋"
 _DRESSING = re.compile(r"方便穿脱|穿脱方便|穿脱更加方便|穿脱更方便")
-# 撞衫 (two people in the same clothes) is what copy helps you avoid; the model writes it for 撞色
-# ("采用了撞衫的设计"): every one of the 23 in the references and descriptions follows 不, 避免, 降低...
-_CLASH = "撞衫"
-_CLASH_AVOIDED = re.compile(r"不|避免|降低|拒绝|担心|怕|免|防|少")
-_ADJECTIVES = ("个性", "性感", "骨感", "敏感", "感性", "随性", "中性", "知性", "弹性", "韧性")
-# 更显 (更显得, 更是显得, 更加显得) + 更加 / 更为: one comparative is enough ("更显得更加的甜美")
-_STACKED = re.compile(r"更(?:是|加|为)?显得?更(?:加|为)")
-# 更加 / 非常... + 的 + a thing, ending the clause: the adverb has no adjective or verb to qualify
-# ("非常的深蓝色", "更加的大裙摆设计"); "非常的简约的设计" (an adjective with its own 的) is left alone.
-_DEGREE_THING = re.compile(r"(?:更加|更为|非常|十分)的(?![有富具显带无凸突彰衬增提修贴让使给])"
-                           r"[^，。！？；、,.!?;的]{0,6}(?:色|裙|裤|风格|图案|面料|材质|元素|工艺|设计)"
-                           r"(?=[，。！？；、,.!?;]|$)")
-# A word, 的, a few characters and the same word ending the clause: "连衣裙的印花连衣裙"; or a part
-# of the body qualifying itself: "身材的身形", "腰部的腰身" (中长款的长度 is no part of the body)
-_DOUBLED = re.compile(r"([\u4e00-\u9fff]{2})的[^，。！？；、,.!?;]{1,4}\1(?=[，。！？；、,.!?;]|$)"
-                      r"|([身腰腿颈脖肩臂胸臀脚])[\u4e00-\u9fff]的\2[\u4e00-\u9fff](?=[，。！？；、,.!?;]|$)"
-                      r"|([裙裤衫])的[^，。！？；、,.!?;]{0,8}\3(?=[，。！？；、,.!?;]|$)"  # 针织开衫的针织衫
-                      r"|女(?:性|人)的女人味")  # 71 of the 1,464 candidates, none of the references
-# 不会 + a merit ending the clause: what copy says it will not do is look bulky, not look slender;
-# nor does it say what it does "not well" (不会很好的修饰腿型)
-_DENIED_MERIT = re.compile(r"不会(?:显得|给人一种|让人|有|很)?[^，。！？；、,.!?;]{0,4}"
-                           r"(?:修长|清新|时尚|有型|优雅|气质|高挑|纤细|甜美|青春|个性)(?=[，。！？；、,.!?;]|$)"
-                           r"|不会很好[的地]")
-# 更加的 + a verb: 更加 takes an adjective ("更加的显瘦") and 更好地 a verb ("更好地修饰腿型")
-_DEGREE_VERB = re.compile(r"(?:更加|更为)的(?:修饰|展现|显得|提升|勾勒|拉长|展示|打造|增添|营造|散发|彰显|突出|体现)")
-
 
 def unfinished(text: str) -> list[str]:
     """The openers (不仅, 不但, 不只, 不光) of text's sentences that never go on with 还, 也, 更, 且...,
@@ -130,7 +135,7 @@ def unfinished(text: str) -> list[str]:
 def ungrammatical(text: str) -> list[str]:
     """The degree adverbs on a bare noun or a thing in text, each with what it qualifies ("更加的实用性",
     "非常的深蓝色"), the modal verbs whose verb takes 了 ("能够很好的提升了"), stacked comparatives
-    ("更显得更加"), doubled nouns ("连衣裙的印花连衣裙", "身材的身形"), denied merits ("不会显得更加的修长")
+    ("更显得更加"), doubled nouns ("连衣裙的印花连衣裙", "身材的身形"), denied merits ("不会显得更加的修长"),
     a degree adverb on a verb ("更加的修饰") and 撞衫 written for 撞色 ("采用了撞衫的设计")."""
     return ([m.group() for m in _DEGREE_NOUN.finditer(text)
              if len(m.group(1)) > 1 and not m.group(1).endswith(_ADJECTIVES)]

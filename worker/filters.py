@@ -10,7 +10,8 @@ when a product has fewer than k passing candidates (never dropped):
     spliced:<word>+<word>       two neighbouring words the training copy never joins, for a job
                                 with word_pairs (trainer.wordpairs; an edge of a clause is "|")
     unfinished:<word>           a sentence opening with 不仅 that never goes on, a clause 将 + noun
-                                or 让你的 + noun with no verb (copygen.grammar)
+                                (or + 淋漓尽致) or 让你的 + noun with no verb, one that shows off
+                                nothing ("很好的展现出来") (copygen.grammar)
     ungrammatical:<phrase>      a degree adverb on a bare noun or a thing ("更加的实用性", "非常的深蓝色"),
                                 了 after 可以 or 能够, 更显得更加, a doubled noun ("身材的身形"), a merit
                                 denied ("不会显得更加的修长") (copygen.grammar)
