@@ -56,6 +56,12 @@ _END = r"(?=[，。！？；、,.!?;]|$)"
 _SENTENCES = re.compile(r"[^。！？!?…]+")
 _OPENERS = re.compile(r"不仅|不但|不只|不光")
 _FOLLOWERS = re.compile(r"还|也|更|且|同时|又|亦|甚至|反而|以及")
+# 既 A promises 又 (也, 还...) B, in its sentence or at the start of the next (the references put a
+# full stop between them: "既可以露出纤细的脚踝。又能够..."): "既能够凸显出你的身材曲线。" (make demo,
+# 2026-12-04) is unfinished. 既视感, 既定, 一如既往 are words of their own. 9 of the 5,000 references
+# have the shape, every one as broken ("既有立体感，有带出..."); 1 of the 5,236 Taobao descriptions.
+_BOTH = re.compile(r"既(?!视|定|往|然|而|成|得)(?:(?!又|也|还|更|同时|且|亦|兼|而|并)[^。！？!?]){0,40}"
+                   r"(?:[。！？!?](?![^。！？!?]{0,3}(?:又|也|还|同时))|$)")
 # 将 near the start of a clause, the clause ending at what it takes, with no verb after it
 _BARE_JIANG = re.compile(r"(?:^|[，。！？；,.!?;])[^，。！？；,.!?;]{0,4}将[^，。！？；,.!?;]{0,10}"
                          r"(?:气质|魅力|身材|曲线|线条|韵味|气息|美感)(?=[，。！？；,.!?;]|$)")
@@ -70,18 +76,26 @@ _BARE_CAUSATIVE = re.compile(r"(让|使)(?:你|人|您)的[\u4e00-\u9fff]{0,4}(?
 _SHOWN_NOTHING = re.compile(r"(?:^|[，。！？；、,.!?;])[^，。！？；、,.!?;将把]{0,8}"
                             r"((?:很好|更好|完美)[的地]?(?:展现|展示|体现|凸显|彰显)出来)" + _END)
 
+# 这款 + what it is made of + 制作而成, with no 由, 采用, 选用...: "这款黑色的西装面料制作而成" (make demo,
+# 2026-12-04); none of the references or descriptions ("纯棉面料打造而成" with no 这款 is left alone)
+_MADE_OF = re.compile(r"(?:这款|这条|这件|此款|该款)[^，。！？；由以用选采运使将把是,.!?;]{0,12}"
+                      r"(?:制作而成|制成|打造而成|缝制而成)" + _END)
+# 让你 + a degree + a thing, with no verb to bring it: "让你更加舒适的穿着体验" (make demo, 2026-12-04);
+# the references bring it ("让你拥有舒适的穿着体验")
+_CAUSED_THING = re.compile(r"(?:让|使)(?:你|人|您)(?:更加|更为|更|非常)" + _IN + r"{0,4}的(?:穿着体验|体验|感觉|穿着感)" + _END)
+
 # -- ungrammatical() --
 # The noun ends its clause. A verb may stand between the adverb and the noun ("更加凸显气质", "更加
 # 有质感"), and the words of those endings that are adjectives ("性感", "个性") are no nouns.
 _DEGREE_NOUN = re.compile(r"(?:更加|更为|非常|十分|越发|愈发)的?(?![有富具显带无的凸突彰衬增提修贴])"
-                          r"([\u4e00-\u9fff]{0,2}?(?:感|性|度|气质|气息|魅力|韵味|体验|同时|腿型|脸型|身型|版型))" + _END)
+                          r"([\u4e00-\u9fff]{0,2}?(?:感觉|感|性|度|气质|气息|魅力|韵味|体验|同时|腿型|脸型|身型|版型))" + _END)
 _ADJECTIVES = ("个性", "性感", "骨感", "敏感", "感性", "随性", "中性", "知性", "弹性", "韧性")
 # 可以 / 能够 (很好的...) + verb + 了: a modal's verb takes no 了
 # (了 ending the clause is the particle of "可以入手了", and 了然, 了解 are words of their own)
 _MODAL_PERFECTIVE = re.compile(r"(?:可以|能够)(?:(?:很好|更好)[的地])?[\u4e00-\u9fff]{1,2}了"
                                r"(?![然解，。！？；,.!?;]|$)")
 # 更显 (更显得, 更是显得, 更加显得) + 更加 / 更为: one comparative is enough ("更显得更加的甜美")
-_STACKED = re.compile(r"更(?:是|加|为)?显得?更(?:加|为)")
+_STACKED = re.compile(r"更(?:是|加|为)?的?(?:凸显|显)得?更(?:加|为)")  # and "更加的凸显得更加的纤细"
 # 更加 / 非常... + 的 + a thing, ending the clause: the adverb has no adjective or verb to qualify
 # ("非常的深蓝色", "更加的大裙摆设计"); "非常的简约的设计" (an adjective with its own 的) is left alone.
 _DEGREE_THING = re.compile(r"(?:更加|更为|非常|十分)的(?![有富具显带无凸突彰衬增提修贴让使给])"
@@ -89,7 +103,7 @@ _DEGREE_THING = re.compile(r"(?:更加|更为|非常|十分)的(?![有富具显�
 # A word, 的, a few characters and the same word ending the clause: "连衣裙的印花连衣裙"; or a part
 # of the body qualifying itself: "身材的身形", "腰部的腰身" (中长款的长度 is no part of the body)
 _DOUBLED = re.compile(r"([\u4e00-\u9fff]{2})的" + _IN + r"{1,4}\1" + _END
-                      + r"|([身腰腿颈脖肩臂胸臀脚])[\u4e00-\u9fff]的\2[\u4e00-\u9fff]" + _END
+                      + r"|([身腰腿颈脖肩臂胸臀脚])[\u4e00-\u9fff]的脖?\2[\u4e00-\u9fff]?" + _END  # 颈部的脖颈
                       + r"|([裙裤衫])的" + _IN + r"{0,8}\3" + _END  # 针织开衫的针织衫
                       + r"|女(?:性|人)的女人味")  # 71 of the 1,464 candidates, none of the references
 # 不会 + a merit ending the clause: what copy says it will not do is look bulky, not look slender;
@@ -99,6 +113,13 @@ _DENIED_MERIT = re.compile(r"不会(?:显得|给人一种|让人|有|很)?" + _I
                            + r"|不会很好[的地]")
 # 更加的 + a verb: 更加 takes an adjective ("更加的显瘦") and 更好地 a verb ("更好地修饰腿型")
 _DEGREE_VERB = re.compile(r"(?:更加|更为)的(?:修饰|展现|显得|提升|勾勒|拉长|展示|打造|增添|营造|散发|彰显|突出|体现)")
+# 显得 takes how it looks ("显得身材高挑", "显得很有气质"), not a bare thing: "显得整体的身材比例" (make
+# demo, 2026-12-04). 1 of the 5,000 references ("显得女生阳光气质") and 1 of the Taobao descriptions.
+_SEEMS_THING = re.compile(r"显得(?![很更十非特格越愈尤有极超颇分较比相])[^，。！？；、有,.!?;]{0,8}"
+                          r"(?:比例|身材|曲线|线条|气质|身形|腿型|魅力|气息|韵味)" + _END)
+# The same modal twice in one clause: "通勤还是逛街都可以穿搭都可以驾驭" (make demo, 2026-12-04); the
+# references write "可以A也可以B" (left alone: 也 and 又 end the match), and once "轻松被轻松".
+_MODAL_TWICE = re.compile(r"(都可以|都能|都会|轻松)(?:(?!也|又|还)" + _IN + r"){1,8}\1")
 # 撞衫 (two people in the same clothes) is what copy helps you avoid; the model writes it for 撞色
 # ("采用了撞衫的设计"): every one of the 23 in the references and descriptions follows 不, 避免, 降低...
 _CLASH = "撞衫"
@@ -117,8 +138,13 @@ _EFFECT = re.compile(r"(?:修饰|拉长|勾勒|凸显|展现|露出|衬托|显�
 _SHORT_CLAUSE = 8  # "领口的设计，" names the part alone; its effect is the next clause
 # and a pocket does not make a garment easier to put on ("口袋设计，方便穿脱": 3 of the 1,464
 # candidates and 3 of make demo's rank-1 copies over three sessions; no reference or description)
-_POCKET = "口袋"
-_DRESSING = re.compile(r"方便穿脱|穿脱方便|穿脱更加方便|穿脱更方便")
+# Read over the rest of the sentence ("胸口袋设计，方便放置物品，方便穿脱": make demo, 2026-12-04), unless a
+# closure stands between (the one reference that says so: "口袋美观实用，纽扣搭配拉链的经典开合，方便穿脱").
+# Nor does a pocket flatter the figure ("口袋设计，可以很好的修饰身形": make demo; no reference).
+# (in its clause or the next: "后片有一字口袋丰富层次感，裤子缝纫技术精湛，线条流畅修饰腿型" is about the trousers).
+_POCKET_CLAIMS = re.compile(r"口袋(?:(?!拉链|纽扣|扣|松紧|系带|开合|抽绳)[^。！？!?]){0,20}?"
+                            r"(方便穿脱|穿脱方便|穿脱更加方便|穿脱更方便)"
+                            r"|口袋" + _IN + r"{0,10}[，,]?" + _IN + r"{0,10}?(修饰(?:身形|身材|腿型|曲线|线条|脸型))")
 
 def unfinished(text: str) -> list[str]:
     """The openers (不仅, 不但, 不只, 不光) of text's sentences that never go on with 还, 也, 更, 且...,
@@ -128,6 +154,8 @@ def unfinished(text: str) -> list[str]:
         opener = _OPENERS.search(sentence)
         if opener and not _FOLLOWERS.search(sentence, opener.end()):
             found.append(opener.group())
+    found += ["既"] * len(_BOTH.findall(text)) + ["制成"] * len(_MADE_OF.findall(text))
+    found += ["让"] * len(_CAUSED_THING.findall(text))
     return (found + ["将"] * (len(_BARE_JIANG.findall(text)) + len(_BARE_JIANG_FULLY.findall(text)))
             + _BARE_CAUSATIVE.findall(text) + _SHOWN_NOTHING.findall(text))
 
@@ -141,7 +169,8 @@ def ungrammatical(text: str) -> list[str]:
              if len(m.group(1)) > 1 and not m.group(1).endswith(_ADJECTIVES)]
             + _MODAL_PERFECTIVE.findall(text) + _STACKED.findall(text) + _DEGREE_THING.findall(text)
             + [m.group() for m in _DOUBLED.finditer(text)] + _DENIED_MERIT.findall(text)
-            + _DEGREE_VERB.findall(text) + _clashes(text))
+            + _DEGREE_VERB.findall(text) + _clashes(text) + _SEEMS_THING.findall(text)
+            + [m.group() for m in _MODAL_TWICE.finditer(text)])
 
 
 def _clashes(text: str) -> list[str]:
@@ -154,14 +183,10 @@ def misplaced(text: str) -> list[str]:
     does not reach ("袖口→脖颈"), or a pocket said to make it easier to put on ("口袋→方便穿脱"): the
     part near the clause's start, the effect in the same clause or, after a clause naming the part
     alone, in the next."""
-    found = []
+    found = [f"口袋→{m.group(1) or m.group(2)}" for m in _POCKET_CLAIMS.finditer(text)]
     clauses = _CLAUSE.findall(text)
     for i, clause in enumerate(clauses):
         following = clauses[i + 1] if len(clause) <= _SHORT_CLAUSE and i + 1 < len(clauses) else ""
-        if _POCKET in clause[:8]:
-            dressing = _DRESSING.search(clause) or _DRESSING.search(following)
-            if dressing:
-                found.append(f"{_POCKET}→{dressing.group()}")
         part = next(((word, region) for word, region in _PARTS if word in clause[:6]), None)
         if part is None:
             continue

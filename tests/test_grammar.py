@@ -39,6 +39,15 @@ def lexicon():
     ("复古的格纹元素，将女性的淋漓尽致。", ["将"]),
     ("复古的格纹元素，将女性的魅力展现得淋漓尽致，将个人风格与气质淋漓尽致地展现。", []),
     ("修身的剪裁，将女性的身材完美的展现出来，纤柔的肩部线条和精致锁骨完美的展现出来。", []),
+    # make demo's rank-1 copies, 2026-12-04, late night
+    ("高腰的设计，既能够凸显出你的身材曲线。", ["既"]),
+    ("高腰的设计，既能够凸显出你的身材曲线", ["既"]),  # the copy's end ends it too
+    ("高腰的设计，既能凸显身材曲线，又能拉长腿部比例。既显瘦也时尚。", []),
+    ("松紧的裤脚，既可以露出纤细的脚踝。又能够保暖，打造大长腿的既视感，一如既往的简约。", []),
+    ("这款黑色的西装面料制作而成，穿着舒适。", ["制成"]),
+    ("这款裤子由西装面料制作而成，纯棉面料打造而成，这款实木制成的汤勺。", []),
+    ("灰色的衣身，让你更加舒适的穿着体验。", ["让"]),
+    ("灰色的衣身，让你拥有舒适的穿着体验，让人更加舒适。", []),
 ])
 def test_a_sentence_that_opens_with_an_opener_must_go_on(lexicon, text, found):
     assert grammar.unfinished(text) == found
@@ -75,6 +84,11 @@ def test_a_sentence_that_opens_with_an_opener_must_go_on(lexicon, text, found):
     ("小喇叭袖更是十分具有艺术感，搭配一条牛仔裤，更是显得十分自然。", []),  # as the references write
     ("衣身采用了撞衫的系带设计，风格独特不易撞衫。", ["撞衫"]),  # the model's 撞衫 for 撞色
     ("避免撞衫的尴尬，不想满大街羽绒服撞衫。", []),
+    # make demo's rank-1 copies, 2026-12-04, late night
+    ("让你的身材更加的凸显得更加的纤细，让人看起来更加的感觉。", ["更加的感觉", "更加的凸显得更加"]),
+    ("精致的小立领，修饰了颈部的脖颈。", ["颈部的脖颈"]),
+    ("高腰的设计，显得整体的身材比例，显得很有气质，显得身材高挑。", ["显得整体的身材比例"]),
+    ("通勤还是逛街都可以穿搭都可以驾驭，可以打底也可以单穿。", ["都可以穿搭都可以"]),
 ])
 def test_ungrammatical_shapes_are_found_and_flagged(lexicon, text, found):
     assert grammar.ungrammatical(text) == found
@@ -92,6 +106,9 @@ def test_ungrammatical_shapes_are_found_and_flagged(lexicon, text, found):
     ("领口的设计很别致，腰部的系带，拉长腿部比例。", []),  # the waist's effect, not the collar's
     ("松紧的口袋设计，方便穿脱，更方便。", ["口袋→方便穿脱"]),  # make demo's harem trousers
     ("两侧的口袋设计，方便放置物品，松紧腰的设计，穿脱方便。", []),  # the waistband's ease, not the pocket's
+    ("胸口袋的设计，方便放置物品，方便穿脱。", ["口袋→方便穿脱"]),  # a sentence later
+    ("可以在身上的口袋设计，可以很好的修饰身形。", ["口袋→修饰身形"]),
+    ("后片有一字口袋丰富层次感，裤子缝纫技术精湛，线条流畅修饰腿型。", []),  # the trousers' effect
 ])
 def test_a_part_that_flatters_a_part_of_the_body_it_does_not_reach_is_misplaced(lexicon, text, found):
     assert grammar.misplaced(text) == found
@@ -103,16 +120,18 @@ def test_the_committed_references_are_neither_unfinished_nor_ungrammatical():
     rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines() if line.strip()]
     assert len(rows) >= 100 and any("不仅" in row["summary"] for row in rows)  # the rule has work to do
     assert any("更加" in row["summary"] for row in rows)
-    assert [row["summary"] for row in rows if grammar.unfinished(row["summary"])] == []
+    # one is: 既 with 有 typed for 又 ("既有立体感，有带出性感妩媚的女人味")
+    assert [row["summary"][22:39] for row in rows if grammar.unfinished(row["summary"])] == ["既有立体感，有带出性感妩媚的女人味"]
     assert [row["summary"] for row in rows if grammar.ungrammatical(row["summary"])] == []
     assert [row["summary"] for row in rows if grammar.misplaced(row["summary"])] == []
 
 
 @pytest.mark.skipif(not SHARED_PAIRS.exists(), reason=f"{SHARED_PAIRS} is not beside this checkout")
 def test_few_of_all_5000_references_are_unfinished_or_ungrammatical():
-    """30 of the 5,000 unfinished (0.60%) and 7 ungrammatical (0.14%), most of them as broken as the
-    model's are: "不仅优雅浪漫。", "将你女性的魅力", "更加美感", "能够增添了", "饱满质感的金属质感"."""
+    """38 of the 5,000 unfinished (0.76%) and 9 ungrammatical (0.18%), most of them as broken as the
+    model's are: "不仅优雅浪漫。", "将你女性的魅力", "既有立体感，有带出...", "更加美感", "能够增添了",
+    "饱满质感的金属质感", "轻松被轻松"."""
     rows = [json.loads(line) for line in SHARED_PAIRS.read_text(encoding="utf-8").splitlines() if line.strip()]
-    assert 0 < sum(bool(grammar.unfinished(row["summary"])) for row in rows) <= 0.007 * len(rows)
-    assert 0 < sum(bool(grammar.ungrammatical(row["summary"])) for row in rows) <= 0.0015 * len(rows)
+    assert 0 < sum(bool(grammar.unfinished(row["summary"])) for row in rows) <= 0.008 * len(rows)
+    assert 0 < sum(bool(grammar.ungrammatical(row["summary"])) for row in rows) <= 0.002 * len(rows)
     assert sum(bool(grammar.misplaced(row["summary"])) for row in rows) <= 0.0005 * len(rows)  # 2: 纤细的手臂 after a v领
