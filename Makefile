@@ -7,9 +7,8 @@ BIN    := $(VENV)/bin
 # The demo job samples cooler and keeps the best of 8 candidates per variant (the demo model's copy reads
 # better so), names no colour, fibre, print or feature a product does not state, and draws a clause again
 # while the model finds it less likely than e^-1.5 per token or it joins two words the training copy
-# never joins or its clause judge finds it unlike people's copy (README, "The demo model"). The judge is
-# fit after training on 600 of the model's own samples (about 20 s).
-DEMO_JOB := --variants 3 --temperature 0.7 --oversample 8 --stated-only --clause-floor -1.5 --word-pairs --clause-judge
+# never joins (README, "The demo model").
+DEMO_JOB := --variants 3 --temperature 0.7 --oversample 8 --stated-only --clause-floor -1.5 --word-pairs
 # The full AdvertiseGen slice when the shared data sits next to the checkout, else the committed sample.
 DATA       ?= $(firstword $(wildcard ../shared/data/advertisegen/train_first5000.json) samples/advertisegen_sample.jsonl)
 CHECKPOINT ?= models/demo
@@ -29,7 +28,7 @@ venv: $(BIN)/.installed
 
 $(CHECKPOINT)/copygen.json: | $(BIN)/.installed
 	@echo "== training the demo model on $(DATA) (about 7 minutes on 2 CPU cores)"
-	$(BIN)/copygen train --data $(DATA) --out $(CHECKPOINT) --preset demo --max-minutes 7 --epochs 6 --ngram-order 5 --clause-judge 600
+	$(BIN)/copygen train --data $(DATA) --out $(CHECKPOINT) --preset demo --max-minutes 7 --epochs 6 --ngram-order 5
 
 demo: $(BIN)/.installed $(CHECKPOINT)/copygen.json
 	@echo "== generating copy for $(CATALOGUE) on the embedded default (SQLite, in-process)"

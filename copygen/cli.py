@@ -161,7 +161,6 @@ def cmd_enqueue(args) -> int:
         "model_version": args.model_version, "queue": args.queue, "campaign": args.campaign,
         "oversample": args.oversample, "stated_only": args.stated_only or None,
         "clause_floor": args.clause_floor, "word_pairs": args.word_pairs or None,
-        "clause_judge": args.clause_judge or None,
     }.items() if v is not None}, settings.max_variants)
     bar = None
 
@@ -361,9 +360,6 @@ def add_job_commands(sub) -> None:
                    help="draw a clause again while its mean log-probability per token is below LOGP (e.g. -1.5)")
     p.add_argument("--word-pairs", action="store_true",
                    help="draw a clause again while two of its neighbouring words never meet in the training copy")
-    p.add_argument("--clause-judge", action="store_true",
-                   help="draw a clause again while the model's clause judge finds it less like people's copy than "
-                        "nearly all of theirs (a checkpoint trained with --clause-judge)")
     p.add_argument("--idempotency-key",
                    help="submitting again with the same key returns the same job (its first settings stand)")
     p.add_argument("--strict", action="store_true", help="reject the whole file if any row is bad")

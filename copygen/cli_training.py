@@ -28,8 +28,7 @@ def cmd_train(args) -> int:
         epochs=args.epochs, seed=args.seed, lora=args.lora, input_column=args.input_column,
         output_column=args.output_column, style=args.style, vocab=Path(args.vocab) if args.vocab else None,
         device=args.device, val_fraction=args.val_fraction, resume=not args.no_resume,
-        progress=not args.quiet, ngram_order=args.ngram_order, mention_weight=args.mention_weight,
-        clause_judge=args.clause_judge)
+        progress=not args.quiet, ngram_order=args.ngram_order, mention_weight=args.mention_weight)
     out = train(opts)
     manifest = json.loads((out / "copygen.json").read_text(encoding="utf-8"))
     print(f"checkpoint {out} ({manifest['name']})")
@@ -41,10 +40,6 @@ def cmd_train(args) -> int:
         mixture = manifest["ngram"]
         print(f"  with the {mixture['order']}-gram models of the training copy ({1 - mixture['weight']:.0%} of each "
               f"next-token distribution): {mixture['val_perplexity']['mixed']:.2f}")
-    if "clause_judge" in manifest:
-        judge = manifest["clause_judge"]
-        print(f"  clause judge: fit on {judge['samples']} of its own samples; tells the validation copy's clauses from "
-              f"its samples' with AUC {judge['auc']:.3f}; threshold {judge['threshold']:.2f}")
     return 0
 
 
@@ -145,9 +140,6 @@ def add_training_commands(sub) -> None:
     p.add_argument("--mention-weight", type=float, default=1.0, metavar="W",
                    help="fine-tuning: weigh the loss on the copy's characters that name the product's own attribute "
                         "values W times the rest (default 1: no weighting)")
-    p.add_argument("--clause-judge", type=int, default=0, metavar="N",
-                   help="after training, sample the model for N training products and fit a judge that tells its "
-                        "clauses from people's, for jobs with --clause-judge (trainer.clausejudge; default 0: none)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_store_data_options(p)
     p.set_defaults(func=cmd_train)

@@ -71,7 +71,7 @@ _BARE_JIANG = re.compile(r"(?:^|[，。！？；,.!?;])[^，。！？；,.!?;]{0
 _BARE_JIANG_FULLY = re.compile(r"将(?:(?!展|示|现|演绎|发挥|诠释|彰显|衬|烘托|凸显|呈现|描绘|勾勒|修饰|流露|释放|散发|阐述|表达|刻画"
                                r"|显露|表露|突显|穿|演|诉说|体现|表现|到|得)" + _IN + r"){0,10}?淋漓尽致" + _END)
 # 让 / 使 + 你的 + noun, ending the clause: whom it makes do what is missing ("让你的穿着体验")
-_BARE_CAUSATIVE = re.compile(r"(让|使)(?:你|人|您)的[\u4e00-\u9fff]{0,4}(?:气质|身材|曲线|魅力|体验|感觉)(?=[，。！？；,.!?;]|$)")
+_BARE_CAUSATIVE = re.compile(r"(让|使)(?:你|人|您)的[\u4e00-\u9fff]{0,4}(?:气质|身材|曲线|魅力|体验)(?=[，。！？；,.!?;]|$)")
 # A short clause that shows "it" off with nothing to show, no 将 or 把 before: "还能很好的展现出来"
 _SHOWN_NOTHING = re.compile(r"(?:^|[，。！？；、,.!?;])[^，。！？；、,.!?;将把]{0,8}"
                             r"((?:很好|更好|完美)[的地]?(?:展现|展示|体现|凸显|彰显)出来)" + _END)

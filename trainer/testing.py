@@ -33,14 +33,12 @@ def tiny_pairs(n: int = 48) -> list[_Pair]:
     return [_Pair(*_COPY[i % len(_COPY)]) for i in range(n)]
 
 
-def tiny_checkpoint(out: Path, steps: int = 40, seed: int = 0, ngram_order: int = 0, clause_judge: int = 0) -> Path:
+def tiny_checkpoint(out: Path, steps: int = 40, seed: int = 0, ngram_order: int = 0) -> Path:
     """Train a 2-layer model on a handful of copy lines and save it as a real checkpoint (without
-    the n-gram model training makes by default, unless ngram_order asks: most tests are of the network;
-    with a clause judge fit on clause_judge of its own samples if asked)."""
+    the n-gram model training makes by default, unless ngram_order asks: most tests are of the network)."""
     from trainer.train import TrainOptions, train_on
 
     pairs = tiny_pairs()
     opts = TrainOptions(data=[], out=Path(out), preset="tiny", epochs=steps * TINY.batch_size / len(pairs),
-                        seed=seed, device="cpu", progress=False, eval_every=steps, ngram_order=ngram_order,
-                        clause_judge=clause_judge)
+                        seed=seed, device="cpu", progress=False, eval_every=steps, ngram_order=ngram_order)
     return train_on(opts, pairs, pairs[:8], [], {"source": "trainer.testing"}, preset=TINY)

@@ -7,9 +7,7 @@
 3. pre-train on raw marketing text and/or fine-tune on product -> copy pairs (loss on the copy);
 4. count the n-grams of the training copy and choose, on the validation split, how much of the
    engine's next-token distribution they get (trainer.ngram);
-5. write the checkpoint atomically with its manifest, training report and loss curve;
-6. with --clause-judge N, sample the model for N training products and fit a judge that tells its
-   clauses from people's (trainer.clausejudge), saved into the checkpoint with its manifest record.
+5. write the checkpoint atomically with its manifest, training report and loss curve.
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from copygen import prompt
-from trainer import checkpoint, clausejudge, ngram, wordpairs
+from trainer import checkpoint, ngram, wordpairs
 from trainer.devices import pick_device
 from trainer.fit import IGNORE, FitConfig, FitResult, fit, label_probs
 from trainer.presets import PRESETS, gpt2_config
@@ -34,11 +32,6 @@ log = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = (".txt",)
 SAVE_MARGIN_SECONDS = 20      # left of --max-minutes for validation, the n-gram model and saving
-# The clause judge's samples are drawn as the demo job draws (README, "The demo model"), and it
-# rejects a clause less like people's than all but this share of the validation copy's clauses
-# (chosen on the first 200 validation products: docs/quality-log.md).
-JUDGE_TEMPERATURE = 0.7
-JUDGE_QUANTILE = 0.01
 PRETRAIN_SHARE = 0.3          # of the time and epochs, when one run does both stages
 
 
@@ -64,7 +57,6 @@ class TrainOptions:
     eval_every: int | None = None
     ngram_order: int = 0              # of the n-gram models of the training copy (trainer.ngram); 0: none
     mention_weight: float = 1.0       # loss weight of copy characters naming the product's own values
-    clause_judge: int = 0             # training products the model samples for a clause judge; 0: no judge
     # pairs read elsewhere (reviewed copy from the copy store), cleaned and redacted like the files',
     # and the records of where they came from, for the manifest's data record
     pairs: list = field(default_factory=list)
@@ -239,14 +231,9 @@ def train(opts: TrainOptions) -> Path:
         raise TrainError(f"--ngram-order {opts.ngram_order}: choose 1 to {ngram.MAX_ORDER}, or 0 for none")
     if not (opts.mention_weight > 0 and math.isfinite(opts.mention_weight)):
         raise TrainError(f"--mention-weight {opts.mention_weight}: choose a weight above 0 (1: no weighting)")
-    if opts.clause_judge < 0:
-        raise TrainError(f"--clause-judge {opts.clause_judge}: choose a number of training products to sample, or 0")
     if opts.base is None and opts.preset not in PRESETS:
         raise TrainError(f"--preset {opts.preset!r}: choose one of {', '.join(PRESETS)}")
     train_pairs, val_pairs, texts, report = load_data(opts)
-    if opts.clause_judge and not (train_pairs and val_pairs):
-        raise TrainError("--clause-judge needs training and validation pairs (its threshold is read on the "
-                         "validation copy); this data has none to split, or --val-fraction is 0")
     return train_on(opts, train_pairs, val_pairs, texts, report, started=started)
 
 
@@ -262,10 +249,7 @@ def train_on(opts: TrainOptions, train_pairs, val_pairs, texts, report, *, start
     if opts.lora:
         run.model = run.model.merge_and_unload()
     mixture = fit_ngram(opts, run, train_pairs, val_pairs)
-    path = write_checkpoint(opts, run, results, report, train_pairs, val_pairs, texts, mixture)
-    if opts.clause_judge:
-        judge_clauses(path, opts, train_pairs, val_pairs)
-    return path
+    return write_checkpoint(opts, run, results, report, train_pairs, val_pairs, texts, mixture)
 
 
 def stage_texts(opts: TrainOptions, train_pairs, texts: list[str]) -> list[str]:
@@ -406,47 +390,6 @@ def count_word_pairs(train_pairs, texts: list[str]) -> wordpairs.WordPairs | Non
     log.info("%d pairs of neighbouring words counted in %d texts in %.1f s", len(pairs), len(corpus),
              time.monotonic() - started)
     return pairs
-
-
-def judge_clauses(path: Path, opts: TrainOptions, train_pairs, val_pairs) -> None:
-    """Step 6: the saved model samples one copy for opts.clause_judge training products and for a
-    fifth as many validation products; a judge is fit on the training copy's clauses against the
-    training samples' (trainer.clausejudge), its threshold read on the validation copy, and its AUC
-    measured on the validation copy against the validation samples, which it never saw. The judge
-    is written into the checkpoint, then the manifest with its record (each file replaced whole: a
-    reader sees the checkpoint with or without a judge, never half of one)."""
-    import random
-
-    from trainer.generation import Generator, Request  # the engine needs a saved checkpoint
-
-    started = time.monotonic()
-    rng = random.Random(opts.seed)
-    sampled = rng.sample(list(train_pairs), min(opts.clause_judge, len(train_pairs)))
-    measured = rng.sample(list(val_pairs), min(max(1, opts.clause_judge // 5), len(val_pairs)))
-    generator = Generator.load(path, device=opts.device)
-    texts = generator.generate([Request(source=p.source, style=p.style) for p in sampled + measured],
-                               temperature=JUDGE_TEMPERATURE, seed=opts.seed)
-    samples = [variants[0] for variants in texts]
-
-    def clauses_of(copies):
-        return [c for copy in copies for c in clausejudge.clauses(copy)]
-
-    judge, record = clausejudge.fit(clauses_of(p.copy for p in train_pairs), clauses_of(samples[:len(sampled)]),
-                                    clauses_of(p.copy for p in val_pairs), quantile=JUDGE_QUANTILE, seed=opts.seed)
-    people, theirs = clauses_of(p.copy for p in measured), clauses_of(samples[len(sampled):])
-    record["auc"] = round(clausejudge.auc(judge.logits(people), judge.logits(theirs)), 4)
-    record["samples"] = len(sampled)
-    record["seconds"] = round(time.monotonic() - started, 1)
-    log.info("clause judge: %d samples; on %d validation products it tells their copy's clauses from the model's "
-             "with AUC %.3f (%.1f s in all)", len(sampled), len(measured), record["auc"], record["seconds"])
-    staging = path / f".{clausejudge.FILE}.tmp"
-    judge.save(staging)
-    staging.replace(path / clausejudge.FILE)
-    manifest = json.loads((path / checkpoint.MANIFEST).read_text(encoding="utf-8"))
-    manifest["clause_judge"] = record
-    staging = path / f".{checkpoint.MANIFEST}.tmp"
-    staging.write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
-    staging.replace(path / checkpoint.MANIFEST)
 
 
 def write_checkpoint(opts: TrainOptions, run: TrainingRun, results: dict[str, FitResult], report: dict,

@@ -71,9 +71,6 @@ class JobSettings:
     # A clause two of whose neighbouring words never meet in the model's training copy (a splice
     # such as 线条纹) is written again while decoding (trainer.wordpairs); False: never.
     word_pairs: bool = False
-    # A clause the checkpoint's clause judge finds less like people's copy than nearly all of
-    # theirs is written again while decoding (trainer.clausejudge); False: never.
-    clause_judge: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -204,7 +201,6 @@ _SETTING_CHECKS = {
     "stated_only": _check_flag,
     "clause_floor": _check_clause_floor,
     "word_pairs": _check_flag,
-    "clause_judge": _check_flag,
 }
 
 

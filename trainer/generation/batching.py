@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from trainer import clausejudge, wordpairs
+from trainer import wordpairs
 from trainer.generation.blocking import _Blocker, _RequestBlockers
 from trainer.generation.nudging import _RequestNudgers
 from trainer.generation.sampling import _ban_repeats, _ban_stutter, _mix64, _Sampler
@@ -184,23 +184,17 @@ class _Clauses:
     a clause is also drawn again when two of its neighbouring words never meet in the training
     copy: a splice such as "修饰颈部线条纹" that the model itself finds likely. This holds for a clause
     naming a value too (the splices gather around values: "文字母印花"); drawn again, it is still
-    nudged toward the value. floor may be None (the words alone decide).
-
-    With `judge` (the checkpoint's trainer.clausejudge.ClauseJudge), a clause is also drawn again
-    when the judge finds it less like people's copy than its threshold: "使得整体的设计更加的显得更加
-    的修长", a clause the model finds likely and no rule names. This too holds for a clause naming a
-    value (the judge reads pieces of characters, and a value's words are people's words)."""
+    nudged toward the value. floor may be None (the words alone decide)."""
 
     # the per-slot state a rolled-back clause returns to (_Slots' arrays of the same names)
     MARKED = ("pos", "done", "state", "own_state", "wanted_state", "written", "logprob", "chars", "context")
 
-    def __init__(self, marks_ids, floor: float | None, pairs: wordpairs.WordPairs | None = None, decode=None,
-                 judge: clausejudge.ClauseJudge | None = None):
+    def __init__(self, marks_ids, floor: float | None, pairs: wordpairs.WordPairs | None = None, decode=None):
         import numpy as np  # lazy: nothing heavy at import
 
         self.marks_ids = np.asarray(sorted(marks_ids), dtype=np.int64)
         self.floor = -np.inf if floor is None else floor
-        self.pairs, self.decode, self.judge = pairs, decode, judge
+        self.pairs, self.decode = pairs, decode
 
     @staticmethod
     def settle(tokens, scores, slots: _Slots, live, eos_id: int):
@@ -235,13 +229,11 @@ class _Clauses:
         may = ((slots.tries[at] < CLAUSE_TRIES) & (slots.done[at] < slots.budget[at])
                & (slots.done[at] > marks["done"][at]))  # a clause of its own, not an end after a full stop
         again = may & (mean < self.floor) & (slots.written[at] == marks["written"][at])  # no value named anew
-        if self.pairs is not None or self.judge is not None:
-            read = np.flatnonzero(may & ~again)
-            texts = [self.decode(slots.out[at[i], marks["done"][at[i]]:slots.done[at[i]]].tolist()) for i in read]
-            if self.pairs is not None:
-                again[read] = [bool(self.pairs.unseen_in(text)) for text in texts]
-            if self.judge is not None and len(read):
-                again[read] |= self.judge.rejects_all(texts)
+        if self.pairs is not None:
+            for i in np.flatnonzero(may & ~again):
+                slot = at[i]
+                text = self.decode(slots.out[slot, marks["done"][slot]:slots.done[slot]].tolist())
+                again[i] = bool(self.pairs.unseen_in(text))
         back, onward = at[again], at[~again & grow[at]]
         for name, saved in marks.items():
             getattr(slots, name)[back] = saved[back]

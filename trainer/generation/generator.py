@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from copygen import prompt
-from trainer import clausejudge, ngram, wordpairs
+from trainer import ngram, wordpairs
 from trainer.checkpoint import CheckpointError, load_manifest, load_model_and_tokenizer
 from trainer.devices import pick_device, pick_dtype
 from trainer.generation.batching import _Clauses, _Decoded, _NgramMixer, _Row, decode_rows
@@ -83,12 +83,11 @@ class Generator:
     def __init__(self, model, tokenizer, manifest: dict, device: str, batch_size: int = 48, *,
                  native: bool = True, decoder: _GPT2Decoder | None = None, checkpoint_dir: Path | None = None,
                  attention: str = "auto", mixture: tuple[ngram.NgramSet, float] | None = None,
-                 word_pairs: wordpairs.WordPairs | None = None, clause_judge: clausejudge.ClauseJudge | None = None):
+                 word_pairs: wordpairs.WordPairs | None = None):
         """model: a Hugging Face causal LM; or None with a decoder built from the checkpoint's
         weights (Generator.load does that for GPT-2: it never imports the Hugging Face model).
         mixture: (the checkpoint's n-gram models, the network's share) to decode from the mixture.
-        word_pairs: the checkpoint's pairs of neighbouring words, for calls with word_pairs=True.
-        clause_judge: the checkpoint's clause judge, for calls with clause_judge=True."""
+        word_pairs: the checkpoint's pairs of neighbouring words, for calls with word_pairs=True."""
         self._model = model
         self._checkpoint_dir = checkpoint_dir
         self.tokenizer = tokenizer
@@ -118,7 +117,6 @@ class Generator:
                                   f"the model {self.vocab_size}")
         self._mixer = _NgramMixer(*mixture) if mixture is not None else None
         self.word_pairs = word_pairs
-        self.clause_judge = clause_judge
 
     @property
     def ngram_weight(self) -> float | None:
@@ -141,7 +139,6 @@ class Generator:
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
         mixture = load_mixture(path, manifest) if use_ngram else None
         pairs = load_word_pairs(path, manifest)
-        judge = load_clause_judge(path, manifest)
         if ngram_share is not None:
             if mixture is None:
                 raise ValueError(f"{path}: an n-gram share of {ngram_share} for a checkpoint decoded without n-grams")
@@ -149,11 +146,11 @@ class Generator:
         if _GPT2Decoder.supports(config):
             decoder, tokenizer = _GPT2Decoder.from_checkpoint(path, config, device, torch_dtype, attention)
             generator = cls(None, tokenizer, manifest, device, batch_size, decoder=decoder, checkpoint_dir=path,
-                            mixture=mixture, word_pairs=pairs, clause_judge=judge)
+                            mixture=mixture, word_pairs=pairs)
         else:
             model, tokenizer, manifest = load_model_and_tokenizer(path, device=device, dtype=torch_dtype)
             generator = cls(model, tokenizer, manifest, device, batch_size, checkpoint_dir=path, mixture=mixture,
-                            word_pairs=pairs, clause_judge=judge)
+                            word_pairs=pairs)
         log.info("loaded checkpoint %s (%s) on %s in %s", checkpoint_dir, manifest["name"], device,
                  str(torch_dtype).removeprefix("torch."))
         return generator
@@ -214,7 +211,7 @@ class Generator:
                  seed: int | None = None, max_new_tokens: int | None = None, banned: Iterable[str] = (),
                  greedy: bool = False, no_repeat_ngram: int = 0, nudge: tuple[float, float] = (0.0, 0.0),
                  honour_length: bool = True, clause_floor: float | None = None,
-                 word_pairs: bool = False, clause_judge: bool = False) -> list[list[str]]:
+                 word_pairs: bool = False) -> list[list[str]]:
         """Request i -> its `variants` texts, in order; each text starts with the request's opening.
 
         With a seed the result is repeatable; sampled or greedy, a row's copy does not depend on
@@ -235,15 +232,12 @@ class Generator:
         word_pairs: a clause two of whose neighbouring words never meet in the training copy
         (trainer.wordpairs) is drawn again the same way; off under greedy decoding, and for a
         checkpoint saved without word pairs (logged).
-        clause_judge: a clause the checkpoint's clause judge finds less like people's copy than its
-        threshold (trainer.clausejudge) is drawn again the same way; off under greedy decoding, and
-        for a checkpoint trained without one (logged).
         """
         candidates = self.generate_candidates(requests, temperature=temperature, top_p=top_p, seed=seed,
                                               max_new_tokens=max_new_tokens, banned=banned, greedy=greedy,
                                               no_repeat_ngram=no_repeat_ngram, nudge=nudge,
                                               honour_length=honour_length, clause_floor=clause_floor,
-                                              word_pairs=word_pairs, clause_judge=clause_judge)
+                                              word_pairs=word_pairs)
         return [[c.text for c in variants] for variants in candidates]
 
     def token_budget(self, length: str) -> int:
@@ -275,37 +269,29 @@ class Generator:
                             banned: Iterable[str] = (), greedy: bool = False,
                             no_repeat_ngram: int = 0, nudge: tuple[float, float] = (0.0, 0.0),
                             honour_length: bool = True, clause_floor: float | None = None,
-                            word_pairs: bool = False, clause_judge: bool = False) -> list[list[Candidate]]:
+                            word_pairs: bool = False) -> list[list[Candidate]]:
         """Like generate(), each text with the model's mean log-probability of its tokens."""
         decoded = self._generate(requests, temperature=temperature, top_p=top_p, seed=seed,
                                  max_new_tokens=max_new_tokens, banned=banned, greedy=greedy,
                                  no_repeat_ngram=no_repeat_ngram, nudge=nudge, honour_length=honour_length,
-                                 clause_floor=clause_floor, word_pairs=word_pairs, clause_judge=clause_judge)
+                                 clause_floor=clause_floor, word_pairs=word_pairs)
         texts = iter(self.tokenizer.batch_decode([d.ids for variants in decoded for d in variants],
                                                  skip_special_tokens=True))
         return [[Candidate(r.opening + next(texts).strip(), d.logprob / max(1, d.tokens), d.tokens)
                  for d in variants] for r, variants in zip(requests, decoded)]
 
-    def _clauses(self, floor: float | None, word_pairs: bool, clause_judge: bool, greedy: bool) -> _Clauses | None:
+    def _clauses(self, floor: float | None, word_pairs: bool, greedy: bool) -> _Clauses | None:
         if word_pairs and self.word_pairs is None:
             self._say_no_word_pairs()
-        if clause_judge and self.clause_judge is None:
-            self._say_no_clause_judge()
         pairs = self.word_pairs if word_pairs else None
-        judge = self.clause_judge if clause_judge else None
-        if (floor is None and pairs is None and judge is None) or greedy:  # greedy would draw the same clause again
+        if (floor is None and pairs is None) or greedy:  # greedy decoding would draw the same clause again
             return None
         return _Clauses(self._clause_mark_ids(), floor, pairs,
-                        functools.partial(self.tokenizer.decode, skip_special_tokens=True), judge)
+                        functools.partial(self.tokenizer.decode, skip_special_tokens=True))
 
     @functools.cache  # noqa: B019  (said once per Generator, not once per call: a worker calls per round)
     def _say_no_word_pairs(self) -> None:
         log.warning("%s has no word pairs (trained before they were saved): clauses are not checked for them",
-                    self.model_version)
-
-    @functools.cache  # noqa: B019  (said once per Generator)
-    def _say_no_clause_judge(self) -> None:
-        log.warning("%s has no clause judge (trained without --clause-judge): clauses are not judged",
                     self.model_version)
 
     @functools.cache  # noqa: B019  (one Generator per process)
@@ -317,20 +303,19 @@ class Generator:
                      seed: int | None = None, max_new_tokens: int | None = None, banned: Iterable[str] = (),
                      greedy: bool = False, no_repeat_ngram: int = 0,
                      nudge: tuple[float, float] = (0.0, 0.0), honour_length: bool = True,
-                     clause_floor: float | None = None, word_pairs: bool = False,
-                     clause_judge: bool = False) -> list[list[list[int]]]:
+                     clause_floor: float | None = None, word_pairs: bool = False) -> list[list[list[int]]]:
         """Like generate(), but the generated token ids (without the prompt and the end token)."""
         decoded = self._generate(requests, temperature=temperature, top_p=top_p, seed=seed,
                                  max_new_tokens=max_new_tokens, banned=banned, greedy=greedy,
                                  no_repeat_ngram=no_repeat_ngram, nudge=nudge, honour_length=honour_length,
-                                 clause_floor=clause_floor, word_pairs=word_pairs, clause_judge=clause_judge)
+                                 clause_floor=clause_floor, word_pairs=word_pairs)
         return [[d.ids for d in variants] for variants in decoded]
 
     def _generate(self, requests: Sequence[Request], *, temperature: float, top_p: float, seed: int | None,
                   max_new_tokens: int | None, banned: Iterable[str], greedy: bool,
                   no_repeat_ngram: int, nudge: tuple[float, float] = (0.0, 0.0),
                   honour_length: bool = True, clause_floor: float | None = None,
-                  word_pairs: bool = False, clause_judge: bool = False) -> list[list[_Decoded]]:
+                  word_pairs: bool = False) -> list[list[_Decoded]]:
         """The one decoding path: request i -> what each of its variants generated."""
         import numpy as np  # lazy: nothing heavy at import
 
@@ -371,7 +356,7 @@ class Generator:
         decoded = decode_rows(self._decoder, rows, keys, blocker, sampler, batch_size=self.batch_size,
                               eos_id=self.eos_id, no_repeat_ngram=no_repeat_ngram, own=own, nudgers=nudgers,
                               token_chars=self._token_chars() if any(r.floor for r in rows) else None,
-                              mixer=self._mixer, clauses=self._clauses(clause_floor, word_pairs, clause_judge, greedy))
+                              mixer=self._mixer, clauses=self._clauses(clause_floor, word_pairs, greedy))
         for row, result in zip(rows, decoded):
             out[row.request][row.variant] = result
         return out
@@ -389,16 +374,6 @@ def load_word_pairs(path: Path, manifest: dict) -> wordpairs.WordPairs | None:
         return wordpairs.WordPairs.load(path / wordpairs.FILE)
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: {wordpairs.FILE} is missing or unreadable ({exc})") from None
-
-
-def load_clause_judge(path: Path, manifest: dict) -> clausejudge.ClauseJudge | None:
-    """The checkpoint's clause judge, or None for one trained without it."""
-    if not manifest.get("clause_judge"):
-        return None
-    try:
-        return clausejudge.ClauseJudge.load(path / clausejudge.FILE)
-    except (OSError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"{path}: {clausejudge.FILE} is missing or unreadable ({exc})") from None
 
 
 def load_mixture(path: Path, manifest: dict) -> tuple[ngram.NgramSet, float] | None:
