@@ -71,7 +71,7 @@ _BARE_JIANG = re.compile(r"(?:^|[，。！？；,.!?;])[^，。！？；,.!?;]{0
 _BARE_JIANG_FULLY = re.compile(r"将(?:(?!展|示|现|演绎|发挥|诠释|彰显|衬|烘托|凸显|呈现|描绘|勾勒|修饰|流露|释放|散发|阐述|表达|刻画"
                                r"|显露|表露|突显|穿|演|诉说|体现|表现|到|得)" + _IN + r"){0,10}?淋漓尽致" + _END)
 # 让 / 使 + 你的 + noun, ending the clause: whom it makes do what is missing ("让你的穿着体验")
-_BARE_CAUSATIVE = re.compile(r"(让|使)(?:你|人|您)的[\u4e00-\u9fff]{0,4}(?:气质|身材|曲线|魅力|体验)(?=[，。！？；,.!?;]|$)")
+_BARE_CAUSATIVE = re.compile(r"(让|使)(?:你|人|您)的[\u4e00-\u9fff]{0,4}(?:气质|身材|曲线|魅力|体验|感觉)(?=[，。！？；,.!?;]|$)")
 # A short clause that shows "it" off with nothing to show, no 将 or 把 before: "还能很好的展现出来"
 _SHOWN_NOTHING = re.compile(r"(?:^|[，。！？；、,.!?;])[^，。！？；、,.!?;将把]{0,8}"
                             r"((?:很好|更好|完美)[的地]?(?:展现|展示|体现|凸显|彰显)出来)" + _END)
@@ -126,7 +126,7 @@ _CLASH = "撞衫"
 _CLASH_AVOIDED = re.compile(r"不|避免|降低|拒绝|担心|怕|免|防|少")
 
 # -- misplaced() --
-# A part of the garment at the start of a clause (within its first 6 characters), and the part of
+# A part of the garment at the start of a clause (within its first 8 characters: "这款衬衫的长袖设计"), and the part of
 # the body it may flatter; an effect on a part of the body far from it is misplaced.
 _CLAUSE = re.compile(_IN + "+")
 _PARTS = (("领口", "颈"), ("领型", "颈"), ("领", "颈"), ("袖口", "臂"), ("袖", "臂"),
@@ -135,7 +135,7 @@ _BODY = {"脖颈": "颈", "颈": "颈", "锁骨": "颈", "手臂": "臂", "臂":
 _FAR = {"颈": {"臂", "腿"}, "臂": {"颈", "腿"}, "下身": {"颈", "臂"}, "腿": {"颈", "臂"}}
 _EFFECT = re.compile(r"(?:修饰|拉长|勾勒|凸显|展现|露出|衬托|显露|突出|彰显|纤细)" + _IN + r"{0,4}?"
                      r"(脖颈|颈|锁骨|手臂|臂|腿|脚踝)")
-_SHORT_CLAUSE = 8  # "领口的设计，" names the part alone; its effect is the next clause
+_SHORT_CLAUSE = 10  # "领口的设计，" names the part alone; its effect is the next clause
 # and a pocket does not make a garment easier to put on ("口袋设计，方便穿脱": 3 of the 1,464
 # candidates and 3 of make demo's rank-1 copies over three sessions; no reference or description)
 # Read over the rest of the sentence ("胸口袋设计，方便放置物品，方便穿脱": make demo, 2026-12-04), unless a
@@ -187,7 +187,7 @@ def misplaced(text: str) -> list[str]:
     clauses = _CLAUSE.findall(text)
     for i, clause in enumerate(clauses):
         following = clauses[i + 1] if len(clause) <= _SHORT_CLAUSE and i + 1 < len(clauses) else ""
-        part = next(((word, region) for word, region in _PARTS if word in clause[:6]), None)
+        part = next(((word, region) for word, region in _PARTS if word in clause[:8]), None)
         if part is None:
             continue
         effect = _EFFECT.search(clause) or _EFFECT.search(following)

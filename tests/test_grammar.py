@@ -48,6 +48,7 @@ def lexicon():
     ("这款裤子由西装面料制作而成，纯棉面料打造而成，这款实木制成的汤勺。", []),
     ("灰色的衣身，让你更加舒适的穿着体验。", ["让"]),
     ("灰色的衣身，让你拥有舒适的穿着体验，让人更加舒适。", []),
+    ("衣身的字母织带点缀，更显青春活力，让你的感觉，", ["让"]),
 ])
 def test_a_sentence_that_opens_with_an_opener_must_go_on(lexicon, text, found):
     assert grammar.unfinished(text) == found
@@ -109,6 +110,7 @@ def test_ungrammatical_shapes_are_found_and_flagged(lexicon, text, found):
     ("胸口袋的设计，方便放置物品，方便穿脱。", ["口袋→方便穿脱"]),  # a sentence later
     ("可以在身上的口袋设计，可以很好的修饰身形。", ["口袋→修饰身形"]),
     ("后片有一字口袋丰富层次感，裤子缝纫技术精湛，线条流畅修饰腿型。", []),  # the trousers' effect
+    ("这款衬衫的长袖设计，修饰脖颈线条。", ["袖→脖颈"]),  # the part alone in a clause of 9 characters
 ])
 def test_a_part_that_flatters_a_part_of_the_body_it_does_not_reach_is_misplaced(lexicon, text, found):
     assert grammar.misplaced(text) == found
