@@ -40,6 +40,14 @@ the first 200 validation products and on the references of the shared data):
   (7 of those candidates; make demo called a trench coat's collar 撞衫的小立领). The references and
   descriptions write it 23 times, every time as what the garment avoids (不易撞衫, 避免撞衫的尴尬).
 
+Eight more from the rank-1 copies of one `make demo` job and of the first 200 validation products
+(2026-12-04, late night), each kept only where the references stay nearly unflagged (49 of the
+5,000 flagged by any rule, against 39 before): 既 with no 又 (9 references, all as broken), "这款…面料
+制作而成" with no 由, "让你更加舒适的穿着体验" and "让你的感觉" (unfinished); "显得整体的身材比例", "都可以
+穿搭都可以驾驭", "更加的凸显得更加", "颈部的脖颈", "更加的感觉" (ungrammatical); a pocket said to ease
+dressing a sentence later or to flatter the figure, and a part named in a clause of up to 10
+characters ("这款衬衫的长袖设计，修饰脖颈线条") (misplaced).
+
 All read text as it is written: no word segmentation, nothing loaded.
 """
 

@@ -11,13 +11,15 @@ when a product has fewer than k passing candidates (never dropped):
                                 with word_pairs (trainer.wordpairs; an edge of a clause is "|")
     unfinished:<word>           a sentence opening with 不仅 that never goes on, a clause 将 + noun
                                 (or + 淋漓尽致) or 让你的 + noun with no verb, one that shows off
-                                nothing ("很好的展现出来") (copygen.grammar)
+                                nothing ("很好的展现出来"), 既 with no 又, 这款…制作而成 with no 由
+                                (copygen.grammar)
     ungrammatical:<phrase>      a degree adverb on a bare noun or a thing ("更加的实用性", "非常的深蓝色"),
                                 了 after 可以 or 能够, 更显得更加, a doubled noun ("身材的身形"), a merit
-                                denied ("不会显得更加的修长") (copygen.grammar)
+                                denied ("不会显得更加的修长"), 显得 on a bare thing, a modal twice
+                                ("都可以穿搭都可以") (copygen.grammar)
     misplaced:<part>→<body>     a part of the garment said to flatter a part of the body it does not
                                 reach ("袖口→脖颈": 袖口的设计，修饰脖颈线条), a pocket that eases
-                                dressing ("口袋→方便穿脱") (copygen.grammar)
+                                dressing or flatters the figure ("口袋→方便穿脱") (copygen.grammar)
     near_duplicate              char 3-gram Jaccard >= 0.7 against a sibling (selection passes the
                                 variants kept before it)
     repetition                  a char 4-gram occurring >= 3 times, or a clause said twice
