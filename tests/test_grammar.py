@@ -90,6 +90,10 @@ def test_a_sentence_that_opens_with_an_opener_must_go_on(lexicon, text, found):
     ("精致的小立领，修饰了颈部的脖颈。", ["颈部的脖颈"]),
     ("高腰的设计，显得整体的身材比例，显得很有气质，显得身材高挑。", ["显得整体的身材比例"]),
     ("通勤还是逛街都可以穿搭都可以驾驭，可以打底也可以单穿。", ["都可以穿搭都可以"]),
+    # read blind in rank-1 copies of the first 200 validation products
+    ("时尚又不失时尚感，很是很好的修饰身材，适合各种身材都可以轻松驾驭，让整体看起来更加的效果。",
+     ["时尚又不失时尚", "很是很", "适合各种身材都可以", "更加的效果"]),
+    ("时尚又不失优雅，上身效果很是显瘦，适合各种身材，非常好的效果，更加包容身材。", []),
 ])
 def test_ungrammatical_shapes_are_found_and_flagged(lexicon, text, found):
     assert grammar.ungrammatical(text) == found
@@ -118,6 +122,17 @@ def test_a_part_that_flatters_a_part_of_the_body_it_does_not_reach_is_misplaced(
     assert [f for f in flags if f.startswith("misplaced:")] == [f"misplaced:{w}" for w in found]
 
 
+@pytest.mark.parametrize("text, found", [
+    ("宽松的版型，修身显瘦，穿着舒适。", ["宽松的版型，修身"]),
+    ("修身的版型，比较宽松的裤腿。", ["修身的版型，比较宽松"]),
+    ("宽松的版型，遮肉显瘦。修身的腰线，勾勒曲线。", []),  # apart: another part, another sentence
+])
+def test_a_cut_called_loose_and_fitted_at_once_contradicts_itself(lexicon, text, found):
+    assert grammar.self_contradictions(text) == found
+    flags = filters.check(GOOD + text, WHITE_COTTON_TOP, lexicon, [], length="long")
+    assert [f for f in flags if f.startswith("self_contradiction:")] == [f"self_contradiction:{w}" for w in found]
+
+
 def test_the_committed_references_are_neither_unfinished_nor_ungrammatical():
     rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines() if line.strip()]
     assert len(rows) >= 100 and any("不仅" in row["summary"] for row in rows)  # the rule has work to do
@@ -126,6 +141,7 @@ def test_the_committed_references_are_neither_unfinished_nor_ungrammatical():
     assert [row["summary"][22:39] for row in rows if grammar.unfinished(row["summary"])] == ["既有立体感，有带出性感妩媚的女人味"]
     assert [row["summary"] for row in rows if grammar.ungrammatical(row["summary"])] == []
     assert [row["summary"] for row in rows if grammar.misplaced(row["summary"])] == []
+    assert [row["summary"] for row in rows if grammar.self_contradictions(row["summary"])] == []
 
 
 @pytest.mark.skipif(not SHARED_PAIRS.exists(), reason=f"{SHARED_PAIRS} is not beside this checkout")
@@ -137,3 +153,4 @@ def test_few_of_all_5000_references_are_unfinished_or_ungrammatical():
     assert 0 < sum(bool(grammar.unfinished(row["summary"])) for row in rows) <= 0.008 * len(rows)
     assert 0 < sum(bool(grammar.ungrammatical(row["summary"])) for row in rows) <= 0.002 * len(rows)
     assert sum(bool(grammar.misplaced(row["summary"])) for row in rows) <= 0.0005 * len(rows)  # 2: 纤细的手臂 after a v领
+    assert sum(bool(grammar.self_contradictions(row["summary"])) for row in rows) <= 0.0025 * len(rows)  # 10

@@ -20,6 +20,7 @@ when a product has fewer than k passing candidates (never dropped):
     misplaced:<part>→<body>     a part of the garment said to flatter a part of the body it does not
                                 reach ("袖口→脖颈": 袖口的设计，修饰脖颈线条), a pocket that eases
                                 dressing or flatters the figure ("口袋→方便穿脱") (copygen.grammar)
+    self_contradiction:<phrase> a cut called loose and fitted at once ("宽松的版型，修身") (copygen.grammar)
     near_duplicate              char 3-gram Jaccard >= 0.7 against a sibling (selection passes the
                                 variants kept before it)
     repetition                  a char 4-gram occurring >= 3 times, or a clause said twice
@@ -37,7 +38,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from copygen.attributes import contradictions, unstated_found, unstated_words
-from copygen.grammar import misplaced, unfinished, ungrammatical
+from copygen.grammar import misplaced, self_contradictions, unfinished, ungrammatical
 from copygen.prompt import length_bounds
 from copygen.similarity import char_ngrams, jaccard
 from copygen.textnorm import normalise
@@ -118,6 +119,7 @@ def check(
     flags += [f"unfinished:{w}" for w in dict.fromkeys(unfinished(clean))]
     flags += [f"ungrammatical:{w}" for w in dict.fromkeys(ungrammatical(clean))]
     flags += [f"misplaced:{w}" for w in dict.fromkeys(misplaced(clean))]
+    flags += [f"self_contradiction:{w}" for w in dict.fromkeys(self_contradictions(clean))]
     if any(similarity(clean, other) >= NEAR_DUPLICATE_JACCARD for other in siblings):
         flags.append("near_duplicate")
     if is_repetitive(clean):

@@ -46,7 +46,7 @@ class WorkerMetrics:
         self.variants = Counter("copygen_variants_stored", "variants stored, by result: passed (no flag) or "
                                 "flagged", ["result"], registry=r)
         self.flags = Counter("copygen_variants_flagged", "flagged variants stored, by flag family (ad_law, "
-                             "contradiction, unstated, spliced, unfinished, ungrammatical, misplaced, near_duplicate, repetition, "
+                             "contradiction, unstated, spliced, unfinished, ungrammatical, misplaced, self_contradiction, near_duplicate, repetition, "
                              "too_short, too_long); a variant with flags of two families counts in both", ["family"], registry=r)
         self.regenerations = Counter("copygen_regenerations", "extra generation rounds, summed over the stored "
                                      "products (a product short of k passing variants gets another round)",
