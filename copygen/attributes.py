@@ -98,6 +98,9 @@ class ClosedKey:
     # Its words name the garment itself (类型, 衣样式...): copy names its garment whether or not the
     # product states this family, so unstated_words() leaves it alone.
     names_garment: bool = False
+    # A product value -> words blocked while decoding for a product with it, never flagged: what
+    # people write loosely and a small model writes everywhere (宽松 -> 修身: "宽松的版型，修身显瘦").
+    blocked_with: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     _scanner: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -206,6 +209,12 @@ def _compounds(value: object, source: str, where: str) -> dict[str, frozenset[st
     return {fold(w): frozenset(_str_list(c, source, f"{where}.{w}")) for w, c in value.items()}
 
 
+def _blocked_with(value: object, source: str, where: str) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, dict):
+        raise _fail(source, f"{where} must be an object of value -> list of words")
+    return {fold(v): tuple(fold(w) for w in _str_list(ws, source, f"{where}.{v}")) for v, ws in value.items()}
+
+
 def _details(value: object, observed: object, source: str) -> tuple[str, ...]:
     """The detail words: every value observed under the `details` keys, but its `skip` words, and
     its `words` (a feature in words no value spells: 系带 for 绑带)."""
@@ -272,6 +281,7 @@ def parse_vocab(data: object, source: str = "attribute vocabulary") -> Attribute
             subject=tuple(fold(w) for w in _str_list(g.get("subject", []), source, f"{where}.subject")),
             compounds=compounds,
             names_garment=_flag(g.get("names_garment", False), source, f"{where}.names_garment"),
+            blocked_with=_blocked_with(g.get("blocked_with", {}), source, f"{where}.blocked_with"),
         ))
     return AttributeVocab(
         version=version,
@@ -516,6 +526,8 @@ def _judged_words(attributes: Mapping[str, Sequence[str]] | None, vocab: Attribu
     excluded: set[str] = set()
     checked = _checked(attributes, vocab)
     compounds = {word for group, _, _ in checked for word in group.compounds}  # judged by their own rule
+    blocked = {w for group, key, _ in checked for v in (attributes or {}).get(key, ())
+               for w in group.blocked_with.get(fold(v), ())}
     for group, _, allowed in checked:
         if group.subject:  # its words are wrong only as the subject (这款牛仔裤); elsewhere the copy may use them
             excluded.update(lead + word for word, classes in group.mentions.items() if not classes & allowed
@@ -526,7 +538,7 @@ def _judged_words(attributes: Mapping[str, Sequence[str]] | None, vocab: Attribu
                 (own if classes & allowed else excluded).add(word)
         for word, classes in group.compounds.items():  # all of its classes, or it says something false
             (own if classes <= allowed else excluded).add(word)
-    return own, excluded
+    return own - blocked, excluded | blocked  # 修身 for a 宽松 and 显瘦 product: allowed by 显瘦, blocked by 宽松
 
 
 def _value_words(attributes: Mapping[str, Sequence[str]] | None, vocab: AttributeVocab) -> set[str]:
