@@ -133,6 +133,9 @@ _MODAL_TWICE = re.compile(r"(都可以|都能|都会|轻松)(?:(?!也|又|还)" 
 # the references write 很是显瘦), and two phrases run together ("适合各种身材都可以轻松驾驭")
 _NOT_LACKING_ITSELF = re.compile(r"([\u4e00-\u9fff]{2})又不失\1")
 _HENSHI = re.compile(r"很是(?:很|修饰|能)")
+# a modal + 很好的 + a merit, with no 有 to have it: "不仅能够很好的包容性" (make demo, 2026-12-04, late night;
+# the references write "有很好的包容性")
+_MODAL_MERIT = re.compile(r"(?:能够|可以|能)(?:很好|更好)[的地](?:包容性|实用性|舒适性|透气性|层次感|设计感|时尚感|立体感)" + _END)
 _DEGREE_EFFECT = re.compile(r"(?:更加|更为|非常|十分)的(?:效果|身材)" + _END)  # "看起来更加的效果" (非常好的效果 is fine)
 _RUN_TOGETHER = re.compile(r"适合各种身材" + _IN + r"{0,3}都(?:可以|能)")
 # 撞衫 (two people in the same clothes) is what copy helps you avoid; the model writes it for 撞色
@@ -194,7 +197,8 @@ def ungrammatical(text: str) -> list[str]:
             + [m.group() for m in _DOUBLED.finditer(text)] + _DENIED_MERIT.findall(text)
             + _DEGREE_VERB.findall(text) + _clashes(text) + _SEEMS_THING.findall(text)
             + [m.group() for m in _MODAL_TWICE.finditer(text)] + [m.group() for m in _NOT_LACKING_ITSELF.finditer(text)]
-            + _HENSHI.findall(text) + _RUN_TOGETHER.findall(text) + _DEGREE_EFFECT.findall(text))
+            + _HENSHI.findall(text) + _RUN_TOGETHER.findall(text) + _DEGREE_EFFECT.findall(text)
+            + _MODAL_MERIT.findall(text))
 
 
 def _clashes(text: str) -> list[str]:

@@ -94,6 +94,8 @@ def test_a_sentence_that_opens_with_an_opener_must_go_on(lexicon, text, found):
     ("时尚又不失时尚感，很是很好的修饰身材，适合各种身材都可以轻松驾驭，让整体看起来更加的效果。",
      ["时尚又不失时尚", "很是很", "适合各种身材都可以", "更加的效果"]),
     ("时尚又不失优雅，上身效果很是显瘦，适合各种身材，非常好的效果，更加包容身材。", []),
+    ("简约的衬衫版型，不仅能够很好的包容性，而且穿着舒适。", ["能够很好的包容性"]),
+    ("宽松的版型，有很好的包容性，能够很好地修饰身材。", []),
 ])
 def test_ungrammatical_shapes_are_found_and_flagged(lexicon, text, found):
     assert grammar.ungrammatical(text) == found
