@@ -41,7 +41,9 @@ words of the values a product's attributes exclude, and a family's compounds (�
 name any class the product lacks. They skip one-character words and any word
 inside a word naming one of the product's own values (长裙 stays open to a 中长裙), since blocking
 works on token sequences. A copy containing one of them is flagged, unless the word only stands
-inside a phrase its family ignores (绿色环保, the 西装 of 西装领).
+inside a phrase its family ignores (绿色环保, the 西装 of 西装领). A family's ``blocked_with`` adds
+words blocked for a product with a given value and never flagged (修身 for a 宽松 cut: people write
+it loosely, the model everywhere).
 """
 
 from __future__ import annotations

@@ -46,7 +46,9 @@ Eight more from the rank-1 copies of one `make demo` job and of the first 200 va
 制作而成" with no 由, "让你更加舒适的穿着体验" and "让你的感觉" (unfinished); "显得整体的身材比例", "都可以
 穿搭都可以驾驭", "更加的凸显得更加", "颈部的脖颈", "更加的感觉" (ungrammatical); a pocket said to ease
 dressing a sentence later or to flatter the figure, and a part named in a clause of up to 10
-characters ("这款衬衫的长袖设计，修饰脖颈线条") (misplaced).
+characters ("这款衬衫的长袖设计，修饰脖颈线条") (misplaced). Then, from blind readings of those 200, a cut
+called loose and fitted at once (self_contradictions(): "宽松的版型，修身显瘦") and five more ungrammatical
+shapes ("时尚又不失时尚感", "能够很好的包容性"...).
 
 All read text as it is written: no word segmentation, nothing loaded.
 """
@@ -152,8 +154,8 @@ _CLASH_AVOIDED = re.compile(r"不|避免|降低|拒绝|担心|怕|免|防|少")
 _LOOSE_AND_FITTED = re.compile(r"宽松[^。！？!?]{0,8}修身|修身[^。！？!?]{0,8}宽松")
 
 # -- misplaced() --
-# A part of the garment at the start of a clause (within its first 8 characters: "这款衬衫的长袖设计"), and the part of
-# the body it may flatter; an effect on a part of the body far from it is misplaced.
+# A part of the garment at the start of a clause (within its first _PART_AT characters: "这款衬衫的长袖设计"),
+# and the part of the body it may flatter; an effect on a part of the body far from it is misplaced.
 _CLAUSE = re.compile(_IN + "+")
 _PARTS = (("领口", "颈"), ("领型", "颈"), ("领", "颈"), ("袖口", "臂"), ("袖", "臂"),
           ("裙摆", "下身"), ("下摆", "下身"), ("裤脚", "腿"), ("裤腿", "腿"), ("裤管", "腿"))
@@ -161,13 +163,14 @@ _BODY = {"脖颈": "颈", "颈": "颈", "锁骨": "颈", "手臂": "臂", "臂":
 _FAR = {"颈": {"臂", "腿"}, "臂": {"颈", "腿"}, "下身": {"颈", "臂"}, "腿": {"颈", "臂"}}
 _EFFECT = re.compile(r"(?:修饰|拉长|勾勒|凸显|展现|露出|衬托|显露|突出|彰显|纤细)" + _IN + r"{0,4}?"
                      r"(脖颈|颈|锁骨|手臂|臂|腿|脚踝)")
+_PART_AT = 8
 _SHORT_CLAUSE = 10  # "领口的设计，" names the part alone; its effect is the next clause
-# and a pocket does not make a garment easier to put on ("口袋设计，方便穿脱": 3 of the 1,464
-# candidates and 3 of make demo's rank-1 copies over three sessions; no reference or description)
-# Read over the rest of the sentence ("胸口袋设计，方便放置物品，方便穿脱": make demo, 2026-12-04), unless a
-# closure stands between (the one reference that says so: "口袋美观实用，纽扣搭配拉链的经典开合，方便穿脱").
-# Nor does a pocket flatter the figure ("口袋设计，可以很好的修饰身形": make demo; no reference).
-# (in its clause or the next: "后片有一字口袋丰富层次感，裤子缝纫技术精湛，线条流畅修饰腿型" is about the trousers).
+# A pocket does not make a garment easier to put on ("口袋设计，方便穿脱": 3 of the 1,464 candidates
+# and 3 of make demo's rank-1 copies over three sessions; no reference or description), read over
+# the rest of its sentence ("胸口袋设计，方便放置物品，方便穿脱") unless a closure stands between (the one
+# reference that says so: "口袋美观实用，纽扣搭配拉链的经典开合，方便穿脱"). Nor does it flatter the
+# figure, in its clause or the next ("口袋设计，可以很好的修饰身形"; no reference: "后片有一字口袋丰富
+# 层次感，裤子缝纫技术精湛，线条流畅修饰腿型" is about the trousers).
 _POCKET_CLAIMS = re.compile(r"口袋(?:(?!拉链|纽扣|扣|松紧|系带|开合|抽绳)[^。！？!?]){0,20}?"
                             r"(方便穿脱|穿脱方便|穿脱更加方便|穿脱更方便)"
                             r"|口袋" + _IN + r"{0,10}[，,]?" + _IN + r"{0,10}?(修饰(?:身形|身材|腿型|曲线|线条|脸型))")
@@ -180,9 +183,9 @@ def unfinished(text: str) -> list[str]:
         opener = _OPENERS.search(sentence)
         if opener and not _FOLLOWERS.search(sentence, opener.end()):
             found.append(opener.group())
-    found += ["既"] * len(_BOTH.findall(text)) + ["制成"] * len(_MADE_OF.findall(text))
-    found += ["让"] * len(_CAUSED_THING.findall(text))
-    return (found + ["将"] * (len(_BARE_JIANG.findall(text)) + len(_BARE_JIANG_FULLY.findall(text)))
+    return (found + ["既"] * len(_BOTH.findall(text)) + ["制成"] * len(_MADE_OF.findall(text))
+            + ["让"] * len(_CAUSED_THING.findall(text))
+            + ["将"] * (len(_BARE_JIANG.findall(text)) + len(_BARE_JIANG_FULLY.findall(text)))
             + _BARE_CAUSATIVE.findall(text) + _SHOWN_NOTHING.findall(text))
 
 
@@ -193,12 +196,15 @@ def ungrammatical(text: str) -> list[str]:
     a degree adverb on a verb ("更加的修饰") and 撞衫 written for 撞色 ("采用了撞衫的设计")."""
     return ([m.group() for m in _DEGREE_NOUN.finditer(text)
              if len(m.group(1)) > 1 and not m.group(1).endswith(_ADJECTIVES)]
-            + _MODAL_PERFECTIVE.findall(text) + _STACKED.findall(text) + _DEGREE_THING.findall(text)
-            + [m.group() for m in _DOUBLED.finditer(text)] + _DENIED_MERIT.findall(text)
-            + _DEGREE_VERB.findall(text) + _clashes(text) + _SEEMS_THING.findall(text)
-            + [m.group() for m in _MODAL_TWICE.finditer(text)] + [m.group() for m in _NOT_LACKING_ITSELF.finditer(text)]
-            + _HENSHI.findall(text) + _RUN_TOGETHER.findall(text) + _DEGREE_EFFECT.findall(text)
-            + _MODAL_MERIT.findall(text))
+            + _whole(text, _MODAL_PERFECTIVE, _STACKED, _DEGREE_THING, _DOUBLED, _DENIED_MERIT, _DEGREE_VERB)
+            + _clashes(text)
+            + _whole(text, _SEEMS_THING, _MODAL_TWICE, _NOT_LACKING_ITSELF, _HENSHI, _RUN_TOGETHER, _DEGREE_EFFECT,
+                     _MODAL_MERIT))
+
+
+def _whole(text: str, *patterns: re.Pattern[str]) -> list[str]:
+    """Every whole match of each pattern in turn (findall would give a pattern's groups instead)."""
+    return [m.group() for pattern in patterns for m in pattern.finditer(text)]
 
 
 def _clashes(text: str) -> list[str]:
@@ -213,14 +219,14 @@ def self_contradictions(text: str) -> list[str]:
 
 def misplaced(text: str) -> list[str]:
     """"part→body" for each clause that says a part of the garment flatters a part of the body it
-    does not reach ("袖口→脖颈"), or a pocket said to make it easier to put on ("口袋→方便穿脱"): the
-    part near the clause's start, the effect in the same clause or, after a clause naming the part
-    alone, in the next."""
+    does not reach ("袖口→脖颈"): the part near the clause's start, the effect in the same clause or,
+    after a clause naming the part alone, in the next; and a pocket said to make it easier to put on
+    ("口袋→方便穿脱", in its sentence) or to flatter the figure ("口袋→修饰身形")."""
     found = [f"口袋→{m.group(1) or m.group(2)}" for m in _POCKET_CLAIMS.finditer(text)]
     clauses = _CLAUSE.findall(text)
     for i, clause in enumerate(clauses):
         following = clauses[i + 1] if len(clause) <= _SHORT_CLAUSE and i + 1 < len(clauses) else ""
-        part = next(((word, region) for word, region in _PARTS if word in clause[:8]), None)
+        part = next(((word, region) for word, region in _PARTS if word in clause[:_PART_AT]), None)
         if part is None:
             continue
         effect = _EFFECT.search(clause) or _EFFECT.search(following)
