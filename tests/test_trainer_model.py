@@ -42,23 +42,28 @@ def _model(tokenizer, *, dropout: float = TINY.dropout, seed: int = 0):
                                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
 
 
-def test_the_fused_activation_computes_gpt2s_own_function():
-    # gpt2_config picks the fused tanh GELU for speed (bench/train_activation.py); a model with the
-    # same weights under transformers' default "gelu_new" must give the same logits and gradients.
+def test_short_cpu_stages_train_with_eager_attention_which_computes_what_sdpa_computes():
+    # fit picks eager attention for a CPU stage of short examples (faster there: trainer.fit); the
+    # model must compute the same function, padding included, and a stage of long examples keeps SDPA.
     tokenizer, examples = _examples()
     ours = _model(tokenizer, dropout=0.0)
-    assert ours.config.activation_function == "gelu_pytorch_tanh"
-    from transformers import GPT2LMHeadModel
-
-    peer = GPT2LMHeadModel(ours.config.__class__.from_dict({**ours.config.to_dict(), "activation_function": "gelu_new"}))
-    peer.load_state_dict(ours.state_dict())
+    assert ours.config.activation_function == "gelu"  # the exact GELU (trainer.presets)
+    peer = _model(tokenizer, dropout=0.0)
+    fit_module._pick_attention(ours, examples, "cpu")
+    assert (ours.config._attn_implementation, peer.config._attn_implementation) == ("eager", "sdpa")
     ids, labels, mask = collate(examples, [0, 1, 2], pad_id=tokenizer.pad_token_id)
+    assert (mask == 0).any(), "the batch must hold padding"
     outputs = [model(input_ids=ids, attention_mask=mask, labels=labels) for model in (ours, peer)]
-    torch.testing.assert_close(outputs[0].logits, outputs[1].logits, atol=1e-5, rtol=1e-5)
+    real = mask.bool()
+    torch.testing.assert_close(outputs[0].logits[real], outputs[1].logits[real], atol=1e-5, rtol=1e-5)
     for output in outputs:
         output.loss.backward()
-    torch.testing.assert_close(ours.transformer.h[0].mlp.c_fc.weight.grad, peer.transformer.h[0].mlp.c_fc.weight.grad,
-                               atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(ours.transformer.h[0].attn.c_attn.weight.grad,
+                               peer.transformer.h[0].attn.c_attn.weight.grad, atol=1e-5, rtol=1e-4)
+
+    long = [([1] * (fit_module.EAGER_ATTENTION_UP_TO + 1), [1] * (fit_module.EAGER_ATTENTION_UP_TO + 1))] * 3
+    fit_module._pick_attention(ours, long, "cpu")
+    assert ours.config._attn_implementation == "sdpa"
 
 
 def test_loss_is_taken_on_the_copy_only():

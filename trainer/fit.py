@@ -151,6 +151,23 @@ def label_probs(model, examples, pad_id: int, device: str, batch_size: int = 32)
     return np.concatenate(found) if found else np.zeros(0)
 
 
+# Transformers' eager attention (matrix products and a softmax) against SDPA's flash kernel on CPU,
+# whose backward pass is slow on short sequences: time per demo training step, eager / SDPA, bfloat16
+# autocast on the 2-core Xeon of 2026-12-05: 0.785 at the ~160 tokens of an AdvertiseGen pair
+# (`bench/train_step.py --peer-activation gelu --peer-attention sdpa`), 1.02 at 256, 1.35 at 384; in
+# float32 within 2% either way. A stage whose median example is at most this long trains with eager.
+EAGER_ATTENTION_UP_TO = 200
+
+
+def _pick_attention(model, examples, device: str) -> None:
+    """Eager attention for a CPU stage of short examples, SDPA otherwise. Only the running model
+    changes: the implementation is not saved with the checkpoint, which loads with the default."""
+    if not device.startswith("cpu") or not examples or not hasattr(model, "set_attn_implementation"):
+        return
+    lengths = sorted(len(example[0]) for example in examples)
+    model.set_attn_implementation("eager" if lengths[len(lengths) // 2] <= EAGER_ATTENTION_UP_TO else "sdpa")
+
+
 def max_positions(model) -> int | None:
     """The longest input the model's position embeddings take (None where it has no fixed limit)."""
     return getattr(model.config, "max_position_embeddings", None)
@@ -201,6 +218,7 @@ def fit(model, train, val, *, pad_id: int, cfg: FitConfig, work_dir: Path, resum
     work_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     model.to(cfg.device).train()
+    _pick_attention(model, train, cfg.device)
     optimizer = _optimizer(model, cfg)
     result, at = FitResult(), _Position()
     if resume and (work_dir / STATE_FILE).exists():
