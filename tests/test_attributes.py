@@ -701,3 +701,12 @@ def test_a_stated_only_job_gives_trousers_of_no_stated_fabric_no_jeans_unless_th
     shirt = unstated_words({"衣样式": ["衬衫"]}, text="白色衬衫")
     assert "净白色" not in shirt and "黑色" in shirt
     assert "纯白色" in shirt  # still: it also names a solid colour (纯色), which the title does not say
+
+
+def test_a_stated_only_job_names_who_wears_it_only_when_the_product_says():
+    # make demo called straight jeans 男士的牛仔裤 and wrote 方便宝贝活动 for adult harem trousers (2026.12-15)
+    jeans = {"类型": ["裤"], "材质": ["牛仔布"], "裤型": ["直筒裤"], "裤长": ["九分裤"]}
+    assert {"男士", "男生", "男性", "男装", "男人", "男孩", "绅士", "方便宝贝", "宝贝活动"} <= set(unstated_words(jeans))
+    assert "男友" not in unstated_words(jeans)  # 男友风: a women's boyfriend cut
+    assert "男士" not in unstated_words(jeans, text="男士直筒牛仔裤")  # its own title says it
+
