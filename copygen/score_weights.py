@@ -2,7 +2,7 @@
 loaded by workers from COPYGEN_SCORE_WEIGHTS.
 
     {"format": "copygen.score_weights", "version": 1, "name": "score-20261201T183000Z",
-     "weights": {"coverage": 0.52, "fluency": 0.21, "agreement": 0.09, "length": 0.12, "distinct": 0.06},
+     "weights": {"coverage": 0.45, "fluency": 0.18, "agreement": 0.08, "length": 0.1, "distinct": 0.05, "varied": 0.14},
      "fitted": {...how, on what, and the held-out comparison with the default weights...}}
 
 Weights are 0 or more and sum to at most 1: the score's flag penalty (1.5 per flag) must stay above
@@ -24,8 +24,10 @@ VERSION = 1
 MAX_TOTAL = 1.0  # see the module docstring
 
 
-def read_weights(path: str | os.PathLike, names: Sequence[str]) -> dict[str, float]:
-    """The weights of a file, one per name; ValueError naming the file and what is wrong."""
+def read_weights(path: str | os.PathLike, names: Sequence[str], *, added_later: Sequence[str] = ()) -> dict[str, float]:
+    """The weights of a file, one per name; ValueError naming the file and what is wrong.
+    added_later: names a file fitted before their term existed may lack; they read as 0, so the
+    worker chooses as the file was fitted to."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
@@ -37,6 +39,8 @@ def read_weights(path: str | os.PathLike, names: Sequence[str]) -> dict[str, flo
     if data.get("version") != VERSION:
         raise ValueError(f"score weights {path}: version {data.get('version')!r}, this copygen reads {VERSION}")
     weights = data.get("weights")
+    if isinstance(weights, dict) and set(names) - set(weights) <= set(added_later):
+        weights = {**dict.fromkeys(set(names) - set(weights), 0.0), **weights}
     if not isinstance(weights, dict) or set(weights) != set(names):
         raise ValueError(f"score weights {path}: 'weights' must give exactly {', '.join(names)}")
     for name in names:

@@ -512,7 +512,7 @@ def test_tune_score_keeps_the_defaults_on_too_few_decisions_and_writes_weights_t
     weights = tmp_path / "weights.json"
     assert main(["tune-score", "--out", str(weights)]) == 1
     out = capsys.readouterr().out
-    assert "the fit needs 50 of each (10 per weight for 5 weights); the default weights stay" in out
+    assert "the fit needs 60 of each (10 per weight for 6 weights); the default weights stay" in out
     assert not weights.exists()
 
     # the whole path on this store's few decisions: fluency measured again with the job's own model

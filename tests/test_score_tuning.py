@@ -12,7 +12,7 @@ from worker import selection
 from worker.score_tuning import FEATURES, Example, pairwise_agreement, tune
 
 # the order reviewers care about, on purpose unlike the defaults (coverage first there)
-TRUE = {"distinct": 0.45, "length": 0.25, "agreement": 0.15, "fluency": 0.10, "coverage": 0.05}
+TRUE = {"distinct": 0.40, "length": 0.22, "agreement": 0.15, "fluency": 0.10, "varied": 0.08, "coverage": 0.05}
 
 
 def synthetic(products: int, seed: int, scale: float = 20.0) -> list[Example]:
@@ -52,15 +52,16 @@ def test_a_feature_the_decisions_punish_gets_weight_zero_not_a_negative_one():
 def test_too_few_decisions_keep_the_default_weights_and_say_how_many_are_needed():
     report = tune(synthetic(30, seed=3), seed=0)
     assert report.weights is None
-    assert "the fit needs 50 of each (10 per weight for 5 weights); the default weights stay" in report.reason
+    assert "the fit needs 60 of each (10 per weight for 6 weights); the default weights stay" in report.reason
 
 
 def test_a_weights_file_round_trips_into_the_score_and_a_bad_one_is_refused_by_name(tmp_path):
     weights = {"coverage": 0.1, "fluency": 0.1, "agreement": 0.1, "length": 0.2, "distinct": 0.5}
     path = write_weights(tmp_path / "w.json", "score-test", weights, {"method": "test"})
     try:
-        assert selection.use_weights(str(path)) == weights
-        assert selection.weigh({"distinct": 1.0}, []) == 0.5  # the score uses them
+        # a file fitted before the varied term existed gives it no weight
+        assert selection.use_weights(str(path)) == {**weights, "varied": 0.0}
+        assert selection.weigh({"distinct": 1.0, "varied": 1.0}, []) == 0.5  # the score uses them
     finally:
         selection.use_weights(None)
     assert selection.weigh({"distinct": 1.0}, []) == selection.DEFAULT_WEIGHTS["distinct"]
@@ -87,7 +88,7 @@ def test_the_embedded_mode_ranks_with_the_weights_file_too(tmp_path):
     from worker import runtime
     from worker.submit import submit_job
 
-    only_length = {"coverage": 0.0, "fluency": 0.0, "agreement": 0.0, "length": 1.0, "distinct": 0.0}
+    only_length = {"coverage": 0.0, "fluency": 0.0, "agreement": 0.0, "length": 1.0, "distinct": 0.0, "varied": 0.0}
     path = write_weights(tmp_path / "w.json", "score-length-only", only_length, {"method": "test"})
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'copy.db'}", broker_url="memory://", threads=1,
                         checkpoint=tiny_checkpoint(tmp_path / "tiny"), score_weights=path, regenerate_rounds=0)

@@ -96,8 +96,22 @@ def test_the_score_prefers_coverage_fluency_and_agreement(lexicon):
     assert agreeing[0].terms["agreement"] > agreeing[3].terms["agreement"]
 
 
+def test_copy_that_says_a_selling_point_again_is_less_varied_and_chosen_after_copy_that_does_not(lexicon):
+    # the demo model's "穿着舒适…穿着更加舒适": blind readers count each repeat against the copy
+    repeating = "这款衬衫采用纯棉面料，穿着舒适透气。简约的翻领设计，穿着更加舒适，舒适又百搭。"
+    varied = "这款衬衫采用纯棉面料，柔软透气。简约的翻领设计，修饰脖颈线条，通勤日常都好搭。"
+    assert selection.restated_words(repeating) >= 3 and selection.restated_words(varied) == 0
+    assert selection.restated_words("简约的翻领设计，精致的口袋设计") == 0  # 设计 names what every feature is
+    assert selection.variedness(varied) == 1.0 > selection.variedness(repeating)
+    assert selection.variedness("舒适舒适舒适舒适舒适") == 0.0
+    pool = assess([repeating, varied], lexicon)
+    for c in pool:  # equal on everything else
+        c.terms.update(coverage=1.0, fluency=0.5, agreement=0.2, length=1.0)
+    assert selection.choose(pool, 1)[0].text == varied
+
+
 def test_the_weights_are_one_place_and_a_flag_outweighs_every_term():
-    assert set(selection.WEIGHTS) == {"coverage", "fluency", "agreement", "length", "distinct"}
+    assert set(selection.WEIGHTS) == {"coverage", "fluency", "agreement", "length", "distinct", "varied"}
     # the defaults as written; a weights file is held to the same bound when it is read
     assert sum(selection.DEFAULT_WEIGHTS.values()) <= MAX_TOTAL < selection.FLAG_PENALTY
 

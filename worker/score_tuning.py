@@ -19,8 +19,8 @@ where only flagged ones may be) and a small L2 penalty, then scaled to sum 1 lik
 (scaling changes no ranking, and keeps the flag penalty above every positive total).
 
 Too few decisions. Logistic regression needs about 10 examples of its rarer outcome per weight to
-give stable weights (Peduzzi et al. 1996, "events per variable"): 5 weights need MIN_PER_CLASS =
-50 approved and 50 rejected passing variants in the part it is fitted on. With fewer, nothing is
+give stable weights (Peduzzi et al. 1996, "events per variable"): 6 weights need MIN_PER_CLASS =
+60 approved and 60 rejected passing variants in the part it is fitted on. With fewer, nothing is
 written and the worker keeps its default weights.
 
 Held out. A fifth of the products (by a seeded hash of job item id, so a product's variants stay
@@ -57,8 +57,8 @@ from worker import filters, selection
 
 log = logging.getLogger(__name__)
 
-FEATURES = tuple(selection.DEFAULT_WEIGHTS)  # coverage, fluency, agreement, length, distinct
-MIN_PER_CLASS = 50  # 10 events per weight x 5 weights; see the module docstring
+FEATURES = tuple(selection.DEFAULT_WEIGHTS)  # coverage, fluency, agreement, length, distinct, varied
+MIN_PER_CLASS = 10 * len(FEATURES)  # 10 events per weight; see the module docstring
 HELD_OUT_SHARE = 0.2
 L2 = 1e-3  # keeps the fit finite when decisions separate perfectly; small against the data's pull
 ITERATIONS = 5000
