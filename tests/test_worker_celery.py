@@ -193,7 +193,7 @@ def test_a_worker_whose_score_weights_file_is_unusable_refuses_to_start_with_one
     assert done.returncode == 1
     lines = [line for line in done.stderr.splitlines() if "cannot start" in line]
     assert lines == [(f"copygen worker cannot start: COPYGEN_SCORE_WEIGHTS: score weights {weights}: "
-                      "'weights' must give exactly coverage, fluency, agreement, length, distinct")]
+                      "'weights' must give exactly coverage, fluency, agreement, length, distinct, varied")]
 
 
 def test_a_worker_whose_model_name_belongs_to_another_model_refuses_to_start(tmp_path):
