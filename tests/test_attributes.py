@@ -710,3 +710,12 @@ def test_a_stated_only_job_names_who_wears_it_only_when_the_product_says():
     assert "男友" not in unstated_words(jeans)  # 男友风: a women's boyfriend cut
     assert "男士" not in unstated_words(jeans, text="男士直筒牛仔裤")  # its own title says it
 
+
+
+def test_a_stated_only_job_invents_no_trim_or_hem_no_attribute_lists():
+    # make demo gave a denim jacket 前短后长的版型 and straight jeans 水钻 and 毛须边 (2026.12-16)
+    jacket = {"类型": ["上衣"], "材质": ["牛仔布"], "衣样式": ["外套"], "衣款式": ["破洞"]}
+    trims = {"前短后长", "水钻", "烫钻", "毛须", "圆环", "金属扣", "铆钉", "珍珠", "贴布", "徽章"}
+    assert trims <= set(unstated_words(jacket))
+    assert "前短后长" not in unstated_words(jacket, text="前短后长的牛仔外套")  # its own title says it
+    assert "珍珠" not in unstated_words({**jacket, "颜色": ["珍珠白"]})  # inside its own colour
