@@ -57,6 +57,7 @@ from pathlib import Path
 
 from copygen.compliance import fold, longest_first, word_pattern
 from copygen.datafile import read_json
+from copygen.textnorm import segment
 
 log = logging.getLogger(__name__)
 
@@ -325,11 +326,7 @@ def attribute_values(
 
 @functools.lru_cache(maxsize=4096)
 def _jieba_words(folded_value: str) -> tuple[str, ...]:
-    import jieba  # heavy: loads its dictionary on first use, never at import
-
-    jieba.setLogLevel(logging.WARNING)  # jieba sets its own logger to DEBUG at import
-
-    return tuple(w for w in jieba.lcut(folded_value) if len(w.strip()) >= MIN_STEM_CHARS)
+    return tuple(w for w in segment(folded_value) if len(w.strip()) >= MIN_STEM_CHARS)
 
 
 def _forms(folded_value: str, vocab: AttributeVocab) -> list[str]:

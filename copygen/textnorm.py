@@ -8,6 +8,7 @@ dropped, other control characters become spaces, runs of whitespace become one s
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 
@@ -41,3 +42,9 @@ def normalise(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
+def segment(text: str) -> list[str]:
+    """jieba's words of text, in order: its dictionary loads on the first call, never at import."""
+    import jieba  # heavy
+
+    jieba.setLogLevel(logging.WARNING)  # jieba sets its own logger to DEBUG at import
+    return jieba.lcut(text)

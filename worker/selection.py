@@ -25,7 +25,6 @@ The score (higher is better), each term in [0, 1], weights in WEIGHTS with the r
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 from collections import Counter
@@ -36,7 +35,7 @@ from copygen.attributes import coverage
 from copygen.compliance import Lexicon
 from copygen.score_weights import read_weights
 from copygen.similarity import jaccard
-from copygen.textnorm import normalise
+from copygen.textnorm import normalise, segment
 from worker import filters
 
 # Chosen on the AdvertiseGen validation split with the small model (see the README's Quality
@@ -109,10 +108,7 @@ def assess(texts: Sequence[str], logprobs: Sequence[float], product: filters.Pro
 def restated_words(text: str) -> int:
     """How many times the copy says a content word again: jieba words of two Chinese characters or
     more, other than STRUCTURAL_WORDS, each counted once per repeat ("穿着舒适…穿着更加舒适": 2)."""
-    import jieba  # heavy: loads its dictionary on first use, never at import
-
-    jieba.setLogLevel(logging.WARNING)  # jieba sets its own logger to DEBUG at import
-    words = Counter(w for w in jieba.lcut(text) if len(w) >= 2 and _CHINESE.fullmatch(w) and w not in STRUCTURAL_WORDS)
+    words = Counter(w for w in segment(text) if len(w) >= 2 and _CHINESE.fullmatch(w) and w not in STRUCTURAL_WORDS)
     return sum(n - 1 for n in words.values())
 
 
