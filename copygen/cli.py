@@ -161,6 +161,7 @@ def cmd_enqueue(args) -> int:
         "model_version": args.model_version, "queue": args.queue, "campaign": args.campaign,
         "oversample": args.oversample, "stated_only": args.stated_only or None,
         "clause_floor": args.clause_floor, "word_pairs": args.word_pairs or None,
+        "known_clauses": args.known_clauses or None,
     }.items() if v is not None}, settings.max_variants)
     bar = None
 
@@ -360,6 +361,8 @@ def add_job_commands(sub) -> None:
                    help="draw a clause again while its mean log-probability per token is below LOGP (e.g. -1.5)")
     p.add_argument("--word-pairs", action="store_true",
                    help="draw a clause again while two of its neighbouring words never meet in the training copy")
+    p.add_argument("--known-clauses", action="store_true",
+                   help="write only clauses of the model's training copy (the model picks which, and their order)")
     p.add_argument("--idempotency-key",
                    help="submitting again with the same key returns the same job (its first settings stand)")
     p.add_argument("--strict", action="store_true", help="reject the whole file if any row is bad")

@@ -84,6 +84,8 @@ def main() -> None:
                         help="clause floors to try (a mean log-probability per token, or off)")
     parser.add_argument("--word-pairs", nargs="+", default=["off"], choices=["off", "on"],
                         help="draw a clause again when two neighbouring words never meet in the training copy")
+    parser.add_argument("--known-clauses", nargs="+", default=["off"], choices=["off", "on"],
+                        help="write only clauses of the training copy (trainer.clausebook)")
     parser.add_argument("--stated-only", action="store_true", help="choose as a job with stated_only does")
     parser.add_argument("--ngram-share", nargs="+", default=["saved"],
                         help="the network's share of the n-gram mixture: saved (the manifest's), off, or 0-1")
@@ -100,19 +102,21 @@ def main() -> None:
     attributes = [attributes_of(p.source) for p in rows]
     print(f"{len(rows)} rows, {split}, {manifest['name']}")
     print(f"{'share':>5} {'nudge':>9} {'over':>4} {'temp':>4} {'R-L':>6} {'BLEU-4':>6} {'cov%':>6} {'contra%':>7} "
-          f"{'pass%':>6} {'dist-4%':>7} {'unst%':>6} {'other%':>6} {'len':>5} {'judge':>6} {'s':>5} {'floor':>5} {'pairs':>5} {'splice%':>7} {'unfin%':>6} {'ungr%':>5} {'misp%':>5}")
+          f"{'pass%':>6} {'dist-4%':>7} {'unst%':>6} {'other%':>6} {'len':>5} {'judge':>6} {'s':>5} {'floor':>5} {'pairs':>5} {'splice%':>7} {'unfin%':>6} {'ungr%':>5} {'misp%':>5} {'known':>5}")
     out = args.out.open("w", encoding="utf-8") if args.out else None
-    settings = [(share, oversample, nudge, temperature, floor, pairs) for share in args.ngram_share
+    settings = [(share, oversample, nudge, temperature, floor, pairs, known) for share in args.ngram_share
                 for oversample in args.oversample for nudge in map(nudge_pair, args.nudge)
-                for temperature in args.temperature for floor in args.clause_floor for pairs in args.word_pairs]
-    for share, oversample, nudge, temperature, floor, pairs in settings:
+                for temperature in args.temperature for floor in args.clause_floor for pairs in args.word_pairs
+                for known in args.known_clauses]
+    for share, oversample, nudge, temperature, floor, pairs, known in settings:
         generator = Generator.load(args.checkpoint, device="auto", batch_size=96, use_ngram=share != "off",
                                    ngram_share=None if share in ("saved", "off") else float(share))
         started = time.monotonic()
         chosen = worker_choice(generator, [(p.source, p.style) for p in rows], args.seed,
                                oversample=oversample, nudge=nudge, temperature=temperature,
                                stated_only=args.stated_only, lexicon=lexicon,
-                               clause_floor=None if floor == "off" else float(floor), word_pairs=pairs == "on")
+                               clause_floor=None if floor == "off" else float(floor), word_pairs=pairs == "on",
+                               known_clauses=known == "on")
         seconds = time.monotonic() - started
         texts = [t for t, _ in chosen]
         scores = {**metrics.corpus_scores(texts, references, progress=False),
@@ -132,11 +136,11 @@ def main() -> None:
         print(f"{share:>5} {nudge[0]:>4g}:{nudge[1]:<4g} {oversample:>4} {temperature:>4g} {scores['rouge-l']:>6.2f} "
               f"{scores['bleu-4']:>6.2f} {scores['coverage'] * 100:>6.1f} {scores['contradiction_rate'] * 100:>7.1f} "
               f"{passing * 100:>6.1f} {scores['distinct_4'] * 100:>7.1f} {unstated * 100:>6.1f} {other * 100:>6.1f} "
-              f"{scores['mean_length']:>5.0f} {judged:>6.2f} {seconds:>5.0f} {floor:>5} {pairs:>5} {spliced * 100:>7.1f} {left_unfinished * 100:>6.1f} {ungrammatical * 100:>5.1f} {misplaced * 100:>5.1f}", flush=True)
+              f"{scores['mean_length']:>5.0f} {judged:>6.2f} {seconds:>5.0f} {floor:>5} {pairs:>5} {spliced * 100:>7.1f} {left_unfinished * 100:>6.1f} {ungrammatical * 100:>5.1f} {misplaced * 100:>5.1f} {known:>5}", flush=True)
         if out:
             for pair, (text, passed) in zip(rows, chosen):
                 out.write(json.dumps({"ngram_share": share, "nudge": nudge, "oversample": oversample,
-                                      "temperature": temperature, "clause_floor": floor, "word_pairs": pairs, "content": pair.source,
+                                      "temperature": temperature, "clause_floor": floor, "word_pairs": pairs, "known_clauses": known, "content": pair.source,
                                       "choice": text, "passed": passed}, ensure_ascii=False) + "\n")
     if out:
         out.close()

@@ -615,7 +615,8 @@ def test_empty_settings_are_the_defaults():
     assert settings.to_json() == {
         "variants": 3, "length": "medium", "style": "ad", "opening": "", "temperature": 0.95,
         "top_p": 0.7, "seed": None, "model_version": None, "queue": "batch", "campaign": None,
-        "oversample": None, "stated_only": False, "clause_floor": None, "word_pairs": False}
+        "oversample": None, "stated_only": False, "clause_floor": None, "word_pairs": False,
+        "known_clauses": False}
     assert validate_settings(None, MAX_VARIANTS) == JobSettings()
 
 
@@ -691,6 +692,7 @@ def test_the_opening_is_normalised_and_empty_names_mean_none():
     ("clause_floor", "low", "number"),
     ("word_pairs", "yes", "true or false"),
     ("word_pairs", 1, "true or false"),
+    ("known_clauses", "yes", "true or false"),
 ])
 def test_a_bad_setting_is_refused_naming_the_field(name, value, says):
     with pytest.raises(SettingsError) as exc:
@@ -820,6 +822,7 @@ def test_the_schema_limits_match_the_module_constants_and_settings_defaults():
     assert settings["stated_only"]["type"] == "boolean"
     assert settings["clause_floor"]["minimum"] == catalogue.MIN_CLAUSE_FLOOR
     assert settings["word_pairs"]["type"] == "boolean"
+    assert settings["known_clauses"]["type"] == "boolean"
     assert set(schema["properties"]) == set(catalogue.PAYLOAD_KEYS)
 
 

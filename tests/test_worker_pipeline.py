@@ -372,16 +372,16 @@ def test_a_jobs_clause_checks_reach_every_engine_call_and_are_off_by_default(env
 
     class Recording(ScriptedGenerator):
         def generate_candidates(self, requests, **kwargs):
-            seen.append((kwargs["clause_floor"], kwargs["word_pairs"]))
+            seen.append((kwargs["clause_floor"], kwargs["word_pairs"], kwargs["known_clauses"]))
             return super().generate_candidates(requests, **kwargs)
 
-    floored = new_job(env, n=1, variants=2, oversample=1, clause_floor=-1.5, word_pairs=True)
+    floored = new_job(env, n=1, variants=2, oversample=1, clause_floor=-1.5, word_pairs=True, known_clauses=True)
     failing = Recording(lambda call, i, v: BANNED)  # never passes: every regeneration round runs
     pipeline.run_chunk(runtime.current(), failing, floored, 0, settings)
-    assert seen == [(-1.5, True)] * (1 + settings.regenerate_rounds)
+    assert seen == [(-1.5, True, True)] * (1 + settings.regenerate_rounds)
     seen.clear()
     pipeline.run_chunk(runtime.current(), Recording(), new_job(env, n=1, variants=1), 0, settings)
-    assert seen == [(None, False)]
+    assert seen == [(None, False, False)]
 
 
 def test_a_job_with_word_pairs_stores_no_spliced_candidate_while_a_clean_one_is_left(env):

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from copygen import prompt
-from trainer import checkpoint, ngram, wordpairs
+from trainer import checkpoint, clausebook, ngram, wordpairs
 from trainer.devices import pick_device
 from trainer.fit import IGNORE, FitConfig, FitResult, fit, label_probs
 from trainer.presets import PRESETS, gpt2_config
@@ -432,6 +432,12 @@ def write_checkpoint(opts: TrainOptions, run: TrainingRun, results: dict[str, Fi
         run.work_root.mkdir(parents=True, exist_ok=True)
         pairs.save(run.work_root / wordpairs.FILE)
         extra_files[wordpairs.FILE] = run.work_root / wordpairs.FILE
+    if train_pairs:  # the clauses a job with known_clauses may write (trainer.clausebook)
+        book = clausebook.ClauseBook.collect(p.copy for p in train_pairs)
+        manifest["clauses"] = {"clauses": len(book)}
+        run.work_root.mkdir(parents=True, exist_ok=True)
+        book.save(run.work_root / clausebook.FILE)
+        extra_files[clausebook.FILE] = run.work_root / clausebook.FILE
     if mixture is not None:
         lm, manifest["ngram"] = mixture
         metrics["val_perplexity_mixed"] = manifest["ngram"]["val_perplexity"]["mixed"]

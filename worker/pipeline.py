@@ -134,7 +134,8 @@ def draft_variants(
     edges = generator.length_edges  # the model's length buckets: what "short" means to it
     sample = {"temperature": settings.temperature, "top_p": settings.top_p,
               "banned": banned_phrases_for_decoding(lexicon), "no_repeat_ngram": NO_REPEAT_NGRAM, "nudge": nudge,
-              "clause_floor": settings.clause_floor, "word_pairs": settings.word_pairs}
+              "clause_floor": settings.clause_floor, "word_pairs": settings.word_pairs,
+              "known_clauses": settings.known_clauses}
     requests = candidate_requests(products, settings, m, nudge)
     word_pairs = generator.word_pairs if settings.word_pairs else None  # None too for a checkpoint without them
     pools: list[list[selection.Candidate]] = [[] for _ in products]
@@ -181,7 +182,7 @@ def worker_choice(generator: Generator, rows: Sequence[tuple[str, str]], seed: i
                   nudge: tuple[float, float] = (Settings.model_fields["nudge_start"].default,
                                                 Settings.model_fields["nudge_follow"].default),
                   temperature: float = DEFAULT_TEMPERATURE, stated_only: bool = False,
-                  clause_floor: float | None = None, word_pairs: bool = False,
+                  clause_floor: float | None = None, word_pairs: bool = False, known_clauses: bool = False,
                   lexicon: Lexicon | None = None) -> list[tuple[str, bool]]:
     """(rank-1 text, passed) for each (source, style) row, chosen exactly as a default job chooses
     (or one sampling at `temperature`, or one with stated_only).
@@ -196,7 +197,7 @@ def worker_choice(generator: Generator, rows: Sequence[tuple[str, str]], seed: i
     for style in dict.fromkeys(style for _, style in rows):
         picked = [i for i, (_, s) in enumerate(rows) if s == style]
         job = JobSettings(DEFAULT_VARIANTS, style=style, temperature=temperature, stated_only=stated_only,
-                          clause_floor=clause_floor, word_pairs=word_pairs)
+                          clause_floor=clause_floor, word_pairs=word_pairs, known_clauses=known_clauses)
         drafts = draft_variants(generator, [products[i] for i in picked], job,
                                 lexicon, seed=derive_seed(seed, style), rounds=rounds, oversample=oversample,
                                 nudge=nudge)

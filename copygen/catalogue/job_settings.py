@@ -71,6 +71,9 @@ class JobSettings:
     # A clause two of whose neighbouring words never meet in the model's training copy (a splice
     # such as 线条纹) is written again while decoding (trainer.wordpairs); False: never.
     word_pairs: bool = False
+    # Every clause is one of the model's training copy's clauses, the product's excluded and
+    # unstated words left out (trainer.clausebook, trainer/generation/known.py); False: any clause.
+    known_clauses: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -201,6 +204,7 @@ _SETTING_CHECKS = {
     "stated_only": _check_flag,
     "clause_floor": _check_clause_floor,
     "word_pairs": _check_flag,
+    "known_clauses": _check_flag,
 }
 
 

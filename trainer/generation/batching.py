@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from trainer import wordpairs
 from trainer.generation.blocking import _Blocker, _RequestBlockers
+from trainer.generation.known import OFF, _Book
 from trainer.generation.nudging import _RequestNudgers
 from trainer.generation.sampling import _ban_repeats, _ban_stutter, _mix64, _Sampler
 from trainer.ngram import copy_of
@@ -118,6 +119,8 @@ class _Slots:
         self.out = np.zeros((width, max_budget), dtype=np.int64)
         self.context = np.zeros((width, context_width), dtype=np.int64)  # the n-gram context (_NgramMixer)
         self.ngram = np.zeros(width, dtype=np.int64)  # ... and the row's n-gram model (_Row.ngram)
+        self.known = np.zeros(width, dtype=np.int64)  # the slot's node in the clause book (_Book), OFF: free
+        self.book = np.zeros(width, dtype=np.int64)  # ... and which of the book's allowed sets is its row's
         # The clause being written (_Clauses): the slot's state where it began, the token before it,
         # and how many times it has been written again.
         self.marks = {name: getattr(self, name).copy() for name in _Clauses.MARKED}
@@ -125,7 +128,8 @@ class _Slots:
         self.tries = np.zeros(width, dtype=np.int64)
 
     def admit(self, into, take: list[int], rows: list[_Row], keys, blocker: _Blocker,
-              own: _RequestBlockers | None, nudgers: _RequestNudgers | None, mixer: _NgramMixer | None) -> None:
+              own: _RequestBlockers | None, nudgers: _RequestNudgers | None, mixer: _NgramMixer | None,
+              book: _Book | None = None) -> None:
         self.row[into] = take
         self.pos[into] = [len(rows[r].ids) for r in take]
         self.done[into] = 0
@@ -147,6 +151,9 @@ class _Slots:
             self.ngram[into] = [rows[r].ngram for r in take]
             if mixer.width:
                 self.context[into] = [mixer.context_of(rows[r].ids) for r in take]
+        if book is not None:
+            self.book[into] = [rows[r].own + 1 for r in take]
+            self.known[into] = [book.trie.start(rows[r].ids[len(rows[r].ids) - rows[r].opening:]) for r in take]
         self.mark(into)
         self.last[into] = [rows[r].ids[-1] for r in take]
 
@@ -160,7 +167,7 @@ class _Slots:
         kept = _Slots.__new__(_Slots)
         kept.width = len(keep)
         for name in ("row", "pos", "done", "budget", "key", "state", "own", "own_state", "wanted", "wanted_state",
-                     "written", "logprob", "chars", "floor", "out", "context", "ngram"):
+                     "written", "logprob", "chars", "floor", "out", "context", "ngram", "known", "book"):
             setattr(kept, name, getattr(self, name)[keep])
         kept.marks = {name: saved[keep] for name, saved in self.marks.items()}
         kept.last, kept.tries = self.last[keep], self.tries[keep]
@@ -187,7 +194,7 @@ class _Clauses:
     nudged toward the value. floor may be None (the words alone decide)."""
 
     # the per-slot state a rolled-back clause returns to (_Slots' arrays of the same names)
-    MARKED = ("pos", "done", "state", "own_state", "wanted_state", "written", "logprob", "chars", "context")
+    MARKED = ("pos", "done", "state", "own_state", "wanted_state", "written", "logprob", "chars", "context", "known")
 
     def __init__(self, marks_ids, floor: float | None, pairs: wordpairs.WordPairs | None = None, decode=None):
         import numpy as np  # lazy: nothing heavy at import
@@ -271,7 +278,8 @@ def _can_go_on(scores, eos_id: int):
 def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sampler, *, batch_size: int,
                 eos_id: int, no_repeat_ngram: int = 0, own: _RequestBlockers | None = None,
                 nudgers: _RequestNudgers | None = None, token_chars=None,
-                mixer: _NgramMixer | None = None, clauses: _Clauses | None = None) -> list[_Decoded]:
+                mixer: _NgramMixer | None = None, clauses: _Clauses | None = None,
+                book: _Book | None = None) -> list[_Decoded]:
     """What each row generated (in the order of rows): the slot loop of continuous batching.
 
     decoder: a decoder (_GPT2Decoder or _HFDecoder); at most batch_size slots decode together; a row
@@ -281,7 +289,8 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
     the characters each token id writes), where some rows have a floor (_Row.floor), keeps eos_id
     out of those rows until they have written that many characters. mixer, where the checkpoint
     has an n-gram model, mixes it into every row's next-token distribution. clauses, where given,
-    writes a clause the model found unlikely again (_Clauses)."""
+    writes a clause the model found unlikely again (_Clauses). book, where given, lets each row
+    write only clauses of the training copy (known.py); its allowed sets are indexed by _Row.own + 1."""
     import numpy as np  # lazy: nothing heavy at import
     import torch
 
@@ -308,7 +317,7 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
                 if logits is None or logits.shape[0] != slots.width:
                     logits = fresh.new_zeros((slots.width, fresh.shape[1]))
                 logits[torch.from_numpy(into).to(fresh.device)] = fresh
-                slots.admit(into, take, rows, keys, blocker, own, nudgers, mixer)
+                slots.admit(into, take, rows, keys, blocker, own, nudgers, mixer, book)
             live = slots.row >= 0
             if not live.any():
                 break
@@ -327,6 +336,10 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
                 scores = _ban_stutter(scores, slots.out, slots.done, live)
             if token_chars is not None:
                 _ban_early_end(scores, slots, live, eos_id)
+            if book is not None:  # last: a row whose book it would leave no token writes freely
+                scores, stuck = book.trie.mask(scores, slots.known, slots.book, book.allowed, live)
+                slots.known[stuck] = OFF
+                book.free_clauses += len(stuck)
             tokens = sampler(scores, slots.key, slots.done, live)
             if clauses is not None:
                 tokens = clauses.settle(tokens, scores, slots, live, eos_id)
@@ -341,6 +354,8 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
             slots.state[grow] = blocker.advance(slots.state[grow], got[grow])
             if mixer is not None:
                 slots.context[grow] = mixer.advance(slots.context[grow], got[grow])
+            if book is not None:
+                slots.known[grow] = book.trie.advance(slots.known[grow], got[grow])
             if own is not None:
                 slots.own_state[grow] = own.advance(slots.own[grow], slots.own_state[grow], got[grow])
             if nudgers is not None:

@@ -22,13 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from copygen import prompt
-from trainer import ngram, wordpairs
+from trainer import clausebook, ngram, wordpairs
 from trainer.checkpoint import CheckpointError, load_manifest, load_model_and_tokenizer
 from trainer.devices import pick_device, pick_dtype
 from trainer.generation.batching import _Clauses, _Decoded, _NgramMixer, _Row, decode_rows
 from trainer.generation.blocking import _Blocker, _RequestBlockers
 from trainer.generation.gpt2_decoder import _GPT2Decoder
 from trainer.generation.hf_decoder import _HFDecoder
+from trainer.generation.known import _Book, _KnownClauses
 from trainer.generation.nudging import _Nudger, _RequestNudgers
 from trainer.generation.sampling import _row_keys, _Sampler
 
@@ -83,11 +84,12 @@ class Generator:
     def __init__(self, model, tokenizer, manifest: dict, device: str, batch_size: int = 48, *,
                  native: bool = True, decoder: _GPT2Decoder | None = None, checkpoint_dir: Path | None = None,
                  attention: str = "auto", mixture: tuple[ngram.NgramSet, float] | None = None,
-                 word_pairs: wordpairs.WordPairs | None = None):
+                 word_pairs: wordpairs.WordPairs | None = None, clause_book: clausebook.ClauseBook | None = None):
         """model: a Hugging Face causal LM; or None with a decoder built from the checkpoint's
         weights (Generator.load does that for GPT-2: it never imports the Hugging Face model).
         mixture: (the checkpoint's n-gram models, the network's share) to decode from the mixture.
-        word_pairs: the checkpoint's pairs of neighbouring words, for calls with word_pairs=True."""
+        word_pairs: the checkpoint's pairs of neighbouring words, for calls with word_pairs=True.
+        clause_book: the checkpoint's clauses of its training copy, for calls with known_clauses=True."""
         self._model = model
         self._checkpoint_dir = checkpoint_dir
         self.tokenizer = tokenizer
@@ -117,6 +119,7 @@ class Generator:
                                   f"the model {self.vocab_size}")
         self._mixer = _NgramMixer(*mixture) if mixture is not None else None
         self.word_pairs = word_pairs
+        self.clause_book = clause_book
 
     @property
     def ngram_weight(self) -> float | None:
@@ -139,6 +142,7 @@ class Generator:
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
         mixture = load_mixture(path, manifest) if use_ngram else None
         pairs = load_word_pairs(path, manifest)
+        book = load_clause_book(path, manifest)
         if ngram_share is not None:
             if mixture is None:
                 raise ValueError(f"{path}: an n-gram share of {ngram_share} for a checkpoint decoded without n-grams")
@@ -146,11 +150,11 @@ class Generator:
         if _GPT2Decoder.supports(config):
             decoder, tokenizer = _GPT2Decoder.from_checkpoint(path, config, device, torch_dtype, attention)
             generator = cls(None, tokenizer, manifest, device, batch_size, decoder=decoder, checkpoint_dir=path,
-                            mixture=mixture, word_pairs=pairs)
+                            mixture=mixture, word_pairs=pairs, clause_book=book)
         else:
             model, tokenizer, manifest = load_model_and_tokenizer(path, device=device, dtype=torch_dtype)
             generator = cls(model, tokenizer, manifest, device, batch_size, checkpoint_dir=path, mixture=mixture,
-                            word_pairs=pairs)
+                            word_pairs=pairs, clause_book=book)
         log.info("loaded checkpoint %s (%s) on %s in %s", checkpoint_dir, manifest["name"], device,
                  str(torch_dtype).removeprefix("torch."))
         return generator
@@ -211,7 +215,7 @@ class Generator:
                  seed: int | None = None, max_new_tokens: int | None = None, banned: Iterable[str] = (),
                  greedy: bool = False, no_repeat_ngram: int = 0, nudge: tuple[float, float] = (0.0, 0.0),
                  honour_length: bool = True, clause_floor: float | None = None,
-                 word_pairs: bool = False) -> list[list[str]]:
+                 word_pairs: bool = False, known_clauses: bool = False) -> list[list[str]]:
         """Request i -> its `variants` texts, in order; each text starts with the request's opening.
 
         With a seed the result is repeatable; sampled or greedy, a row's copy does not depend on
@@ -232,12 +236,15 @@ class Generator:
         word_pairs: a clause two of whose neighbouring words never meet in the training copy
         (trainer.wordpairs) is drawn again the same way; off under greedy decoding, and for a
         checkpoint saved without word pairs (logged).
+        known_clauses: every clause a row writes is a clause of the model's training copy (the
+        checkpoint's clause book, trainer.clausebook; generation/known.py): the model chooses
+        which and in what order; ValueError for a checkpoint saved without one.
         """
         candidates = self.generate_candidates(requests, temperature=temperature, top_p=top_p, seed=seed,
                                               max_new_tokens=max_new_tokens, banned=banned, greedy=greedy,
                                               no_repeat_ngram=no_repeat_ngram, nudge=nudge,
                                               honour_length=honour_length, clause_floor=clause_floor,
-                                              word_pairs=word_pairs)
+                                              word_pairs=word_pairs, known_clauses=known_clauses)
         return [[c.text for c in variants] for variants in candidates]
 
     def token_budget(self, length: str) -> int:
@@ -269,12 +276,12 @@ class Generator:
                             banned: Iterable[str] = (), greedy: bool = False,
                             no_repeat_ngram: int = 0, nudge: tuple[float, float] = (0.0, 0.0),
                             honour_length: bool = True, clause_floor: float | None = None,
-                            word_pairs: bool = False) -> list[list[Candidate]]:
+                            word_pairs: bool = False, known_clauses: bool = False) -> list[list[Candidate]]:
         """Like generate(), each text with the model's mean log-probability of its tokens."""
         decoded = self._generate(requests, temperature=temperature, top_p=top_p, seed=seed,
                                  max_new_tokens=max_new_tokens, banned=banned, greedy=greedy,
                                  no_repeat_ngram=no_repeat_ngram, nudge=nudge, honour_length=honour_length,
-                                 clause_floor=clause_floor, word_pairs=word_pairs)
+                                 clause_floor=clause_floor, word_pairs=word_pairs, known_clauses=known_clauses)
         texts = iter(self.tokenizer.batch_decode([d.ids for variants in decoded for d in variants],
                                                  skip_special_tokens=True))
         return [[Candidate(r.opening + next(texts).strip(), d.logprob / max(1, d.tokens), d.tokens)
@@ -294,6 +301,23 @@ class Generator:
         log.warning("%s has no word pairs (trained before they were saved): clauses are not checked for them",
                     self.model_version)
 
+    def _book(self, blocker: _Blocker, own: _RequestBlockers | None) -> _Book:
+        """The clause book of one call: each row's share of it is the clauses its blockers let through."""
+        trie = self._known_clauses()
+        groups = [()] + [(automaton,) for automaton in (own.automata if own is not None else [])]
+        return _Book(trie, [self._allowed(trie, (blocker, *g)) for g in groups])
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019  (one Generator per process; ~0.4 MB each for the demo book)
+    def _allowed(self, trie: _KnownClauses, blockers: tuple[_Blocker, ...]):
+        return trie.allowed(blockers)
+
+    @functools.cache  # noqa: B019  (one Generator per process: the trie is built on first use)
+    def _known_clauses(self) -> _KnownClauses:
+        if self.clause_book is None:
+            raise ValueError(f"{self.model_version} has no clause book (trained before 2026-12-05, or "
+                             "without copy): retrain it to decode with known_clauses")
+        return _KnownClauses.from_book(self.clause_book, self.tokenizer, self._clause_mark_ids(), self.eos_id)
+
     @functools.cache  # noqa: B019  (one Generator per process)
     def _clause_mark_ids(self) -> frozenset[int]:
         ids = {self.tokenizer.convert_tokens_to_ids(mark) for mark in CLAUSE_MARKS}
@@ -303,19 +327,20 @@ class Generator:
                      seed: int | None = None, max_new_tokens: int | None = None, banned: Iterable[str] = (),
                      greedy: bool = False, no_repeat_ngram: int = 0,
                      nudge: tuple[float, float] = (0.0, 0.0), honour_length: bool = True,
-                     clause_floor: float | None = None, word_pairs: bool = False) -> list[list[list[int]]]:
+                     clause_floor: float | None = None, word_pairs: bool = False,
+                     known_clauses: bool = False) -> list[list[list[int]]]:
         """Like generate(), but the generated token ids (without the prompt and the end token)."""
         decoded = self._generate(requests, temperature=temperature, top_p=top_p, seed=seed,
                                  max_new_tokens=max_new_tokens, banned=banned, greedy=greedy,
                                  no_repeat_ngram=no_repeat_ngram, nudge=nudge, honour_length=honour_length,
-                                 clause_floor=clause_floor, word_pairs=word_pairs)
+                                 clause_floor=clause_floor, word_pairs=word_pairs, known_clauses=known_clauses)
         return [[d.ids for d in variants] for variants in decoded]
 
     def _generate(self, requests: Sequence[Request], *, temperature: float, top_p: float, seed: int | None,
                   max_new_tokens: int | None, banned: Iterable[str], greedy: bool,
                   no_repeat_ngram: int, nudge: tuple[float, float] = (0.0, 0.0),
                   honour_length: bool = True, clause_floor: float | None = None,
-                  word_pairs: bool = False) -> list[list[_Decoded]]:
+                  word_pairs: bool = False, known_clauses: bool = False) -> list[list[_Decoded]]:
         """The one decoding path: request i -> what each of its variants generated."""
         import numpy as np  # lazy: nothing heavy at import
 
@@ -332,8 +357,8 @@ class Generator:
                 prompts[key] = self.prompt_ids(request, budget)
             own = own_sets.setdefault(frozenset(request.banned), len(own_sets)) if request.banned else -1
             wanted = wanted_sets.setdefault(request.wanted, len(wanted_sets)) if nudging and request.wanted else -1
-            opening = 0  # the nudger reads the forced opening as copy already written
-            if wanted >= 0 and request.opening:
+            opening = 0  # the nudger and the clause book read the forced opening as copy already written
+            if request.opening:
                 if request.opening not in openings:
                     openings[request.opening] = len(self.tokenizer.encode(request.opening, add_special_tokens=False))
                 opening = openings[request.opening]
@@ -353,10 +378,15 @@ class Generator:
         own = _RequestBlockers([self._request_blocker(phrases) for phrases in own_sets]) if own_sets else None
         nudgers = _RequestNudgers([self._nudger(groups) for groups in wanted_sets], *nudge) if wanted_sets else None
         sampler = _Sampler(temperature, top_p, greedy, end_id=self.eos_id if honour_length else None)
+        book = self._book(blocker, own) if known_clauses else None
         decoded = decode_rows(self._decoder, rows, keys, blocker, sampler, batch_size=self.batch_size,
                               eos_id=self.eos_id, no_repeat_ngram=no_repeat_ngram, own=own, nudgers=nudgers,
                               token_chars=self._token_chars() if any(r.floor for r in rows) else None,
-                              mixer=self._mixer, clauses=self._clauses(clause_floor, word_pairs, greedy))
+                              mixer=self._mixer, clauses=self._clauses(clause_floor, word_pairs, greedy),
+                              book=book)
+        if book is not None and book.free_clauses:
+            log.debug("%d clauses written off the clause book (their rows' books left them no token)",
+                      book.free_clauses)
         for row, result in zip(rows, decoded):
             out[row.request][row.variant] = result
         return out
@@ -374,6 +404,17 @@ def load_word_pairs(path: Path, manifest: dict) -> wordpairs.WordPairs | None:
         return wordpairs.WordPairs.load(path / wordpairs.FILE)
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: {wordpairs.FILE} is missing or unreadable ({exc})") from None
+
+
+def load_clause_book(path: Path, manifest: dict) -> clausebook.ClauseBook | None:
+    """The checkpoint's clauses of its training copy, or None for one saved without them (any saved
+    before 2026-12-05)."""
+    if not manifest.get("clauses"):
+        return None
+    try:
+        return clausebook.ClauseBook.load(path / clausebook.FILE)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: {clausebook.FILE} is missing or unreadable ({exc})") from None
 
 
 def load_mixture(path: Path, manifest: dict) -> tuple[ngram.NgramSet, float] | None:

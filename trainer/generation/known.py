@@ -1,0 +1,167 @@
+"""Decoding from a clause book (trainer.clausebook): every clause a row writes is a clause of the
+training copy.
+
+A trie over the token ids of the book's clauses. A row's state is its node: the clause written so
+far since the last clause mark. At each step the row may write only a token that continues some
+clause of its book below that node, a clause mark where a whole clause ends there, and the end
+token at the root (after a mark). The model's distribution over those tokens is sampled as usual
+(temperature, top-p, nudging, blocking all apply), so the model chooses the clauses and their
+order.
+
+A row's book is the clauses none of whose tokens its blockers would block (the call's phrases and
+its request's own, read from the start of the clause), so blocking never leaves it in a dead end.
+Where the other rules still leave a row no token (the repeat ban on a clause it wrote before), it
+writes freely until its next clause mark: its state is OFF (counted in `free_clauses`).
+
+numpy and torch are imported inside the methods (importing trainer.generation loads neither).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ROOT, OFF = 0, -1
+
+
+class _KnownClauses:
+    """The trie of a clause book's token ids, and the share of it each blocker pair allows."""
+
+    def __init__(self, sequences: list[list[int]], mark_ids, eos_id: int):
+        import numpy as np  # lazy: nothing heavy at import
+
+        child: dict[tuple[int, int], int] = {}
+        parent, token, paths = [ROOT], [0], []
+        for ids in sequences:
+            node, path = ROOT, []
+            for t in ids:
+                node = child.setdefault((node, t), len(parent))
+                if node == len(parent):
+                    parent.append(path[-1] if path else ROOT)
+                    token.append(t)
+                path.append(node)
+            paths.append(path)
+        self.child = child
+        self.size = len(parent)
+        order = np.lexsort((np.array(token), np.array(parent)))[1:]  # children grouped by parent; not the root
+        self.kids = order  # node ids, grouped by parent
+        self.kid_tokens = np.array(token, dtype=np.int64)[order]
+        self.first = np.searchsorted(np.array(parent)[order], np.arange(self.size + 1))
+        self.path_nodes = np.array([n for path in paths for n in path], dtype=np.int64)
+        self.path_ends = np.cumsum([len(path) for path in paths])
+        self.sequences = sequences
+        self.marks = np.asarray(sorted(mark_ids), dtype=np.int64)
+        self._marks = set(self.marks.tolist())
+        self.eos_id = eos_id
+
+    @classmethod
+    def from_book(cls, book, tokenizer, mark_ids, eos_id: int) -> _KnownClauses:
+        unk = tokenizer.unk_token_id
+        encoded = tokenizer(book.clauses, add_special_tokens=False)["input_ids"] if len(book) else []
+        return cls([ids for ids in encoded if ids and unk not in ids], mark_ids, eos_id)
+
+    # -- which clauses a row may write ---------------------------------------------------------
+
+    def allowed(self, blockers) -> tuple:
+        """(node_ok, end_ok): the nodes on the path of some clause no blocker in blockers blocks,
+        and the nodes where such a clause ends."""
+        import numpy as np  # lazy: nothing heavy at import
+
+        ok = np.ones(len(self.sequences), dtype=bool)
+        for blocker in blockers:
+            ok &= _passes(blocker, self.sequences)
+        starts = np.concatenate([[0], self.path_ends[:-1]])
+        node_ok = np.zeros(self.size, dtype=bool)
+        node_ok[ROOT] = True
+        kept = np.flatnonzero(ok)
+        if len(kept):
+            node_ok[np.concatenate([self.path_nodes[starts[i]:self.path_ends[i]] for i in kept])] = True
+        end_ok = np.zeros(self.size, dtype=bool)
+        end_ok[self.path_nodes[self.path_ends[kept] - 1]] = True
+        return node_ok, end_ok
+
+    # -- the decode loop -----------------------------------------------------------------------
+
+    def start(self, ids: list[int]) -> int:
+        """The state after a row's forced opening (the copy before its first generated token)."""
+        state = ROOT
+        for t in ids:
+            state = self.step(state, t)
+        return state
+
+    def step(self, state: int, t: int) -> int:
+        if t in self._marks:
+            return ROOT
+        if state == OFF:
+            return OFF
+        return self.child.get((state, t), OFF)
+
+    def advance(self, states, tokens):
+        import numpy as np  # lazy: nothing heavy at import
+
+        return np.array([self.step(int(s), int(t)) for s, t in zip(states, tokens)], dtype=np.int64)
+
+    def mask(self, scores, states, books, allowed: list, live):
+        """scores with -inf on every token the live rows' books do not continue, except in rows
+        it would leave no token at all (returned: those rows, to write freely until their next
+        mark). books[slot] indexes allowed: (node_ok, end_ok) of the slot's row."""
+        import numpy as np  # lazy: nothing heavy at import
+        import torch
+
+        rows = np.flatnonzero(live & (states != OFF))
+        if not len(rows):
+            return scores, rows
+        at, cols = [], []
+        for i, slot in enumerate(rows):
+            node = int(states[slot])
+            node_ok, end_ok = allowed[books[slot]]
+            kids = self.kids[self.first[node]:self.first[node + 1]]
+            tokens = self.kid_tokens[self.first[node]:self.first[node + 1]][node_ok[kids]]
+            if end_ok[node]:
+                tokens = np.concatenate([tokens, self.marks])
+            if node == ROOT:
+                tokens = np.append(tokens, self.eos_id)
+            at.append(np.full(len(tokens), i))
+            cols.append(tokens)
+        keep = torch.zeros((len(rows), scores.shape[1]), dtype=torch.bool, device=scores.device)
+        keep[torch.from_numpy(np.concatenate(at)).to(scores.device),
+             torch.from_numpy(np.concatenate(cols)).to(scores.device)] = True
+        index = torch.from_numpy(rows).to(scores.device)
+        masked = scores[index].masked_fill(~keep, float("-inf"))
+        stuck = ~torch.isfinite(masked).any(-1)
+        masked[stuck] = scores[index][stuck]
+        scores = scores.clone()
+        scores[index] = masked
+        return scores, rows[stuck.cpu().numpy()]
+
+
+@dataclass
+class _Book:
+    """One call's clause book: the trie, and the (node_ok, end_ok) of each blocker pair: allowed[0]
+    for rows without phrases of their own, allowed[g + 1] for rows of the request automaton g."""
+
+    trie: _KnownClauses
+    allowed: list
+    free_clauses: int = 0  # clauses a row wrote freely, where its book left it no token
+
+
+def _passes(blocker, sequences) -> object:
+    """Per sequence: whether blocker lets every one of its tokens through, read from state 0."""
+    import numpy as np  # lazy: nothing heavy at import
+
+    if not sequences:
+        return np.zeros(0, dtype=bool)
+    width = max(len(s) for s in sequences)
+    ids = np.full((len(sequences), width), -1, dtype=np.int64)
+    for i, s in enumerate(sequences):
+        ids[i, :len(s)] = s
+    ok = ~np.isin(ids, blocker.everywhere).any(1)
+    if not blocker.active:
+        return ok
+    states = np.zeros(len(sequences), dtype=np.int64)
+    for j in range(width):
+        t = ids[:, j]
+        present = t >= 0
+        hit = (blocker.table[states] == t[:, None]).any(1) & (blocker.count[states] > 0)
+        ok &= ~(hit & present)
+        states = np.where(present, blocker.advance(states, np.where(present, t, 0)), states)
+    return ok
