@@ -719,3 +719,13 @@ def test_a_stated_only_job_invents_no_trim_or_hem_no_attribute_lists():
     assert trims <= set(unstated_words(jacket))
     assert "前短后长" not in unstated_words(jacket, text="前短后长的牛仔外套")  # its own title says it
     assert "珍珠" not in unstated_words({**jacket, "颜色": ["珍珠白"]})  # inside its own colour
+
+
+def test_a_stated_only_job_names_no_feature_another_products_clause_would_carry_in():
+    # make demo's copy from the training copy's clauses gave a denim jacket 假两件, a pinafore a logo,
+    # a lace dress 镂空 and linen shorts 插袋 (2026.12-17)
+    shorts = {"类型": ["裤"], "材质": ["亚麻"], "裤型": ["阔腿裤"], "裤长": ["短裤"]}
+    features = {"假两件", "褶裥", "扣带", "束口", "提花", "logo", "镂空", "插袋", "四合扣", "小花"}
+    assert features <= set(unstated_words(shorts))
+    assert "镂空" not in unstated_words({"类型": ["裙"], "裙款式": ["勾花镂空"]})  # inside its own value
+    assert "logo" not in unstated_words(shorts, text="LOGO刺绣亚麻短裤")  # its own title says it
