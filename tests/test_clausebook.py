@@ -47,18 +47,24 @@ def test_the_book_keeps_the_copys_clauses_and_leaves_out_what_names_another_prod
     common = ["polo领的设计，简约大方。"] * clausebook.LATIN_COPIES
     others = ["100%纯棉面料，简约大方。", "veromoda的经典款，简约大方！", "四合扣点缀裤脚，简约大方。",
               "这款衬衫采用了面料设计，更加的简约大方，穿出了属于自己的时尚个性和优雅的气质感觉，让你无论在哪里都是焦点所在"]
-    book = clausebook.ClauseBook.collect(common + others)
+    book = clausebook.ClauseBook.collect([("类型#上衣*衣领型#polo领", copy) for copy in common]
+                                         + [("类型#裙", copy) for copy in others])
     assert book.clauses == ["polo领的设计", "简约大方"]  # distinct, in the order first written
+    assert book.types == [{"上衣"}, {"上衣", "裙"}]  # the garment types whose copy wrote each
     # a digit, a brand (a Latin word too few copies use), a word one product alone has, a run-on
     assert not {"100%纯棉面料", "veromoda的经典款", "四合扣点缀裤脚"} & set(book.clauses)
     assert not [c for c in book.clauses if len(c) > clausebook.MAX_CHARS]
 
 
 def test_the_book_survives_saving_and_a_missing_file_is_refused(tmp_path):
-    book = clausebook.ClauseBook(["柔软亲肤", "简约的版型百搭又显瘦"])
+    book = clausebook.ClauseBook([("柔软亲肤", ("上衣", "裙")), ("简约的版型百搭又显瘦", ())])
     book.save(tmp_path / clausebook.FILE)
-    assert load_clause_book(tmp_path, {"clauses": {"clauses": 2}}).clauses == book.clauses
+    again = load_clause_book(tmp_path, {"clauses": {"clauses": 2}})
+    assert again.clauses == book.clauses and again.types == [{"上衣", "裙"}, set()]
     assert load_clause_book(tmp_path, {}) is None  # a checkpoint saved before clause books
+    (tmp_path / clausebook.FILE).write_text("柔软亲肤\n", encoding="utf-8")  # no types
+    with pytest.raises(CheckpointError, match="clauses.txt is missing or unreadable"):
+        load_clause_book(tmp_path, {"clauses": {"clauses": 2}})
     (tmp_path / clausebook.FILE).unlink()
     with pytest.raises(CheckpointError, match="clauses.txt is missing or unreadable"):
         load_clause_book(tmp_path, {"clauses": {"clauses": 2}})
@@ -91,7 +97,7 @@ def test_the_trie_allows_what_continues_a_clause_a_mark_where_one_ends_and_the_e
 def test_a_clause_with_a_blocked_phrase_leaves_the_book_for_rows_that_block_it():
     trie = _KnownClauses([[1, 2, 3], [1, 5], [4, 5]], [90], 99)
     blocker = _Blocker({(2,): {3}, (): {4}}, [], 100, "cpu")  # bans 2 3, and 4 alone
-    node_ok, end_ok = trie.allowed([blocker])
+    node_ok, end_ok = trie.allowed([trie.passing(blocker)])
     assert node_ok[trie.start([1, 5])] and end_ok[trie.start([1, 5])]
     assert not node_ok[trie.start([1, 2])] and not node_ok[trie.start([4])]
     assert node_ok[trie.start([1])]  # still on the path of 1 5
@@ -152,6 +158,19 @@ def test_a_row_whose_every_clause_is_banned_still_writes_its_copy(engine):
     [[text]] = engine.generate([Request(SOURCES[1], banned=tuple(firsts))], seed=1, max_new_tokens=30,
                                known_clauses=True)
     assert text and not any(ch in text for ch in firsts)
+
+
+def test_a_row_writes_only_clauses_its_own_garment_type_wrote(engine):
+    book = engine.clause_book
+    kinds = dict(zip(book.clauses, book.types))
+    requests = [Request(s, variants=6) for s in SOURCES]
+    sample = {"seed": 3, "max_new_tokens": 60, "temperature": 1.5, "top_p": 1.0}
+    texts = engine.generate(requests, **sample, known_clauses=True)
+    for source, variants in zip(SOURCES, texts):
+        kind = source.split("*")[0].removeprefix("类型#")
+        assert all(kind in kinds[c] for t in variants for c in wordpairs.clauses(t)[:-1])
+    untyped = engine.generate([Request("颜色#白色", variants=6)], **sample, known_clauses=True)
+    assert len({k for t in untyped[0] for c in wordpairs.clauses(t)[:-1] for k in kinds[c]}) >= 2  # any type's
 
 
 def test_a_checkpoint_without_a_book_is_refused_with_a_reason(engine):

@@ -42,6 +42,7 @@ class _Row:
     opening: int = 0  # the last `opening` prompt ids are the forced start of the copy
     floor: int = 0  # characters the row must write before it may end (its length setting's fewest)
     ngram: int = 0  # which of the checkpoint's n-gram models reads its copy (_NgramMixer.lms)
+    book: int = 0  # which of the clause book's allowed sets is its own (_Book.allowed)
 
 
 @dataclass
@@ -152,7 +153,7 @@ class _Slots:
             if mixer.width:
                 self.context[into] = [mixer.context_of(rows[r].ids) for r in take]
         if book is not None:
-            self.book[into] = [rows[r].own + 1 for r in take]
+            self.book[into] = [rows[r].book for r in take]
             self.known[into] = [book.trie.start(rows[r].ids[len(rows[r].ids) - rows[r].opening:]) for r in take]
         self.mark(into)
         self.last[into] = [rows[r].ids[-1] for r in take]
@@ -290,7 +291,7 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
     out of those rows until they have written that many characters. mixer, where the checkpoint
     has an n-gram model, mixes it into every row's next-token distribution. clauses, where given,
     writes a clause the model found unlikely again (_Clauses). book, where given, lets each row
-    write only clauses of the training copy (known.py); its allowed sets are indexed by _Row.own + 1."""
+    write only clauses of the training copy (known.py); its allowed sets are indexed by _Row.book."""
     import numpy as np  # lazy: nothing heavy at import
     import torch
 

@@ -301,15 +301,20 @@ class Generator:
         log.warning("%s has no word pairs (trained before they were saved): clauses are not checked for them",
                     self.model_version)
 
-    def _book(self, blocker: _Blocker, own: _RequestBlockers | None) -> _Book:
-        """The clause book of one call: each row's share of it is the clauses its blockers let through."""
+    def _book(self, blocker: _Blocker, own: _RequestBlockers | None, groups: list[tuple[int, str]]) -> _Book:
+        """The clause book of one call: the share of each group of rows (own automaton, garment type)
+        is the clauses of its type that its blockers let through."""
         trie = self._known_clauses()
-        groups = [()] + [(automaton,) for automaton in (own.automata if own is not None else [])]
-        return _Book(trie, [self._allowed(trie, (blocker, *g)) for g in groups])
+        call = self._passing(trie, blocker)
+        allowed = []
+        for g, kind in groups:
+            passing = [call, trie.of_type(kind)] + ([self._passing(trie, own.automata[g])] if g >= 0 else [])
+            allowed.append(trie.allowed(passing))
+        return _Book(trie, allowed)
 
-    @functools.lru_cache(maxsize=64)  # noqa: B019  (one Generator per process; ~0.4 MB each for the demo book)
-    def _allowed(self, trie: _KnownClauses, blockers: tuple[_Blocker, ...]):
-        return trie.allowed(blockers)
+    @functools.lru_cache(maxsize=64)  # noqa: B019  (one Generator per process; 33 KB each for the demo book)
+    def _passing(self, trie: _KnownClauses, blocker: _Blocker):
+        return trie.passing(blocker)
 
     @functools.cache  # noqa: B019  (one Generator per process: the trie is built on first use)
     def _known_clauses(self) -> _KnownClauses:
@@ -348,6 +353,7 @@ class Generator:
         prompts: dict[tuple[str, str, str, str, int], list[int]] = {}
         own_sets: dict[frozenset[str], int] = {}  # a request's own phrases -> its automaton's index
         wanted_sets: dict[tuple[tuple[str, ...], ...], int] = {}  # a request's wanted groups -> its nudger's index
+        books: dict[tuple[int, str], int] = {}  # (own automaton, garment type) -> its clause book's index
         openings: dict[str, int] = {}  # an opening -> its length in tokens
         nudging = any(nudge)
         for i, request in enumerate(requests):
@@ -364,7 +370,8 @@ class Generator:
                 opening = openings[request.opening]
             floor = self.fewest_chars(request.length) - len(request.opening) if honour_length else 0
             model = self._mixer.model_of(request.source) if self._mixer is not None else 0
-            rows.extend(_Row(i, v, prompts[key], budget, own, wanted, opening, max(0, floor), model)
+            book = books.setdefault((own, ngram.key_of(request.source)), len(books)) if known_clauses else 0
+            rows.extend(_Row(i, v, prompts[key], budget, own, wanted, opening, max(0, floor), model, book)
                         for v in range(request.variants))
         rows.sort(key=lambda row: (len(row.ids), row.request, row.variant))
         out: list[list[_Decoded]] = [[_Decoded([], 0.0, 0) for _ in range(r.variants)] for r in requests]
@@ -378,7 +385,7 @@ class Generator:
         own = _RequestBlockers([self._request_blocker(phrases) for phrases in own_sets]) if own_sets else None
         nudgers = _RequestNudgers([self._nudger(groups) for groups in wanted_sets], *nudge) if wanted_sets else None
         sampler = _Sampler(temperature, top_p, greedy, end_id=self.eos_id if honour_length else None)
-        book = self._book(blocker, own) if known_clauses else None
+        book = self._book(blocker, own, list(books)) if known_clauses else None
         decoded = decode_rows(self._decoder, rows, keys, blocker, sampler, batch_size=self.batch_size,
                               eos_id=self.eos_id, no_repeat_ngram=no_repeat_ngram, own=own, nudgers=nudgers,
                               token_chars=self._token_chars() if any(r.floor for r in rows) else None,
@@ -413,7 +420,7 @@ def load_clause_book(path: Path, manifest: dict) -> clausebook.ClauseBook | None
         return None
     try:
         return clausebook.ClauseBook.load(path / clausebook.FILE)
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise CheckpointError(f"{path}: {clausebook.FILE} is missing or unreadable ({exc})") from None
 
 

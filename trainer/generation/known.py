@@ -26,7 +26,9 @@ ROOT, OFF = 0, -1
 class _KnownClauses:
     """The trie of a clause book's token ids, and the share of it each blocker pair allows."""
 
-    def __init__(self, sequences: list[list[int]], mark_ids, eos_id: int):
+    def __init__(self, sequences: list[list[int]], mark_ids, eos_id: int, types: list[frozenset[str]] | None = None):
+        """sequences: the clauses' token ids; types: the garment types each was written for (None:
+        every clause is every type's)."""
         import numpy as np  # lazy: nothing heavy at import
 
         child: dict[tuple[int, int], int] = {}
@@ -48,27 +50,54 @@ class _KnownClauses:
         self.first = np.searchsorted(np.array(parent)[order], np.arange(self.size + 1))
         self.path_nodes = np.array([n for path in paths for n in path], dtype=np.int64)
         self.path_ends = np.cumsum([len(path) for path in paths])
-        self.sequences = sequences
+        width = max((len(ids) for ids in sequences), default=0)
+        self.ids = np.full((len(sequences), width), -1, dtype=np.int64)  # the clauses, padded with -1
+        for i, ids in enumerate(sequences):
+            self.ids[i, :len(ids)] = ids
         self.marks = np.asarray(sorted(mark_ids), dtype=np.int64)
         self._marks = set(self.marks.tolist())
         self.eos_id = eos_id
+        self.types = types
+
+    def of_type(self, kind: str):
+        """Per clause: whether a product of this garment type (trainer.ngram.key_of) may write it."""
+        import numpy as np  # lazy: nothing heavy at import
+
+        if self.types is None or not kind:  # no types kept, or a product of no type: every clause
+            return np.ones(len(self.ids), dtype=bool)
+        return np.array([kind in t for t in self.types], dtype=bool)
 
     @classmethod
     def from_book(cls, book, tokenizer, mark_ids, eos_id: int) -> _KnownClauses:
         unk = tokenizer.unk_token_id
         encoded = tokenizer(book.clauses, add_special_tokens=False)["input_ids"] if len(book) else []
-        return cls([ids for ids in encoded if ids and unk not in ids], mark_ids, eos_id)
+        kept = [i for i, ids in enumerate(encoded) if ids and unk not in ids]
+        return cls([encoded[i] for i in kept], mark_ids, eos_id, [book.types[i] for i in kept])
 
     # -- which clauses a row may write ---------------------------------------------------------
 
-    def allowed(self, blockers) -> tuple:
-        """(node_ok, end_ok): the nodes on the path of some clause no blocker in blockers blocks,
-        and the nodes where such a clause ends."""
+    def passing(self, blocker):
+        """Per clause: whether blocker lets every one of its tokens through, read from state 0."""
         import numpy as np  # lazy: nothing heavy at import
 
-        ok = np.ones(len(self.sequences), dtype=bool)
-        for blocker in blockers:
-            ok &= _passes(blocker, self.sequences)
+        ok = ~np.isin(self.ids, blocker.everywhere).any(1)
+        if not blocker.active:
+            return ok
+        states = np.zeros(len(self.ids), dtype=np.int64)
+        for j in range(self.ids.shape[1]):
+            t = self.ids[:, j]
+            present = t >= 0
+            live = np.flatnonzero(present & (blocker.count[states] > 0) & ok)  # rows a phrase has begun in
+            ok[live] &= ~(blocker.table[states[live]] == t[live, None]).any(1)
+            states = np.where(present, blocker.advance(states, np.where(present, t, 0)), states)
+        return ok
+
+    def allowed(self, passing: list) -> tuple:
+        """(node_ok, end_ok): the nodes on the path of some clause every array of passing (one per
+        blocker: passing()) lets through, and the nodes where such a clause ends."""
+        import numpy as np  # lazy: nothing heavy at import
+
+        ok = np.logical_and.reduce([np.ones(len(self.ids), dtype=bool), *passing])
         starts = np.concatenate([[0], self.path_ends[:-1]])
         node_ok = np.zeros(self.size, dtype=bool)
         node_ok[ROOT] = True
@@ -136,32 +165,9 @@ class _KnownClauses:
 
 @dataclass
 class _Book:
-    """One call's clause book: the trie, and the (node_ok, end_ok) of each blocker pair: allowed[0]
-    for rows without phrases of their own, allowed[g + 1] for rows of the request automaton g."""
+    """One call's clause book: the trie, and the (node_ok, end_ok) of each set of rows with the same
+    phrases of their own and garment type (_Row.book)."""
 
     trie: _KnownClauses
     allowed: list
     free_clauses: int = 0  # clauses a row wrote freely, where its book left it no token
-
-
-def _passes(blocker, sequences) -> object:
-    """Per sequence: whether blocker lets every one of its tokens through, read from state 0."""
-    import numpy as np  # lazy: nothing heavy at import
-
-    if not sequences:
-        return np.zeros(0, dtype=bool)
-    width = max(len(s) for s in sequences)
-    ids = np.full((len(sequences), width), -1, dtype=np.int64)
-    for i, s in enumerate(sequences):
-        ids[i, :len(s)] = s
-    ok = ~np.isin(ids, blocker.everywhere).any(1)
-    if not blocker.active:
-        return ok
-    states = np.zeros(len(sequences), dtype=np.int64)
-    for j in range(width):
-        t = ids[:, j]
-        present = t >= 0
-        hit = (blocker.table[states] == t[:, None]).any(1) & (blocker.count[states] > 0)
-        ok &= ~(hit & present)
-        states = np.where(present, blocker.advance(states, np.where(present, t, 0)), states)
-    return ok
