@@ -729,3 +729,10 @@ def test_a_stated_only_job_names_no_feature_another_products_clause_would_carry_
     assert features <= set(unstated_words(shorts))
     assert "镂空" not in unstated_words({"类型": ["裙"], "裙款式": ["勾花镂空"]})  # inside its own value
     assert "logo" not in unstated_words(shorts, text="LOGO刺绣亚麻短裤")  # its own title says it
+
+
+def test_trousers_that_narrow_at_the_ankle_are_never_given_a_wide_hem():
+    # make demo's copy from the clause book gave a 铅笔裤 and 小脚 jeans 宽宽的裤脚轻舞飞扬 (2026.12-18)
+    for narrow in ({"类型": ["裤"], "裤型": ["铅笔裤"]}, {"类型": ["裤"], "裤口": ["小脚"]}):
+        assert {"宽宽的裤", "宽的裤脚", "裤脚轻舞飞扬"} <= set(excluded_words(narrow))
+    assert "宽宽的裤" not in excluded_words({"类型": ["裤"], "裤型": ["阔腿裤"]})
