@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from trainer import wordpairs
 from trainer.generation.blocking import _Blocker, _RequestBlockers
-from trainer.generation.known import OFF, _Book
+from trainer.generation.known import _Book
 from trainer.generation.nudging import _RequestNudgers
 from trainer.generation.sampling import _ban_repeats, _ban_stutter, _mix64, _Sampler
 from trainer.ngram import copy_of
@@ -338,9 +338,7 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
             if token_chars is not None:
                 _ban_early_end(scores, slots, live, eos_id)
             if book is not None:  # last: a row whose book it would leave no token writes freely
-                scores, stuck = book.trie.mask(scores, slots.known, slots.book, book.allowed, live)
-                slots.known[stuck] = OFF
-                book.free_clauses += len(stuck)
+                scores = book.mask(scores, slots.known, slots.book, live)
             tokens = sampler(scores, slots.key, slots.done, live)
             if clauses is not None:
                 tokens = clauses.settle(tokens, scores, slots, live, eos_id)

@@ -8,8 +8,9 @@ token at the root (after a mark). The model's distribution over those tokens is 
 (temperature, top-p, nudging, blocking all apply), so the model chooses the clauses and their
 order.
 
-A row's book is the clauses none of whose tokens its blockers would block (the call's phrases and
-its request's own, read from the start of the clause), so blocking never leaves it in a dead end.
+A row's book is the clauses of its product's garment type none of whose tokens its blockers would
+block (the call's phrases and its request's own, read from the start of the clause), so blocking
+never leaves it in a dead end.
 Where the other rules still leave a row no token (the repeat ban on a clause it wrote before), it
 writes freely until its next clause mark: its state is OFF (counted in `free_clauses`).
 
@@ -58,6 +59,7 @@ class _KnownClauses:
         self._marks = set(self.marks.tolist())
         self.eos_id = eos_id
         self.types = types
+        self._of_type: dict[str, object] = {}  # of_type's arrays, one per garment type asked for
 
     def of_type(self, kind: str):
         """Per clause: whether a product of this garment type (trainer.ngram.key_of) may write it."""
@@ -65,7 +67,9 @@ class _KnownClauses:
 
         if self.types is None or not kind:  # no types kept, or a product of no type: every clause
             return np.ones(len(self.ids), dtype=bool)
-        return np.array([kind in t for t in self.types], dtype=bool)
+        if kind not in self._of_type:
+            self._of_type[kind] = np.array([kind in t for t in self.types], dtype=bool)
+        return self._of_type[kind]
 
     @classmethod
     def from_book(cls, book, tokenizer, mark_ids, eos_id: int) -> _KnownClauses:
@@ -155,9 +159,10 @@ class _KnownClauses:
         keep[torch.from_numpy(np.concatenate(at)).to(scores.device),
              torch.from_numpy(np.concatenate(cols)).to(scores.device)] = True
         index = torch.from_numpy(rows).to(scores.device)
-        masked = scores[index].masked_fill(~keep, float("-inf"))
+        unmasked = scores[index]
+        masked = unmasked.masked_fill(~keep, float("-inf"))
         stuck = ~torch.isfinite(masked).any(-1)
-        masked[stuck] = scores[index][stuck]
+        masked[stuck] = unmasked[stuck]
         scores = scores.clone()
         scores[index] = masked
         return scores, rows[stuck.cpu().numpy()]
@@ -171,3 +176,11 @@ class _Book:
     trie: _KnownClauses
     allowed: list
     free_clauses: int = 0  # clauses a row wrote freely, where its book left it no token
+
+    def mask(self, scores, states, books, live):
+        """_KnownClauses.mask over this call's allowed sets; the rows it leaves free are set OFF
+        in states and counted."""
+        scores, stuck = self.trie.mask(scores, states, books, self.allowed, live)
+        states[stuck] = OFF
+        self.free_clauses += len(stuck)
+        return scores
