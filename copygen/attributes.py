@@ -176,6 +176,10 @@ class AttributeVocab:
     # Words of features a product either has or not (口袋, 拼接, 荷叶边, 开叉...): the observed values
     # of the vocabulary's `details` keys; unstated_words() blocks those a product does not list.
     details: tuple[str, ...] = ()
+    # (the keys that state a part of the garment, the words that name it): a product with no value
+    # under any of the keys is given none of the words by a stated_only job (unstated_words): a
+    # pinafore that states no sleeve has no 袖口, a jacket that states no collar no 领口.
+    parts: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
 
     def closed_key_of(self, key: str) -> ClosedKey | None:
         for group in self.closed:
@@ -230,6 +234,23 @@ def _details(value: object, observed: object, source: str) -> tuple[str, ...]:
     if missing:
         raise _fail(source, f"details.keys: {', '.join(missing)} not observed")
     return tuple(sorted(({fold(v) for k in keys for v in observed[k]} - {fold(w) for w in skip}) | set(map(fold, words))))
+
+
+def _parts(value: object, source: str) -> tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]:
+    if not isinstance(value, dict):
+        raise _fail(source, "field 'parts' must be an object")
+    parts = []
+    for name, part in value.items():
+        if name == "note":
+            continue
+        if not isinstance(part, dict):
+            raise _fail(source, f"parts.{name} must be an object with 'keys' and 'words'")
+        keys = _str_list(part.get("keys", []), source, f"parts.{name}.keys")
+        words = _str_list(part.get("words", []), source, f"parts.{name}.words")
+        if not keys or not words:
+            raise _fail(source, f"parts.{name} must name at least one key and one word")
+        parts.append((tuple(keys), tuple(map(fold, words))))
+    return tuple(parts)
 
 
 def _flag(value: object, source: str, where: str) -> bool:
@@ -293,6 +314,7 @@ def parse_vocab(data: object, source: str = "attribute vocabulary") -> Attribute
         aliases=aliases,
         closed=tuple(closed),
         details=_details(data.get("details", {}), data.get("observed", {}), source),
+        parts=_parts(data.get("parts", {}), source),
     )
 
 
@@ -338,14 +360,23 @@ def _forms(folded_value: str, vocab: AttributeVocab) -> list[str]:
     return forms
 
 
+def names_value(text: str, value: str, vocab: AttributeVocab | None = None) -> bool:
+    """Whether the text names the value itself: the value, an alias, its stem or all its words
+    (rules 1-4), not merely a word of its family whose classes meet it (a 纯棉 shirt names no 牛仔布)."""
+    return _names(fold(text), fold(value), vocab or load_vocab())
+
+
+def _names(folded_text: str, v: str, vocab: AttributeVocab) -> bool:
+    if any(_contains(folded_text, form) for form in _forms(v, vocab)):
+        return True
+    words = _jieba_words(v)
+    return len(words) >= 2 and all(_contains(folded_text, w) for w in words)
+
+
 def _expressed(folded_text: str, value: str, key: str | None, vocab: AttributeVocab,
                mentioned: dict[str, list[str]]) -> bool:
     v = fold(value)
-    forms = _forms(v, vocab)
-    if any(_contains(folded_text, form) for form in forms):
-        return True
-    words = _jieba_words(v)
-    if len(words) >= 2 and all(_contains(folded_text, w) for w in words):
+    if _names(folded_text, v, vocab):
         return True
     # Only families whose classes say what a word names; the others' classes say what a value allows.
     group = next((g for g in vocab.closed if key in g.keys and g.expresses), None)
@@ -447,7 +478,8 @@ def unstated_words(
     Meant to be blocked while generating copy that states only what the product states (a job's
     stated_only): a product with no 材质 is given no fibre, one with no 图案 no print, stripe or
     check, one with no 颜色 (or only 纯色) no colour, and none is given a feature (口袋, 拼接, 开叉:
-    the vocabulary's ``details``) that it does not list. A family counts as stated when a value
+    the vocabulary's ``details``) that it does not list, nor a part of the garment (a collar, a
+    cuff: ``parts``) none of whose keys it has. A family counts as stated when a value
     names one of its classes or is one it cannot judge (unknown, or may be anything). Families that
     name the garment itself (``names_garment``: 类型, 衣样式...), those limited to the copy's
     subject, and those limited to other products (牛仔裤 is no unstated fact in a top's copy) are
@@ -464,6 +496,7 @@ def unstated_words(
         unstated.update(group.compounds)
         unstated -= _words_its_text_allows(group, said)  # a title 牛仔阔腿裤 keeps 牛仔裤 open
     unstated.update(vocab.details)  # the product's own are protected below, as its values
+    unstated.update(w for keys, words in _unstated_parts(attributes, vocab) for w in words)
     allowed, _ = _judged_words(attributes, vocab)  # a white product's 纯白色 is no unstated pattern
     # Only the product's values protect the words inside them (雪纺衫 keeps 雪纺 open), not the
     # words its families allow: with no 颜色, a 碎花 dress (whose print allows a 纯白色 ground) is
@@ -480,6 +513,12 @@ def _words_its_text_allows(group: ClosedKey, folded_text: str) -> set[str]:
     said = frozenset().union(*(group.mentions[w] for w in found))
     return ({w for w, classes in group.mentions.items() if classes & said}
             | {w for w, classes in group.compounds.items() if classes <= said})
+
+
+def _unstated_parts(attributes: Mapping[str, Sequence[str]], vocab: AttributeVocab) -> list[tuple]:
+    """The vocabulary's parts the product states nothing of: no value under any of their keys."""
+    return [(keys, words) for keys, words in vocab.parts
+            if not any(v.strip() for key in keys for v in attributes.get(key, ()))]
 
 
 def _unstated_families(attributes: Mapping[str, Sequence[str]], vocab: AttributeVocab) -> list[ClosedKey]:
@@ -515,6 +554,7 @@ def unstated_found(
             found.update(dict.fromkeys([word] if word in unstated else sorted(u for u in unstated if u in word)))
         found.update(dict.fromkeys(w for w in group.compounds if w in unstated and w in folded))
     found.update(dict.fromkeys(w for w in vocab.details if w in unstated and w in folded))
+    found.update(dict.fromkeys(w for _, words in vocab.parts for w in words if w in unstated and w in folded))
     return [w for w in found if not any(w != other and w in other for other in found)]
 
 

@@ -74,7 +74,44 @@ def test_training_saves_the_clauses_of_its_copy_in_the_checkpoint(tiny):
     manifest = json.loads((tiny / "copygen.json").read_text(encoding="utf-8"))
     book = load_clause_book(tiny, manifest)
     assert manifest["clauses"]["clauses"] == len(book) > 0
+    assert manifest["clauses"]["facts"] == sum(bool(f) for f in book.facts) > 0  # make demo retrains a book without
     assert {"这款白色上衣采用纯棉面料", "柔软亲肤", "遮肉显腿长"} <= set(book.clauses)  # trainer.testing's copy
+
+
+def test_each_clause_keeps_the_facts_it_says_of_the_products_whose_copy_wrote_it():
+    black = "类型#上衣*颜色#黑色*风格#休闲"
+    book = clausebook.ClauseBook.collect(
+        [(black, "黑色的衣身，休闲的黑色款式，柔软亲肤。")] * clausebook.WORD_COPIES
+        + [(black + "*材质#棉", "休闲的黑色款式，柔软亲肤。"), ("类型#上衣*颜色#白色", "柔软亲肤。"),
+           ("类型#裙*裙长#连衣裙", "黑色的衣身。")])
+    facts = dict(zip(book.clauses, book.facts))
+    # the smallest set of each writer's facts the clause says; 棉 is its writer's but not in the clause
+    assert facts["休闲的黑色款式"] == (frozenset({"颜色#黑色", "风格#休闲"}),)
+    assert facts["柔软亲肤"] == ()  # it says nothing of any writer's values: any product's
+    assert facts["黑色的衣身"] == ()  # one writer stated no colour: the clause says nothing of it
+
+
+def test_a_clauses_facts_survive_saving_and_a_book_saved_without_them_puts_no_condition(tmp_path):
+    book = clausebook.ClauseBook([("黑色的衣身", ("上衣",), {"颜色#黑色"}), ("黑色的衣身", ("裙",), {"颜色#黑色", "风格#简约"}),
+                                  ("休闲的款式", ("上衣",), {"风格#休闲"}), ("休闲的款式", ("上衣",), {"风格#运动"}),
+                                  ("柔软亲肤", ("上衣",))])
+    assert book.facts == [(frozenset({"颜色#黑色"}),), (frozenset({"风格#休闲"}), frozenset({"风格#运动"})), ()]
+    book.save(tmp_path / clausebook.FILE)
+    again = load_clause_book(tmp_path, {"clauses": {"clauses": 3}})
+    assert again.facts == book.facts and again.types == book.types
+    (tmp_path / clausebook.FILE).write_text("黑色的衣身\t上衣\n", encoding="utf-8")  # the first books had no facts
+    assert load_clause_book(tmp_path, {"clauses": {"clauses": 1}}).facts == [()]
+    (tmp_path / clausebook.FILE).write_text("黑色的衣身\t上衣\t{\"颜色\": 1}\n", encoding="utf-8")
+    with pytest.raises(CheckpointError, match="key#value facts"):
+        load_clause_book(tmp_path, {"clauses": {"clauses": 1}})
+
+
+def test_a_product_meets_the_facts_its_values_title_or_description_state():
+    source = "简约衬衫 | 类型#上衣*颜色#米白色*材质#纯棉 | 通勤百搭"
+    facts = ["颜色#白色", "材质#棉", "风格#简约", "风格#通勤", "颜色#黑色", "材质#牛仔布", "类型#上衣"]
+    assert clausebook.facts_met(source, facts) == [True, True, True, True, False, False, True]
+    assert clausebook.facts_met("类型#裤*颜色#黑色", ["颜色#黑色", "颜色#白色"]) == [True, False]
+    assert clausebook.facts_met("黑色 #1 长裤", ["颜色#黑色"]) == [True]  # a title with a # in it is no attribute
 
 
 # -- the trie ------------------------------------------------------------------------------------
@@ -101,6 +138,18 @@ def test_a_clause_with_a_blocked_phrase_leaves_the_book_for_rows_that_block_it()
     assert node_ok[trie.start([1, 5])] and end_ok[trie.start([1, 5])]
     assert not node_ok[trie.start([1, 2])] and not node_ok[trie.start([4])]
     assert node_ok[trie.start([1])]  # still on the path of 1 5
+
+
+def test_a_clause_is_a_products_where_it_meets_the_facts_of_one_of_its_writers():
+    a, b, c = frozenset({"颜色#黑色"}), frozenset({"颜色#黑色", "风格#休闲"}), frozenset({"风格#运动"})
+    trie = _KnownClauses([[1], [2], [3], [4]], [90], 99, facts=[(), (a,), (b, c), (c,)])
+    assert trie.fact_names == ["颜色#黑色", "风格#休闲", "风格#运动"] or sorted(trie.fact_names) == trie.fact_names
+    met = {"颜色#黑色": True, "风格#休闲": False, "风格#运动": True}
+    assert trie.of_facts([met[f] for f in trie.fact_names]).tolist() == [True, True, True, True]
+    met = {"颜色#黑色": True, "风格#休闲": False, "风格#运动": False}
+    assert trie.of_facts([met[f] for f in trie.fact_names]).tolist() == [True, True, False, False]
+    assert trie.of_facts([False] * 3).tolist() == [True, False, False, False]
+    assert _KnownClauses([[1], [2]], [90], 99).of_facts([]).tolist() == [True, True]  # a book without facts
 
 
 def test_a_row_its_book_leaves_no_token_writes_freely_and_is_counted():
@@ -171,6 +220,21 @@ def test_a_row_writes_only_clauses_its_own_garment_type_wrote(engine):
         assert all(kind in kinds[c] for t in variants for c in wordpairs.clauses(t)[:-1])
     untyped = engine.generate([Request("颜色#白色", variants=6)], **sample, known_clauses=True)
     assert len({k for t in untyped[0] for c in wordpairs.clauses(t)[:-1] for k in kinds[c]}) >= 2  # any type's
+
+
+def test_a_row_writes_only_clauses_whose_facts_its_product_states(engine):
+    book = engine.clause_book
+    facts = dict(zip(book.clauses, book.facts))
+    assert facts["这款白色上衣采用纯棉面料"] == (frozenset({"颜色#白色", "材质#棉"}),)  # trainer.testing's copy
+    stated, grey = SOURCES[0], "类型#上衣*颜色#灰色*衣样式#卫衣"
+    sample = {"seed": 3, "max_new_tokens": 60, "temperature": 1.5, "top_p": 1.0}
+    white, other = engine.generate([Request(stated, variants=8), Request(grey, variants=8)], **sample,
+                                   known_clauses=True)
+    written = [c for t in other for c in wordpairs.clauses(t)[:-1]]
+    assert written and all(any(all(clausebook.facts_met(grey, sorted(s))) for s in facts[c]) or not facts[c]
+                           for c in written)
+    assert not [t for t in other if "白色" in t or "纯棉" in t]
+    assert any(facts[c] for t in white for c in wordpairs.clauses(t)[:-1])  # its own facts' clauses stay open
 
 
 def test_a_checkpoint_without_a_book_is_refused_with_a_reason(engine):

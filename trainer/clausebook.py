@@ -19,15 +19,30 @@ decoded, so what the product excludes or does not state is never written from th
 Each clause keeps the garment types (trainer.ngram.key_of: 上衣, 裙, 裤) of the products whose copy
 wrote it, and a row writes only clauses of its own product's type (a product of no type, any): a
 shirt is never given a skirt's "双层网纱裙摆", nor a sweater a 半身裙's clause.
+
+Each clause also keeps the facts it says of the products whose copy wrote it: the attribute values
+(key#value, 类型 aside) of its writer that it expresses (copygen.attributes.missing_values, the rules
+of coverage). "黑色的选择可以从视觉上修饰你的体型" was written for 颜色#黑色 products, "宽松的版型" for
+版型#宽松 ones, "采用纯棉材质打造" for a 材质#棉 jacket. A row writes a clause only if its product
+states the facts of one of the clause's writers (facts_met: its values, title or description
+express them); a clause one writer wrote without stating anything its words say is any product's
+("修饰腿部线条", written for 图案#线条 products and for others). make demo's known-clauses copy gave
+straight jeans "宽松的款式", a denim jacket "纯棉材质" and 职场 suit trousers "这款黑色的休闲运动裤"
+from clauses their writers stated, and no vocabulary rule read them (docs/quality-log.md).
+A book saved without facts (the first books, of early 2026-12-05) puts no condition on any clause.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from copygen.attributes import load_vocab, missing_values, names_value
+from copygen.catalogue.attribute_parsing import parse_attributes
+from copygen.prompt import SOURCE_JOINER
 from trainer.ngram import ALL, key_of
 from trainer.wordpairs import clauses, words
 
@@ -38,18 +53,27 @@ MIN_CHARS = 2  # shorter clauses (a lone 的) say nothing
 MAX_CHARS = 40  # longer ones are run-ons that read as two clauses without a mark
 _DIGIT = re.compile(r"\d")
 _LATIN = re.compile(r"[A-Za-z]+")
+_ATTRIBUTES = re.compile(r"[^\s#*]+#[^#*]+(\*[^\s#*]+#[^#*]+)*")  # copygen.prompt.attributes_text
+
+
+Facts = tuple[frozenset[str], ...]  # a clause's writers' facts (key#value); () when any product may write it
 
 
 class ClauseBook:
     """The distinct clauses of a training copy, in the order first written, each with the garment
-    types of the products whose copy wrote it."""
+    types of the products whose copy wrote it and the facts it says of them."""
 
-    def __init__(self, clauses_types: Iterable[tuple[str, Iterable[str]]]):
-        found: dict[str, set[str]] = {}
-        for clause, types in clauses_types:
-            found.setdefault(clause, set()).update(t for t in types if t != ALL)
-        self.clauses = list(found)
-        self.types = [frozenset(found[c]) for c in self.clauses]
+    def __init__(self, entries: Iterable[tuple]):
+        """entries: (clause, types) or (clause, types, facts) for each time a copy wrote a clause:
+        the types and the facts (key#value) the clause says of the product it was written for."""
+        types: dict[str, set[str]] = {}
+        facts: dict[str, set[frozenset[str]]] = {}
+        for clause, kinds, *said in entries:
+            types.setdefault(clause, set()).update(t for t in kinds if t != ALL)
+            facts.setdefault(clause, set()).add(frozenset(said[0]) if said else frozenset())
+        self.clauses = list(types)
+        self.types = [frozenset(types[c]) for c in self.clauses]
+        self.facts: list[Facts] = [_fewest(facts[c]) for c in self.clauses]
 
     def __len__(self) -> int:
         return len(self.clauses)
@@ -58,26 +82,86 @@ class ClauseBook:
     def collect(cls, pairs: Iterable[tuple[str, str]]) -> ClauseBook:
         """The book of these (source, copy) pairs: their copy's clauses, less those that name another
         product's claims, each with the types of the sources that wrote it."""
+        pairs = list(pairs)
         copies = [(key_of(source), clauses(copy)) for source, copy in pairs]
         latin_use = Counter(w.lower() for _, parts in copies for w in {w for c in parts for w in _LATIN.findall(c)})
         latin = {w for w, n in latin_use.items() if n >= LATIN_COPIES}
         split = [(kind, [(c, _words(c)) for c in parts]) for kind, parts in copies]
         word_use = Counter(w for _, parts in split for w in {w for _, ws in parts for w in ws})
-        return cls((clause, (kind,)) for kind, parts in split for clause, ws in parts
+        attributes = [source_attributes(source)[0] for source, _ in pairs]
+        return cls((clause, (kind,), said_facts(clause, attributes[n]))
+                   for n, (kind, parts) in enumerate(split) for clause, ws in parts
                    if MIN_CHARS <= len(clause) <= MAX_CHARS and not _DIGIT.search(clause)
                    and all(w.lower() in latin for w in _LATIN.findall(clause))
                    and all(word_use[w] >= WORD_COPIES for w in ws))
 
     def save(self, path: Path) -> None:
-        path.write_text("".join(f"{c}\t{','.join(sorted(t))}\n" for c, t in zip(self.clauses, self.types)),
-                        encoding="utf-8")
+        path.write_text("".join(f"{c}\t{','.join(sorted(t))}\t{_facts_text(f)}\n"
+                                for c, t, f in zip(self.clauses, self.types, self.facts)), encoding="utf-8")
 
     @classmethod
     def load(cls, path: Path) -> ClauseBook:
         lines = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines() if line]
-        if any(len(parts) != 2 for parts in lines):
-            raise ValueError("expected a clause, a tab and its types on every line")
-        return cls((clause, types.split(",") if types else ()) for clause, types in lines)
+        if any(len(parts) not in (2, 3) for parts in lines):
+            raise ValueError("expected a clause, its types and its facts, split by tabs, on every line")
+        entries = []
+        for clause, types, *facts in lines:  # one entry per writer's facts: _fewest keeps them all
+            kinds = types.split(",") if types else ()
+            entries.extend([(clause, kinds, s) for s in _facts_of(facts)] or [(clause, kinds)])
+        return cls(entries)
+
+
+def source_attributes(source: str) -> tuple[dict[str, list[str]], str]:
+    """(attributes, the rest) of a prompt's source (copygen.prompt.source_text): the part that reads
+    as key#value attributes, and the title and description around it."""
+    attributes: dict[str, list[str]] = {}
+    rest = []
+    for part in source.split(SOURCE_JOINER):
+        if not attributes and _ATTRIBUTES.fullmatch(part):  # as attributes_text writes them, not a title's "#1"
+            attributes = parse_attributes(part)
+        else:
+            rest.append(part)
+    return attributes, " ".join(rest)
+
+
+def said_facts(clause: str, attributes: Mapping[str, Sequence[str]]) -> frozenset[str]:
+    """The product's attribute values (key#value, the vocabulary's skip keys aside) the clause expresses."""
+    vocab = load_vocab()
+    shown = {k: v for k, v in attributes.items() if k not in vocab.skip_keys}
+    missing = set(missing_values(clause, shown, vocab=vocab))
+    return frozenset(f"{k}#{v}" for k, values in shown.items() for v in values if v not in missing)
+
+
+def facts_met(source: str, facts: Sequence[str]) -> list[bool]:
+    """For each fact (key#value): whether the product of this source names its value, in its
+    attributes, title or description (copygen.attributes.names_value: a 米白色 names 白色, a 纯棉
+    shirt no 牛仔布)."""
+    attributes, rest = source_attributes(source)
+    said = " ".join([rest, *(v for values in attributes.values() for v in values)])
+    vocab = load_vocab()
+    return [names_value(said, fact.partition("#")[2], vocab) for fact in facts]
+
+
+def _fewest(sets: set[frozenset[str]]) -> Facts:
+    """The writers' facts a product must meet one of: none, where one writer stated nothing the clause
+    says; else each set no smaller one is inside (meeting it meets its supersets)."""
+    if frozenset() in sets:
+        return ()
+    return tuple(sorted((s for s in sets if not any(o < s for o in sets)), key=sorted))
+
+
+def _facts_text(facts: Facts) -> str:
+    return json.dumps([sorted(s) for s in facts], ensure_ascii=False) if facts else ""
+
+
+def _facts_of(column: list[str]) -> list[frozenset[str]]:
+    """The sets of facts in a saved book's third column: none for an empty one, or a book saved without facts."""
+    if not column or not column[0]:
+        return []
+    sets = json.loads(column[0])
+    if not isinstance(sets, list) or not all(isinstance(s, list) and all(isinstance(f, str) for f in s) for s in sets):
+        raise ValueError(f"expected a JSON list of lists of key#value facts, not {column[0]!r}")
+    return [frozenset(s) for s in sets]
 
 
 def _words(clause: str) -> list[str]:

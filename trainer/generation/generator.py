@@ -302,19 +302,25 @@ class Generator:
                     self.model_version)
 
     def _book(self, blocker: _Blocker, own: _RequestBlockers | None, groups: list[tuple[int, str]]) -> _Book:
-        """The clause book of one call: the share of each group of rows (own automaton, garment type)
-        is the clauses of its type that its blockers let through."""
+        """The clause book of one call: the share of each group of rows (own automaton, source) is
+        the clauses of its garment type whose facts its product states and its blockers let through."""
         trie = self._known_clauses()
         call = self._passing(trie, blocker)
         allowed = []
-        for g, kind in groups:
-            passing = [call, trie.of_type(kind)] + ([self._passing(trie, own.automata[g])] if g >= 0 else [])
+        for g, source in groups:
+            passing = [call, trie.of_type(ngram.key_of(source)), self._of_facts(trie, source)]
+            if g >= 0:
+                passing.append(self._passing(trie, own.automata[g]))
             allowed.append(trie.allowed(passing))
         return _Book(trie, allowed)
 
     @functools.lru_cache(maxsize=64)  # noqa: B019  (one Generator per process; 33 KB each for the demo book)
     def _passing(self, trie: _KnownClauses, blocker: _Blocker):
         return trie.passing(blocker)
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019  (a product's regeneration rounds ask again)
+    def _of_facts(self, trie: _KnownClauses, source: str):
+        return trie.of_facts(clausebook.facts_met(source, trie.fact_names))
 
     @functools.cache  # noqa: B019  (one Generator per process: the trie is built on first use)
     def _known_clauses(self) -> _KnownClauses:
@@ -353,7 +359,7 @@ class Generator:
         prompts: dict[tuple[str, str, str, str, int], list[int]] = {}
         own_sets: dict[frozenset[str], int] = {}  # a request's own phrases -> its automaton's index
         wanted_sets: dict[tuple[tuple[str, ...], ...], int] = {}  # a request's wanted groups -> its nudger's index
-        books: dict[tuple[int, str], int] = {}  # (own automaton, garment type) -> its clause book's index
+        books: dict[tuple[int, str], int] = {}  # (own automaton, source) -> its clause book's index
         openings: dict[str, int] = {}  # an opening -> its length in tokens
         nudging = any(nudge)
         for i, request in enumerate(requests):
@@ -370,7 +376,7 @@ class Generator:
                 opening = openings[request.opening]
             floor = self.fewest_chars(request.length) - len(request.opening) if honour_length else 0
             model = self._mixer.model_of(request.source) if self._mixer is not None else 0
-            book = books.setdefault((own, ngram.key_of(request.source)), len(books)) if known_clauses else 0
+            book = books.setdefault((own, request.source), len(books)) if known_clauses else 0
             rows.extend(_Row(i, v, prompts[key], budget, own, wanted, opening, max(0, floor), model, book)
                         for v in range(request.variants))
         rows.sort(key=lambda row: (len(row.ids), row.request, row.variant))

@@ -8,7 +8,8 @@ token at the root (after a mark). The model's distribution over those tokens is 
 (temperature, top-p, nudging, blocking all apply), so the model chooses the clauses and their
 order.
 
-A row's book is the clauses of its product's garment type none of whose tokens its blockers would
+A row's book is the clauses of its product's garment type whose facts its product states (the
+facts of one of their writers: trainer.clausebook) and none of whose tokens its blockers would
 block (the call's phrases and its request's own, read from the start of the clause), so blocking
 never leaves it in a dead end.
 Where the other rules still leave a row no token (the repeat ban on a clause it wrote before), it
@@ -27,9 +28,11 @@ ROOT, OFF = 0, -1
 class _KnownClauses:
     """The trie of a clause book's token ids, and the share of it each blocker pair allows."""
 
-    def __init__(self, sequences: list[list[int]], mark_ids, eos_id: int, types: list[frozenset[str]] | None = None):
+    def __init__(self, sequences: list[list[int]], mark_ids, eos_id: int, types: list[frozenset[str]] | None = None,
+                 facts: list[tuple[frozenset[str], ...]] | None = None):
         """sequences: the clauses' token ids; types: the garment types each was written for (None:
-        every clause is every type's)."""
+        every clause is every type's); facts: each clause's writers' facts (trainer.clausebook;
+        None, or () for a clause: any product may write it)."""
         import numpy as np  # lazy: nothing heavy at import
 
         child: dict[tuple[int, int], int] = {}
@@ -60,6 +63,18 @@ class _KnownClauses:
         self.eos_id = eos_id
         self.types = types
         self._of_type: dict[str, object] = {}  # of_type's arrays, one per garment type asked for
+        # The writers' facts as arrays: fact_names[fact_ids[a:b]] is one set of facts, at its set's
+        # place; set_of[i] is the set, clause_of[i] the clause, of the i-th (clause, set) pair.
+        facts = facts or [()] * len(sequences)
+        sets = list(dict.fromkeys(s for alternatives in facts for s in alternatives))
+        self.fact_names = sorted({f for s in sets for f in s})
+        index = {f: i for i, f in enumerate(self.fact_names)}
+        self.fact_ids = np.array([index[f] for s in sets for f in sorted(s)], dtype=np.int64)
+        self.set_starts = np.cumsum([0] + [len(s) for s in sets])[:-1].astype(np.int64)
+        set_index = {s: i for i, s in enumerate(sets)}
+        self.set_of = np.array([set_index[s] for alternatives in facts for s in alternatives], dtype=np.int64)
+        self.clause_of = np.array([i for i, alternatives in enumerate(facts) for _ in alternatives], dtype=np.int64)
+        self.free = np.array([not alternatives for alternatives in facts], dtype=bool)
 
     def of_type(self, kind: str):
         """Per clause: whether a product of this garment type (trainer.ngram.key_of) may write it."""
@@ -71,12 +86,24 @@ class _KnownClauses:
             self._of_type[kind] = np.array([kind in t for t in self.types], dtype=bool)
         return self._of_type[kind]
 
+    def of_facts(self, met):
+        """Per clause: whether a product meeting these facts (met[i]: fact_names[i]) states the facts
+        of one of its writers; a clause with none, any product."""
+        import numpy as np  # lazy: nothing heavy at import
+
+        if not len(self.set_of):
+            return self.free.copy()
+        unmet = np.add.reduceat((~np.asarray(met, dtype=bool))[self.fact_ids].astype(np.int64), self.set_starts)
+        met_sets = np.bincount(self.clause_of, weights=(unmet[self.set_of] == 0), minlength=len(self.free))
+        return self.free | (met_sets > 0)
+
     @classmethod
     def from_book(cls, book, tokenizer, mark_ids, eos_id: int) -> _KnownClauses:
         unk = tokenizer.unk_token_id
         encoded = tokenizer(book.clauses, add_special_tokens=False)["input_ids"] if len(book) else []
         kept = [i for i, ids in enumerate(encoded) if ids and unk not in ids]
-        return cls([encoded[i] for i in kept], mark_ids, eos_id, [book.types[i] for i in kept])
+        return cls([encoded[i] for i in kept], mark_ids, eos_id, [book.types[i] for i in kept],
+                   [book.facts[i] for i in kept])
 
     # -- which clauses a row may write ---------------------------------------------------------
 
@@ -171,7 +198,7 @@ class _KnownClauses:
 @dataclass
 class _Book:
     """One call's clause book: the trie, and the (node_ok, end_ok) of each set of rows with the same
-    phrases of their own and garment type (_Row.book)."""
+    phrases of their own and source (_Row.book)."""
 
     trie: _KnownClauses
     allowed: list
