@@ -560,6 +560,9 @@ def test_reference_like_sentences_near_the_published_copys_gaps_are_not_flagged(
 
 def test_a_skirt_or_top_whose_copy_is_about_trousers_is_flagged_only_where_trousers_are_its_subject():
     pinafore = {"类型": ["裙"], "材质": ["牛仔布"], "裙型": ["背带裙"]}
+    pencil = {"类型": ["裤"], "材质": ["西装面料"], "裤型": ["铅笔裤"]}
+    assert contradictions("宽边裤以形式呈现。裤腿使用了灯笼形的外形轮廓设计", pencil) == ["裤型:宽边裤", "裤型:灯笼形"]
+    assert contradictions("灯笼形的裤腿", {"类型": ["裤"], "裤型": ["哈伦裤"]}) == []
     polo = {"类型": ["上衣"], "衣样式": ["polo"], "衣领型": ["polo领"]}
     # rank-1 demo copy (2026-12-01) that no family flagged
     assert contradictions("这款牛仔裤采用了经典的小脚设计", pinafore) == ["类型:牛仔裤"]
@@ -600,6 +603,9 @@ def test_a_vocabulary_with_a_malformed_only_for_or_expresses_is_refused_by_field
 
 def test_a_top_or_trousers_are_never_called_a_dress_and_a_dress_always_may_be():
     # make demo's copy of 2026-12-04 called a polo shirt 休闲的连衣裙版型 and a denim jacket 经典的连衣裙 (2026.12-10)
+    pencil = {"类型": ["裤"], "材质": ["西装面料"], "裤型": ["铅笔裤"]}
+    assert contradictions("宽边裤以形式呈现。裤腿使用了灯笼形的外形轮廓设计", pencil) == ["裤型:宽边裤", "裤型:灯笼形"]
+    assert contradictions("灯笼形的裤腿", {"类型": ["裤"], "裤型": ["哈伦裤"]}) == []
     polo = {"类型": ["上衣"], "衣样式": ["polo"], "衣领型": ["polo领"]}
     jacket = {"类型": ["上衣"], "材质": ["牛仔布"], "衣样式": ["外套"]}
     harem = {"类型": ["裤"], "裤型": ["哈伦裤"]}
@@ -682,6 +688,9 @@ def test_a_stated_only_job_gives_no_flap_turn_up_or_belt_nobody_listed():
 
 def test_a_top_or_a_skirt_is_never_called_one_piece_trousers_and_trousers_keep_theirs():
     # make demo called a polo shirt 休闲的连体裤 (2026.12-12): blocked, never flagged
+    pencil = {"类型": ["裤"], "材质": ["西装面料"], "裤型": ["铅笔裤"]}
+    assert contradictions("宽边裤以形式呈现。裤腿使用了灯笼形的外形轮廓设计", pencil) == ["裤型:宽边裤", "裤型:灯笼形"]
+    assert contradictions("灯笼形的裤腿", {"类型": ["裤"], "裤型": ["哈伦裤"]}) == []
     polo = {"类型": ["上衣"], "衣样式": ["polo"], "衣领型": ["polo领"]}
     overall_skirt = {"类型": ["裙"], "裙型": ["背带裙"]}
     for product in (polo, overall_skirt):
@@ -779,3 +788,8 @@ def test_a_skirt_is_not_called_a_top_and_denim_or_suiting_is_not_rayon():
     assert contradictions("粘纤面料，垂感好", {"类型": ["裤"], "材质": ["混纺"]}) == []  # a blend may be anything
     trench = {"类型": ["上衣"], "衣样式": ["风衣"], "衣领型": ["小立领"]}
     assert contradictions("这款棒球领风衣", trench) == ["衣领型:棒球领"]
+    pencil = {"类型": ["裤"], "材质": ["西装面料"], "裤型": ["铅笔裤"]}
+    assert contradictions("宽边裤以形式呈现。裤腿使用了灯笼形的外形轮廓设计", pencil) == ["裤型:宽边裤", "裤型:灯笼形"]
+    assert contradictions("灯笼形的裤腿", {"类型": ["裤"], "裤型": ["哈伦裤"]}) == []
+    polo = {"类型": ["上衣"], "衣样式": ["polo"], "衣领型": ["polo领"]}
+    assert contradictions("polo领的设计，采用经典圆形的领口设计", polo) == ["衣领型:圆形的领口"]
