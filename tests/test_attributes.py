@@ -770,6 +770,11 @@ def test_a_stated_only_job_names_no_part_of_the_garment_the_product_states_nothi
     assert "领口" not in unstated_words(pinafore, text="方领口背带裙")  # its own title says it
     assert unstated_found("袖口的收紧设计，时尚减龄。", pinafore) == ["袖口"]
     assert unstated_found("喇叭袖口的设计，尽显优雅。", blouse) == []
+    assert {"前襟", "一粒钮"} <= set(unstated_words(blouse))
+    # and gave a polo shirt 两件套, skirts 工整的车线 and a 半身裙 胸前人像英文字母
+    details = {"两件套", "斜插", "明线", "车线", "双层", "薄纱", "叠襟", "风琴褶", "滚边", "按扣", "字母", "两层", "型男", "妈妈"}
+    assert details <= set(unstated_words(pinafore))
+    assert "字母" not in unstated_words({"类型": ["上衣"], "图案": ["字母"]})  # its own print
 
 
 def test_a_skirt_is_not_called_a_top_and_denim_or_suiting_is_not_rayon():
