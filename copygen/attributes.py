@@ -491,17 +491,20 @@ def unstated_words(
     attributes = attributes or {}
     said = fold(text)
     unstated: set[str] = set()
+    garment: set[str] = set()  # words naming the garment, which no other family's leave opens (部位 allows a skirt 连衣裙)
     for group in _unstated_families(attributes, vocab):
-        unstated.update(group.mentions)
-        unstated.update(group.compounds)
-        unstated -= _words_its_text_allows(group, said)  # a title 牛仔阔腿裤 keeps 牛仔裤 open
+        # a title 牛仔阔腿裤 keeps 牛仔裤 open
+        words = (set(group.mentions) | set(group.compounds)) - _words_its_text_allows(group, said)
+        unstated |= words
+        if group.names_garment:
+            garment |= words
     unstated.update(vocab.details)  # the product's own are protected below, as its values
     unstated.update(w for keys, words in _unstated_parts(attributes, vocab) for w in words)
     allowed, _ = _judged_words(attributes, vocab)  # a white product's 纯白色 is no unstated pattern
     # Only the product's values protect the words inside them (雪纺衫 keeps 雪纺 open), not the
     # words its families allow: with no 颜色, a 碎花 dress (whose print allows a 纯白色 ground) is
     # given no 白色.
-    return _blockable({w for w in unstated - allowed if w not in said}, _value_words(attributes, vocab))
+    return _blockable({w for w in unstated - (allowed - garment) if w not in said}, _value_words(attributes, vocab))
 
 
 def _words_its_text_allows(group: ClosedKey, folded_text: str) -> set[str]:
@@ -522,18 +525,21 @@ def _unstated_parts(attributes: Mapping[str, Sequence[str]], vocab: AttributeVoc
 
 
 def _unstated_families(attributes: Mapping[str, Sequence[str]], vocab: AttributeVocab) -> list[ClosedKey]:
-    """The families unstated_words() reads: those the product says nothing about."""
-    def states(group: ClosedKey) -> bool:
-        for key in group.keys:
-            for value in attributes.get(key, ()):
-                if value.strip():
-                    classes = group.classes_of(fold(value))
-                    if classes is None or classes:
-                        return True
-        return False
+    """The families unstated_words() reads: those the product says nothing about. A family naming
+    the garment is read only where the product gives it values that name none of its classes (a
+    中长裙 is neither a dress nor a skirt: make demo's copy called one 这款连衣裙); without any, copy
+    names its garment as it likes."""
+    def classes(group: ClosedKey) -> list[frozenset[str] | None]:
+        return [group.classes_of(fold(v)) for key in group.keys for v in attributes.get(key, ()) if v.strip()]
+
+    def unstated(group: ClosedKey) -> bool:
+        given = classes(group)
+        if group.names_garment or group.subject:
+            return bool(given) and all(c is not None and not c for c in given)
+        return not any(c is None or c for c in given)
 
     # not covering: a product the family is not meant for (a top, for 牛仔裤)
-    return [g for g in vocab.closed if g.covers(attributes) and not (g.names_garment or g.subject or states(g))]
+    return [g for g in vocab.closed if g.covers(attributes) and unstated(g)]
 
 
 def unstated_found(

@@ -793,8 +793,22 @@ def test_a_skirt_is_not_called_a_top_and_denim_or_suiting_is_not_rayon():
     assert contradictions("粘纤面料，垂感好", {"类型": ["裤"], "材质": ["混纺"]}) == []  # a blend may be anything
     trench = {"类型": ["上衣"], "衣样式": ["风衣"], "衣领型": ["小立领"]}
     assert contradictions("这款棒球领风衣", trench) == ["衣领型:棒球领"]
+    assert "丹宁面料" in unstated_words(trench)  # it names no fabric: a trench coat got 含棉量很高的丹宁面料
+    assert contradictions("丹宁面料", {**trench, "材质": ["涤纶"]}) == ["材质:丹宁面料"]
+    assert coverage("丹宁面料，挺括有型", {"材质": ["牛仔布"]}) == 1.0  # 丹宁 is denim
     pencil = {"类型": ["裤"], "材质": ["西装面料"], "裤型": ["铅笔裤"]}
     assert contradictions("宽边裤以形式呈现。裤腿使用了灯笼形的外形轮廓设计", pencil) == ["裤型:宽边裤", "裤型:灯笼形"]
     assert contradictions("灯笼形的裤腿", {"类型": ["裤"], "裤型": ["哈伦裤"]}) == []
     polo = {"类型": ["上衣"], "衣样式": ["polo"], "衣领型": ["polo领"]}
     assert contradictions("polo领的设计，采用经典圆形的领口设计", polo) == ["衣领型:圆形的领口"]
+
+
+def test_a_stated_only_job_does_not_call_a_skirt_of_no_stated_kind_a_dress():
+    # make demo's copy called a 文艺百褶中长裙 (裙长 中长裙: a length, neither dress nor skirt) 这款连衣裙
+    midi = {"类型": ["裙"], "颜色": ["墨绿色"], "裙型": ["百褶"], "裙长": ["中长裙"]}
+    assert {"连衣裙", "半身裙", "背带裙"} <= set(unstated_words(midi))
+    assert unstated_found("这款连衣裙，中长裙的设计更显文艺", midi) == ["连衣裙"]
+    assert "连衣裙" not in unstated_words(midi, text="文艺百褶中长连衣裙")  # its own title says so
+    assert "连衣裙" not in unstated_words({"类型": ["裙"], "裙长": ["连衣裙"]})
+    assert "连衣裙" not in unstated_words({"类型": ["裙"], "颜色": ["黑色"]})  # no kind given at all: left alone
+    assert "衬衫" not in unstated_words({"类型": ["上衣"], "衣样式": ["衫"]})  # a 衫 may be anything
