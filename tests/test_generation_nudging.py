@@ -80,7 +80,7 @@ def test_the_nudger_tracks_what_each_slot_wrote_through_overlapping_phrases():
 def test_wanted_phrases_are_the_words_that_express_each_value_never_one_character_or_excluded():
     attributes = parse_attributes("类型#裤*材质#牛仔布*颜色#白色*裤型#阔腿裤*版型#h")
     groups = wanted_phrases(attributes)
-    assert ("牛仔", "牛仔布") in groups and ("阔腿", "阔腿裤") in groups
+    assert ("丹宁", "牛仔", "牛仔布") in groups and ("阔腿", "阔腿裤") in groups  # 丹宁: its alias
     assert all(len(p) >= 2 for g in groups for p in g)  # 版型#h: no word of two characters
     assert not [g for g in groups if "裤" in g]  # 类型 is the garment word every copy uses
 
