@@ -112,6 +112,7 @@ def test_a_product_meets_the_facts_its_values_title_or_description_state():
     assert clausebook.facts_met(source, facts) == [True, True, True, True, False, False, True]
     assert clausebook.facts_met("类型#裤*颜色#黑色", ["颜色#黑色", "颜色#白色"]) == [True, False]
     assert clausebook.facts_met("黑色 #1 长裤", ["颜色#黑色"]) == [True]  # a title with a # in it is no attribute
+    assert clausebook.source_attributes("颜色#　 | 黑色长裤") == ({}, "颜色#　 黑色长裤")  # a blank value: text
 
 
 # -- the trie ------------------------------------------------------------------------------------

@@ -81,7 +81,7 @@ class ClauseBook:
     @classmethod
     def collect(cls, pairs: Iterable[tuple[str, str]]) -> ClauseBook:
         """The book of these (source, copy) pairs: their copy's clauses, less those that name another
-        product's claims, each with the types of the sources that wrote it."""
+        product's claims, each with the types of the sources that wrote it and the facts it says of them."""
         pairs = list(pairs)
         copies = [(key_of(source), clauses(copy)) for source, copy in pairs]
         latin_use = Counter(w.lower() for _, parts in copies for w in {w for c in parts for w in _LATIN.findall(c)})
@@ -118,9 +118,12 @@ def source_attributes(source: str) -> tuple[dict[str, list[str]], str]:
     rest = []
     for part in source.split(SOURCE_JOINER):
         if not attributes and _ATTRIBUTES.fullmatch(part):  # as attributes_text writes them, not a title's "#1"
-            attributes = parse_attributes(part)
-        else:
-            rest.append(part)
+            try:
+                attributes = parse_attributes(part)
+                continue
+            except ValueError:  # a value of blanks only: read the part as text
+                pass
+        rest.append(part)
     return attributes, " ".join(rest)
 
 
