@@ -366,11 +366,20 @@ def names_value(text: str, value: str, vocab: AttributeVocab | None = None) -> b
     return _names(fold(text), fold(value), vocab or load_vocab())
 
 
+def naming_forms(value: str, vocab: AttributeVocab | None = None) -> list[tuple[str, ...]]:
+    """The ways a text names the value (names_value), folded: each a tuple of words that must all
+    occur, the value, an alias or its stem alone (rules 1-3), or all its jieba words (rule 4)."""
+    return _naming_forms(fold(value), vocab or load_vocab())
+
+
+def _naming_forms(folded_value: str, vocab: AttributeVocab) -> list[tuple[str, ...]]:
+    forms = [(form,) for form in _forms(folded_value, vocab)]
+    words = _jieba_words(folded_value)
+    return forms + [words] if len(words) >= 2 else forms
+
+
 def _names(folded_text: str, v: str, vocab: AttributeVocab) -> bool:
-    if any(_contains(folded_text, form) for form in _forms(v, vocab)):
-        return True
-    words = _jieba_words(v)
-    return len(words) >= 2 and all(_contains(folded_text, w) for w in words)
+    return any(all(_contains(folded_text, w) for w in words) for words in _naming_forms(v, vocab))
 
 
 def _expressed(folded_text: str, value: str, key: str | None, vocab: AttributeVocab,

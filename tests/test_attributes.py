@@ -759,6 +759,21 @@ def test_trousers_that_narrow_at_the_ankle_are_never_given_a_wide_hem():
     assert "宽宽的裤" not in excluded_words({"类型": ["裤"], "裤型": ["阔腿裤"]})
 
 
+def test_a_stated_only_job_praises_the_neck_or_face_only_where_the_product_states_a_collar():
+    # make demo gave a flared-sleeve chiffon top 恰到好处的修饰了脖颈 and a shirt dress 露出优美的天鹅颈,
+    # neither with a collar listed (2026.12-20)
+    top = {"类型": ["上衣"], "材质": ["雪纺"], "衣袖型": ["喇叭袖"]}
+    assert {"脖颈", "天鹅颈", "颈部", "锁骨", "脸型"} <= set(unstated_words(top))
+    assert unstated_found("恰到好处的修饰了脖颈，尽显优雅。", top) == ["脖颈"]
+    v_neck = {"类型": ["上衣"], "衣领型": ["v领"]}
+    assert not {"脖颈", "天鹅颈", "锁骨"} & set(unstated_words(v_neck))
+    assert unstated_found("v领的设计，修饰脖颈线条，露出性感的锁骨。", v_neck) == []
+    # and an a-line skirt 高腰的设计，不仅修饰你的肩型: the arm and the shoulder go with a sleeve
+    skirt = {"类型": ["裙"], "裙型": ["a字"], "裙腰型": ["高腰"]}
+    assert unstated_found("高腰的设计，不仅修饰你的肩型，还能修饰手臂。", skirt) == ["手臂", "肩型"]
+    assert unstated_found("喇叭袖的设计，修饰手臂线条。", top) == []
+
+
 def test_a_stated_only_job_names_no_part_of_the_garment_the_product_states_nothing_of():
     # make demo's copy from the clause book gave a pinafore 袖口的收紧设计, a denim jacket 圆形的领口,
     # a chiffon top 开扣 and a sweatshirt 小象图案 (2026.12-19)

@@ -88,7 +88,30 @@ def test_each_clause_keeps_the_facts_it_says_of_the_products_whose_copy_wrote_it
     # the smallest set of each writer's facts the clause says; 棉 is its writer's but not in the clause
     assert facts["休闲的黑色款式"] == (frozenset({"颜色#黑色", "风格#休闲"}),)
     assert facts["柔软亲肤"] == ()  # it says nothing of any writer's values: any product's
-    assert facts["黑色的衣身"] == ()  # one writer stated no colour: the clause says nothing of it
+    # the dress's listing has no colour, yet its copy says black: the clause still says 黑色
+    assert facts["黑色的衣身"] == (frozenset({"颜色#黑色"}),)
+
+
+def test_a_clause_naming_a_value_its_writer_did_not_list_is_only_for_products_that_name_it():
+    dress, coat = "类型#裙*裙长#连衣裙", "类型#上衣*衣样式#风衣*衣长#中长款"
+    book = clausebook.ClauseBook.collect(
+        [(dress, "采用中长的版型设计，拉长下半身比例，进一步展现优雅。")] * clausebook.WORD_COPIES
+        + [(coat, "中长款的风衣。"), ("类型#裙*裙长#半身裙*裙型#一步裙", "这款半身裙。")])
+    facts = dict(zip(book.clauses, book.facts))
+    # make demo gave a dress of no stated length 中长的版型: its writer saw a length it did not list
+    assert facts["采用中长的版型设计"] == (frozenset({"衣长#中长款"}),)
+    assert clausebook.facts_met(coat, ["衣长#中长款"]) == [True]
+    assert clausebook.facts_met(dress, ["衣长#中长款"]) == [False]
+    # 下半身 is no 半身裙, 进一步 no 一步裙: these stay any product's
+    assert facts["拉长下半身比例"] == () and facts["进一步展现优雅"] == ()
+
+
+def test_a_clause_that_lost_a_character_to_unk_is_left_out_unless_another_copy_wrote_it_whole():
+    source = "类型#上衣*风格#休闲"
+    book = clausebook.ClauseBook.collect(
+        [(source, "让你在中也能自由出行，穿着舒适。", ("让你在中也能自由出行",))] * clausebook.WORD_COPIES
+        + [(source, "穿着舒适，透气。", ("透气",))] + [(source, "透气，好穿。")] * clausebook.WORD_COPIES)
+    assert book.clauses == ["穿着舒适", "透气", "好穿"]  # 人群 was lost from the first: a torn clause
 
 
 def test_a_clauses_facts_survive_saving_and_a_book_saved_without_them_puts_no_condition(tmp_path):

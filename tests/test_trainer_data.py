@@ -30,7 +30,8 @@ def test_advertisegen_rows_become_ad_pairs_with_normalised_attribute_sources():
     assert pairs == [
         Pair("类型#裤*版型#宽松*图案#复古*图案#线条", "宽松的阔腿裤，复古的线条图案，上身随性又显腿长。", "ad",
              f"{MIXED}:1"),
-        Pair("类型#裙*颜色#白色", "这款白色连衣裙清新，的设计很特别。", "ad", f"{MIXED}:2"),
+        Pair("类型#裙*颜色#白色", "这款白色连衣裙清新，的设计很特别。", "ad", f"{MIXED}:2",
+             ("这款白色连衣裙清新", "的设计很特别")),
         # spaces around '#', a trailing '*', full-width letters and a zero-width space are normalised
         Pair("类型#上衣*颜色#黑色", "黑色上衣，ABC123款，简约百搭。", "ad", f"{MIXED}:11"),
     ]
@@ -64,6 +65,16 @@ def test_unk_literals_are_removed_and_counted_and_their_rows_kept():
     assert report["unk_removed"] == 3 and report["unk_rows"] == 1
     assert not any("<UNK>" in p.copy for p in pairs)
     assert any(p.origin.endswith(":2") for p in pairs)
+
+
+def test_the_clauses_that_lost_a_character_to_unk_are_kept_on_the_pair_through_preparation():
+    pairs, _ = read_pairs(MIXED)
+    (torn,) = [p for p in pairs if p.origin.endswith(":2")]
+    assert torn.copy == "这款白色连衣裙清新，的设计很特别。"
+    assert torn.torn == ("这款白色连衣裙清新", "的设计很特别")  # as the copy has them, for the clause book
+    assert all(p.torn == () for p in pairs if p is not torn)
+    train, _, _ = prepare_pairs(pairs, seed=0, val_fraction=0.0)
+    assert [p.torn for p in train if p.origin == torn.origin] == [torn.torn]
 
 
 def test_rows_whose_summary_names_brand_are_dropped_so_brand_never_reaches_a_merchant():

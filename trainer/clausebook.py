@@ -13,7 +13,8 @@ product's claims into any copy: a clause with a digit (a size, a year, a percent
 a word of Latin letters that fewer than LATIN_COPIES copies use (a brand: "veromoda"; polo, v领 and
 a字 stay), or with a word (jieba, two characters or more) that fewer than WORD_COPIES copies use:
 what one product alone has (四合扣, 毛绒绒, a 淡绿 trim), which no vocabulary lists and no check
-could read. A product's own banned phrases remove the clauses that contain one when it is
+could read; nor a clause that lost a character where the data had <UNK> (trainer.data.Pair.torn:
+"卫衣的地方在于", "让你在中也能自由出行" read as a person's slips). A product's own banned phrases remove the clauses that contain one when it is
 decoded, so what the product excludes or does not state is never written from the book either.
 
 Each clause keeps the garment types (trainer.ngram.key_of: 上衣, 裙, 裤) of the products whose copy
@@ -29,6 +30,10 @@ express them); a clause one writer wrote without stating anything its words say 
 ("修饰腿部线条", written for 图案#线条 products and for others). make demo's known-clauses copy gave
 straight jeans "宽松的款式", a denim jacket "纯棉材质" and 职场 suit trousers "这款黑色的休闲运动裤"
 from clauses their writers stated, and no vocabulary rule read them (docs/quality-log.md).
+A writer's facts also hold any value the training products list that the clause names and its
+writer's listing does not (_Values.unlisted): what the writer saw in the garment and did not list.
+A dress listing no length wrote "这款连衣裙采用中长的版型设计"; the clause is for products that name
+a 中长 length, not for every dress (make demo gave it to one of no stated length).
 A book saved without facts (the first books, of early 2026-12-05) puts no condition on any clause.
 """
 
@@ -40,8 +45,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from copygen.attributes import load_vocab, missing_values, names_value
+from copygen.attributes import load_vocab, missing_values, names_value, naming_forms
 from copygen.catalogue.attribute_parsing import parse_attributes
+from copygen.compliance import fold
 from copygen.prompt import SOURCE_JOINER
 from trainer.ngram import ALL, key_of
 from trainer.wordpairs import clauses, words
@@ -56,6 +62,10 @@ _LATIN = re.compile(r"[A-Za-z]+")
 _ATTRIBUTES = re.compile(r"[^\s#*]+#[^#*]+(\*[^\s#*]+#[^#*]+)*")  # copygen.prompt.attributes_text
 
 
+# Words that hold a value's form without naming the value: 下半身 is no 半身裙, 进一步 no 一步裙,
+# 撞衫 no 衫, 打破常规 no 常规 length (read in the demo book's clauses: each left a clause written
+# for any product to products of that value alone).
+_NOT_NAMING = re.compile("下半身|上半身|进一步|撞衫|打破常规")
 Facts = tuple[frozenset[str], ...]  # a clause's writers' facts (key#value); () when any product may write it
 
 
@@ -79,17 +89,20 @@ class ClauseBook:
         return len(self.clauses)
 
     @classmethod
-    def collect(cls, pairs: Iterable[tuple[str, str]]) -> ClauseBook:
-        """The book of these (source, copy) pairs: their copy's clauses, less those that name another
-        product's claims, each with the types of the sources that wrote it and the facts it says of them."""
-        pairs = list(pairs)
-        copies = [(key_of(source), clauses(copy)) for source, copy in pairs]
+    def collect(cls, pairs: Iterable[tuple]) -> ClauseBook:
+        """The book of these (source, copy) or (source, copy, torn) pairs: their copy's clauses, less
+        those that name another product's claims and those the copy has torn (trainer.data.Pair.torn:
+        a clause that lost a character), each with the types of the sources that wrote it and the
+        facts it says of them."""
+        pairs = [(source, copy, set(torn[0]) if torn else set()) for source, copy, *torn in pairs]
+        copies = [(key_of(source), [c for c in clauses(copy) if c not in lost]) for source, copy, lost in pairs]
         latin_use = Counter(w.lower() for _, parts in copies for w in {w for c in parts for w in _LATIN.findall(c)})
         latin = {w for w, n in latin_use.items() if n >= LATIN_COPIES}
         split = [(kind, [(c, _words(c)) for c in parts]) for kind, parts in copies]
         word_use = Counter(w for _, parts in split for w in {w for _, ws in parts for w in ws})
-        attributes = [source_attributes(source)[0] for source, _ in pairs]
-        return cls((clause, (kind,), said_facts(clause, attributes[n]))
+        writers = [source_attributes(source) for source, _, _ in pairs]
+        values = _Values((k, v) for attributes, _ in writers for k, vs in attributes.items() for v in vs)
+        return cls((clause, (kind,), said_facts(clause, writers[n][0]) | values.unlisted(clause, *writers[n]))
                    for n, (kind, parts) in enumerate(split) for clause, ws in parts
                    if MIN_CHARS <= len(clause) <= MAX_CHARS and not _DIGIT.search(clause)
                    and all(w.lower() in latin for w in _LATIN.findall(clause))
@@ -133,6 +146,47 @@ def said_facts(clause: str, attributes: Mapping[str, Sequence[str]]) -> frozense
     shown = {k: v for k, v in attributes.items() if k not in vocab.skip_keys}
     missing = set(missing_values(clause, shown, vocab=vocab))
     return frozenset(f"{k}#{v}" for k, values in shown.items() for v in values if v not in missing)
+
+
+class _Values:
+    """The attribute values the training products list (skip keys aside), to find which ones a
+    clause names (copygen.attributes.names_value) whether or not its writer listed them."""
+
+    def __init__(self, found: Iterable[tuple[str, str]]):
+        """found: (key, value) pairs; a value keeps the first key it was listed under."""
+        vocab = load_vocab()
+        self.key: dict[str, str] = {}
+        for key, value in found:
+            if key not in vocab.skip_keys and value.strip():
+                self.key.setdefault(value.strip(), key)
+        # each way of naming a value, under the first character of its first word: a clause need
+        # only try the values one of whose forms begins with a character it has
+        self.forms: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+        for value in self.key:
+            for form in naming_forms(value, vocab):
+                self.forms.setdefault(form[0][0], []).append((value, form))
+        self._named: dict[str, frozenset[str]] = {}
+
+    def named(self, clause: str) -> frozenset[str]:
+        """The listed values the clause names."""
+        if clause not in self._named:
+            folded = _NOT_NAMING.sub("|", fold(clause))
+            candidates = {v for ch in set(folded) for v, form in self.forms.get(ch, ())
+                          if all(w in folded for w in form)}
+            vocab = load_vocab()
+            self._named[clause] = frozenset(v for v in candidates if names_value(folded, v, vocab))
+        return self._named[clause]
+
+    def unlisted(self, clause: str, attributes: Mapping[str, Sequence[str]], rest: str) -> frozenset[str]:
+        """The values (key#value) the clause names that its writer, with these attributes and this
+        title and description, does not: what its writer saw and did not list (a 中长 length, a
+        连体 cut). A product must name them to write the clause, as it must its writer's facts."""
+        named = self.named(clause)
+        if not named:
+            return frozenset()
+        said = " ".join([rest, *(v for values in attributes.values() for v in values)])
+        vocab = load_vocab()
+        return frozenset(f"{self.key[v]}#{v}" for v in named if not names_value(said, v, vocab))
 
 
 def facts_met(source: str, facts: Sequence[str]) -> list[bool]:

@@ -78,7 +78,7 @@ def prepare_pairs(
             dropped[reason] += 1
             continue
         seen.add(copy)
-        kept.append(Pair(source, copy, pair.style, pair.origin))
+        kept.append(Pair(source, copy, pair.style, pair.origin, pair.torn))
 
     val_sources = _val_sources([p.source for p in kept], seed, val_fraction)
     train = [p for p in kept if p.source not in val_sources]

@@ -33,7 +33,9 @@ The original preprocessing left two placeholders in the summaries (see the data 
   merchant copy, and as a special token it would still be a hole in the sentence. We remove the
   literal and keep the row: the sentence loses one character, usually a particle or a rare word,
   which costs less than losing a third of the data. The number removed is reported
-  (``unk_removed``, ``unk_rows``).
+  (``unk_removed``, ``unk_rows``). The clauses that lost one are kept on the pair (``Pair.torn``):
+  the model may learn from them, but the clause book (trainer.clausebook) must not hand a torn
+  clause ("让你在中也能自由出行", where 人群 was lost) to a job as a clause people wrote.
 * ``BRAND`` replaces a brand name (234 of 5,000 rows). Removing it leaves a sentence about nobody
   ("是一款很百搭的单品" without its subject), and keeping it teaches the model to write "BRAND",
   which must never reach a merchant. Those rows are dropped, as bad rows with reason
@@ -53,6 +55,7 @@ from pathlib import Path
 
 from copygen.prompt import SOURCE_JOINER, STYLE_CODES, attributes_text
 from copygen.textnorm import normalise
+from trainer.wordpairs import clauses
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,7 @@ TABLE_SUFFIXES = (".csv", ".tsv", ".xlsx", ".xlsm", ".xls")
 KOBE_SRC_SUFFIX, KOBE_TGT_SUFFIX = ".src.str", ".tgt.str"
 
 PathLike = str | os.PathLike
+_LOST = "\u303f"  # stands for <UNK> while a summary is split into clauses: printable, never a clause mark
 
 
 class DataError(ValueError):
@@ -76,6 +80,7 @@ class Pair:
     copy: str  # the marketing text it learns to write
     style: str  # a key of prompt.STYLE_CODES
     origin: str  # "path:line" of the row it came from
+    torn: tuple[str, ...] = ()  # the copy's clauses that lost a character (<UNK>), as they read without it
 
 
 @dataclass(frozen=True)
@@ -366,13 +371,20 @@ def _advertisegen_pairs(path: Path, records: list[tuple[int, object]], report: _
             continue
         unk = summary.count(UNK_LITERAL)
         copy = normalise(summary.replace(UNK_LITERAL, ""))
+        torn = torn_clauses(summary)
         if not copy:
             report.bad(path, line_no, "empty", "key 'summary'")
             continue
         report.unk_removed += unk
         report.unk_rows += unk > 0
-        pairs.append(Pair(source, copy, "ad", f"{path}:{line_no}"))
+        pairs.append(Pair(source, copy, "ad", f"{path}:{line_no}", torn))
     return pairs
+
+
+def torn_clauses(summary: str) -> tuple[str, ...]:
+    """The clauses of an AdvertiseGen summary that hold <UNK>, as the pair's copy has them (without it)."""
+    marked = normalise(summary.replace(UNK_LITERAL, _LOST))
+    return tuple(dict.fromkeys(c.replace(_LOST, "") for c in clauses(marked) if _LOST in c))
 
 
 def _table_pairs(

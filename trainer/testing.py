@@ -27,6 +27,7 @@ class _Pair:
     copy: str
     style: str = "ad"
     origin: str = "testing"
+    torn: tuple[str, ...] = ()
 
 
 def tiny_pairs(n: int = 48) -> list[_Pair]:
