@@ -15,7 +15,7 @@ from trainer.checkpoint import CheckpointError
 from trainer.generation import Generator, Request, _attention_kernel
 from trainer.generation.blocking import _Blocker
 from trainer.generation.generator import load_clause_book
-from trainer.generation.known import OFF, ROOT, _KnownClauses
+from trainer.generation.known import OFF, PAUSED, ROOT, _KnownClauses
 from trainer.testing import tiny_checkpoint
 
 SOURCES = [
@@ -74,7 +74,8 @@ def test_training_saves_the_clauses_of_its_copy_in_the_checkpoint(tiny):
     manifest = json.loads((tiny / "copygen.json").read_text(encoding="utf-8"))
     book = load_clause_book(tiny, manifest)
     assert manifest["clauses"]["clauses"] == len(book) > 0
-    assert manifest["clauses"]["facts"] == sum(bool(f) for f in book.facts) > 0  # make demo retrains a book without
+    assert manifest["clauses"]["facts"] == sum(bool(f) for f in book.facts) > 0
+    assert manifest["clauses"]["torn"] == 0  # make demo retrains a book whose manifest counts none
     assert {"这款白色上衣采用纯棉面料", "柔软亲肤", "遮肉显腿长"} <= set(book.clauses)  # trainer.testing's copy
 
 
@@ -106,12 +107,30 @@ def test_a_clause_naming_a_value_its_writer_did_not_list_is_only_for_products_th
     assert facts["拉长下半身比例"] == () and facts["进一步展现优雅"] == ()
 
 
+def test_a_clause_ending_on_a_word_people_rarely_end_a_sentence_on_is_marked_continuing(tmp_path):
+    n = clausebook.ENDING_SEEN
+    book = clausebook.ClauseBook.collect(
+        [("类型#裤", "腰部抽绳的设计，简约大方。")] * n + [("类型#裤", "简约的设计。")]
+        + [("类型#裤", "简约大方，彰显气质。")] * n)
+    ends = dict(zip(book.clauses, book.ends))
+    # 设计 ends a sentence in 1 of its 31 clauses (3%): both clauses ending on it continue
+    assert ends == {"腰部抽绳的设计": False, "简约大方": True, "简约的设计": False, "彰显气质": True}
+    book.save(tmp_path / clausebook.FILE)
+    again = load_clause_book(tmp_path, {"clauses": {"clauses": 4}})
+    assert again.ends == book.ends
+    (tmp_path / clausebook.FILE).write_text("简约的设计\t裤\t\tmaybe\n", encoding="utf-8")
+    with pytest.raises(CheckpointError, match="'continues' or nothing"):
+        load_clause_book(tmp_path, {"clauses": {"clauses": 1}})
+
+
 def test_a_clause_that_lost_a_character_to_unk_is_left_out_unless_another_copy_wrote_it_whole():
     source = "类型#上衣*风格#休闲"
     book = clausebook.ClauseBook.collect(
         [(source, "让你在中也能自由出行，穿着舒适。", ("让你在中也能自由出行",))] * clausebook.WORD_COPIES
-        + [(source, "穿着舒适，透气。", ("透气",))] + [(source, "透气，好穿。")] * clausebook.WORD_COPIES)
+        + [(source, "穿着舒适，透气。", ("透气",))] + [(source, "透气，好穿。")] * clausebook.WORD_COPIES
+        + [(source, "好穿，穿着")] * clausebook.WORD_COPIES)  # a copy cut off: its last clause is torn too
     assert book.clauses == ["穿着舒适", "透气", "好穿"]  # 人群 was lost from the first: a torn clause
+    assert book.torn == 2 * clausebook.WORD_COPIES + 1  # each time a copy wrote one, as the manifest counts them
 
 
 def test_a_clauses_facts_survive_saving_and_a_book_saved_without_them_puts_no_condition(tmp_path):
@@ -155,10 +174,28 @@ def test_the_trie_allows_what_continues_a_clause_a_mark_where_one_ends_and_the_e
     assert trie.advance(states, np.array([4, 2, 90, 91])).tolist() == [trie.start([4]), trie.start([1, 2]), ROOT, ROOT]
 
 
+def test_a_continuing_clause_takes_a_comma_never_a_full_stop_and_the_copy_ends_only_after_a_full_stop():
+    comma, stop, eos = 90, 91, 99
+    # 1 2 ends sentences; 4 5 is one people continue (阔腿裤的版型，)
+    trie = _KnownClauses([[1, 2], [4, 5]], [comma, stop], eos, ends=[True, False], sentence_mark_ids={stop})
+    allowed = [trie.allowed([])]
+    states = np.array([trie.start([1, 2]), trie.start([4, 5]), trie.start([4, 5, comma]), trie.start([1, 2, stop])])
+    masked, _ = trie.mask(torch.zeros(4, 100), states, np.zeros(4, dtype=np.int64), allowed, np.ones(4, dtype=bool))
+    assert torch.isfinite(masked[0]).nonzero().ravel().tolist() == [comma, stop]
+    assert torch.isfinite(masked[1]).nonzero().ravel().tolist() == [comma]
+    assert states[2] == PAUSED and torch.isfinite(masked[2]).nonzero().ravel().tolist() == [1, 4]  # no end after a comma
+    assert states[3] == ROOT and torch.isfinite(masked[3]).nonzero().ravel().tolist() == [1, 4, eos]
+    # a book saved before the mark: any clause may end a sentence
+    old = _KnownClauses([[1, 2], [4, 5]], [comma, stop], eos, sentence_mark_ids={stop})
+    masked, _ = old.mask(torch.zeros(1, 100), np.array([old.start([4, 5])]), np.zeros(1, dtype=np.int64),
+                         [old.allowed([])], np.ones(1, dtype=bool))
+    assert torch.isfinite(masked[0]).nonzero().ravel().tolist() == [comma, stop]
+
+
 def test_a_clause_with_a_blocked_phrase_leaves_the_book_for_rows_that_block_it():
     trie = _KnownClauses([[1, 2, 3], [1, 5], [4, 5]], [90], 99)
     blocker = _Blocker({(2,): {3}, (): {4}}, [], 100, "cpu")  # bans 2 3, and 4 alone
-    node_ok, end_ok = trie.allowed([trie.passing(blocker)])
+    node_ok, end_ok, _ = trie.allowed([trie.passing(blocker)])
     assert node_ok[trie.start([1, 5])] and end_ok[trie.start([1, 5])]
     assert not node_ok[trie.start([1, 2])] and not node_ok[trie.start([4])]
     assert node_ok[trie.start([1])]  # still on the path of 1 5

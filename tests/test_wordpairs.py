@@ -30,6 +30,13 @@ def test_clauses_end_at_every_clause_mark_and_nothing_is_read_across_them():
     assert pairs.unseen("线条") == [(wordpairs.EDGE, "线条")]  # 线条 ends a clause, never begins one
 
 
+def test_a_clause_ends_a_sentence_where_a_full_stop_follows_it_or_nothing_does():
+    assert wordpairs.ended_clauses("这款衬衫，简约大方。腰部的设计；显瘦！好看？百搭") == [
+        ("这款衬衫", False), ("简约大方", True), ("腰部的设计", False), ("显瘦", True), ("好看", True), ("百搭", True)]
+    assert wordpairs.ended_clauses("简约大方，，") == [("简约大方", True)]  # the copy's last
+    assert wordpairs.ended_clauses("") == []
+
+
 def test_word_pairs_survive_saving_and_a_damaged_file_is_refused(tmp_path):
     pairs = wordpairs.WordPairs.count(COPY)
     pairs.save(tmp_path / wordpairs.FILE)

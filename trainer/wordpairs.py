@@ -30,9 +30,19 @@ EDGE = "|"  # the word before a clause's first word and after its last (never a 
 _CLAUSES = re.compile(r"[^，。！？；,.!?;|\s]+")
 
 
+_SENTENCE_ENDS = frozenset("。！？.!?")
+
+
 def clauses(text: str) -> list[str]:
     """text's clauses, without the marks that end them."""
     return _CLAUSES.findall(text)
+
+
+def ended_clauses(text: str) -> list[tuple[str, bool]]:
+    """text's clauses, each with whether it ends a sentence: a 。！or ？ follows it, or it is the last."""
+    found = list(_CLAUSES.finditer(text))
+    return [(m.group(), not set(text[m.end():after.start()]).isdisjoint(_SENTENCE_ENDS))
+            for m, after in itertools.pairwise(found)] + [(m.group(), True) for m in found[-1:]]
 
 
 def words(clause: str) -> list[str]:

@@ -2,9 +2,10 @@
 training copy.
 
 A trie over the token ids of the book's clauses. A row's state is its node: the clause written so
-far since the last clause mark. At each step the row may write only a token that continues some
-clause of its book below that node, a clause mark where a whole clause ends there, and the end
-token at the root (after a mark). The model's distribution over those tokens is sampled as usual
+far since the last clause mark (at the root, PAUSED where that mark was a ，or ；). At each step the row may write only a token that continues some
+clause of its book below that node, a clause mark where a whole clause ends there (not one that
+ends a sentence, where the clause is one people continue: trainer.clausebook), and the end token at
+the root (after a mark). The model's distribution over those tokens is sampled as usual
 (temperature, top-p, nudging, blocking all apply), so the model chooses the clauses and their
 order.
 
@@ -22,17 +23,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ROOT, OFF = 0, -1
+ROOT, OFF, PAUSED = 0, -1, -2  # PAUSED: at the root after a ，or ；, where the copy may not end
+SENTENCE_MARKS = "。！？"  # the clause marks that end a sentence, never written after a continuing clause
 
 
 class _KnownClauses:
     """The trie of a clause book's token ids, and the share of it each blocker pair allows."""
 
     def __init__(self, sequences: list[list[int]], mark_ids, eos_id: int, types: list[frozenset[str]] | None = None,
-                 facts: list[tuple[frozenset[str], ...]] | None = None):
+                 facts: list[tuple[frozenset[str], ...]] | None = None, ends: list[bool] | None = None,
+                 sentence_mark_ids=()):
         """sequences: the clauses' token ids; types: the garment types each was written for (None:
         every clause is every type's); facts: each clause's writers' facts (trainer.clausebook;
-        None, or () for a clause: any product may write it)."""
+        None, or () for a clause: any product may write it); ends: whether a sentence may end on
+        each (None: on any), that is, be followed by one of the marks in sentence_mark_ids."""
         import numpy as np  # lazy: nothing heavy at import
 
         child: dict[tuple[int, int], int] = {}
@@ -60,6 +64,10 @@ class _KnownClauses:
             self.ids[i, :len(ids)] = ids
         self.marks = np.asarray(sorted(mark_ids), dtype=np.int64)
         self._marks = set(self.marks.tolist())
+        self.stops = self.marks[np.isin(self.marks, list(sentence_mark_ids))]  # after a clause that may end a sentence
+        self.pauses = self.marks[~np.isin(self.marks, list(sentence_mark_ids))]  # after any clause
+        self.ends = np.ones(len(sequences), dtype=bool) if ends is None else np.asarray(ends, dtype=bool)
+        self._pauses = set(self.pauses.tolist()) if len(self.stops) else set()  # no sentence marks: any mark may end
         self.eos_id = eos_id
         self.types = types
         self._of_type: dict[str, object] = {}  # of_type's arrays, one per garment type asked for
@@ -102,8 +110,9 @@ class _KnownClauses:
         unk = tokenizer.unk_token_id
         encoded = tokenizer(book.clauses, add_special_tokens=False)["input_ids"] if len(book) else []
         kept = [i for i, ids in enumerate(encoded) if ids and unk not in ids]
+        sentence_marks = set(tokenizer.convert_tokens_to_ids(list(SENTENCE_MARKS))) - {unk, None}
         return cls([encoded[i] for i in kept], mark_ids, eos_id, [book.types[i] for i in kept],
-                   [book.facts[i] for i in kept])
+                   [book.facts[i] for i in kept], [book.ends[i] for i in kept], sentence_marks)
 
     # -- which clauses a row may write ---------------------------------------------------------
 
@@ -124,8 +133,9 @@ class _KnownClauses:
         return ok
 
     def allowed(self, passing: list) -> tuple:
-        """(node_ok, end_ok): the nodes on the path of some clause every array of passing (one per
-        blocker: passing()) lets through, and the nodes where such a clause ends."""
+        """(node_ok, end_ok, stop_ok): the nodes on the path of some clause every array of passing
+        (one per blocker: passing()) lets through, the nodes where such a clause ends, and those
+        where one ends that a sentence may end on."""
         import numpy as np  # lazy: nothing heavy at import
 
         ok = np.logical_and.reduce([np.ones(len(self.ids), dtype=bool), *passing])
@@ -137,7 +147,9 @@ class _KnownClauses:
             node_ok[np.concatenate([self.path_nodes[starts[i]:self.path_ends[i]] for i in kept])] = True
         end_ok = np.zeros(self.size, dtype=bool)
         end_ok[self.path_nodes[self.path_ends[kept] - 1]] = True
-        return node_ok, end_ok
+        stop_ok = np.zeros(self.size, dtype=bool)
+        stop_ok[self.path_nodes[self.path_ends[kept[self.ends[kept]]] - 1]] = True
+        return node_ok, end_ok, stop_ok
 
     # -- the decode loop -----------------------------------------------------------------------
 
@@ -150,10 +162,10 @@ class _KnownClauses:
 
     def step(self, state: int, t: int) -> int:
         if t in self._marks:
-            return ROOT
+            return PAUSED if t in self._pauses else ROOT
         if state == OFF:
             return OFF
-        return self.child.get((state, t), OFF)
+        return self.child.get((ROOT if state == PAUSED else state, t), OFF)
 
     def advance(self, states, tokens):
         import numpy as np  # lazy: nothing heavy at import
@@ -163,7 +175,7 @@ class _KnownClauses:
     def mask(self, scores, states, books, allowed: list, live):
         """scores with -inf on every token the live rows' books do not continue, except in rows
         it would leave no token at all (returned: those rows, to write freely until their next
-        mark). books[slot] indexes allowed: (node_ok, end_ok) of the slot's row."""
+        mark). books[slot] indexes allowed: (node_ok, end_ok, stop_ok) of the slot's row."""
         import numpy as np  # lazy: nothing heavy at import
         import torch
 
@@ -172,13 +184,13 @@ class _KnownClauses:
             return scores, rows
         at, cols = [], []
         for i, slot in enumerate(rows):
-            node = int(states[slot])
-            node_ok, end_ok = allowed[books[slot]]
+            node = max(int(states[slot]), ROOT)  # PAUSED: the root
+            node_ok, end_ok, stop_ok = allowed[books[slot]]
             kids = self.kids[self.first[node]:self.first[node + 1]]
             tokens = self.kid_tokens[self.first[node]:self.first[node + 1]][node_ok[kids]]
             if end_ok[node]:
-                tokens = np.concatenate([tokens, self.marks])
-            if node == ROOT:
+                tokens = np.concatenate([tokens, self.pauses, self.stops if stop_ok[node] else self.stops[:0]])
+            if states[slot] == ROOT:  # after a mark that ends a sentence, or before any
                 tokens = np.append(tokens, self.eos_id)
             at.append(np.full(len(tokens), i))
             cols.append(tokens)
