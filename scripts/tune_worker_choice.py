@@ -1,5 +1,6 @@
 """Choose the worker's decoding knobs on a checkpoint's validation split: the nudge toward a
-product's own values (COPYGEN_NUDGE_START / COPYGEN_NUDGE_FOLLOW), the oversampling factor and the
+product's own values (COPYGEN_NUDGE_START / COPYGEN_NUDGE_FOLLOW, and the malus on a value written
+already, COPYGEN_NUDGE_REPEAT, as a third number), the oversampling factor and the
 sampling temperature.
 
 Each setting runs the worker's own choice (worker.pipeline.worker_choice: candidates, per-product
@@ -10,7 +11,8 @@ of rank-1 copies naming a colour, fibre, print, length... their product does not
 the share of their clauses joining two words the training copy never joins, trainer.wordpairs;
 unfin%, ungr% and misp%: the share with an unfinished sentence (不仅 that never goes on...), an
 ungrammatical phrase (a degree adverb on a bare noun...) and a misplaced effect (袖口→脖颈),
-copygen.grammar):
+copygen.grammar; rep/100: the words a rank-1 copy says again, per 100 characters,
+worker.selection.restated_words):
 
     .venv/bin/python scripts/tune_worker_choice.py models/small \\
         --data ../shared/data/advertisegen/train_first5000.json --limit 200 \\
@@ -43,6 +45,7 @@ from trainer.evaluate import attributes_of, eval_split
 from trainer.generation import Generator
 from trainer.rescore import mean_logprobs
 from worker.pipeline import worker_choice
+from worker.selection import restated_words
 
 # Words of another garment type: legs and trousers in a top's copy, shirts and sleeves in trousers'
 # copy, trousers in a skirt's. Not a contradiction (7% of the validation references name one, to
@@ -67,9 +70,11 @@ def spliced_share(generator: Generator, texts: list[str]) -> float:
     return sum(bool(generator.word_pairs.unseen(c)) for c in clauses) / len(clauses)
 
 
-def nudge_pair(text: str) -> tuple[float, float]:
-    start, _, follow = text.partition(":")
-    return float(start), float(follow or start)
+def nudge_pair(text: str) -> tuple[float, ...]:
+    """START:FOLLOW or START:FOLLOW:REPEAT (the malus on a value written already, COPYGEN_NUDGE_REPEAT)."""
+    start, _, rest = text.partition(":")
+    follow, _, repeat = rest.partition(":")
+    return (float(start), float(follow or start)) + ((float(repeat),) if repeat else ())
 
 
 def main() -> None:
@@ -77,7 +82,7 @@ def main() -> None:
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--data", type=Path, action="append", required=True)
     parser.add_argument("--limit", type=int, default=None, help="first N validation rows (default: all)")
-    parser.add_argument("--nudge", nargs="+", default=["0:0"], help="START:FOLLOW logit bonuses to try")
+    parser.add_argument("--nudge", nargs="+", default=["0:0"], help="START:FOLLOW or START:FOLLOW:REPEAT logit bonuses (and malus) to try")
     parser.add_argument("--oversample", nargs="+", type=int, default=[3])
     parser.add_argument("--temperature", nargs="+", type=float, default=[DEFAULT_TEMPERATURE])
     parser.add_argument("--clause-floor", nargs="+", default=["off"],
@@ -102,7 +107,7 @@ def main() -> None:
     attributes = [attributes_of(p.source) for p in rows]
     print(f"{len(rows)} rows, {split}, {manifest['name']}")
     print(f"{'share':>5} {'nudge':>9} {'over':>4} {'temp':>4} {'R-L':>6} {'BLEU-4':>6} {'cov%':>6} {'contra%':>7} "
-          f"{'pass%':>6} {'dist-4%':>7} {'unst%':>6} {'other%':>6} {'len':>5} {'judge':>6} {'s':>5} {'floor':>5} {'pairs':>5} {'splice%':>7} {'unfin%':>6} {'ungr%':>5} {'misp%':>5} {'known':>5}")
+          f"{'pass%':>6} {'dist-4%':>7} {'unst%':>6} {'other%':>6} {'len':>5} {'judge':>6} {'s':>5} {'floor':>5} {'pairs':>5} {'splice%':>7} {'unfin%':>6} {'ungr%':>5} {'misp%':>5} {'known':>5} {'rep/100':>7}")
     out = args.out.open("w", encoding="utf-8") if args.out else None
     settings = [(share, oversample, nudge, temperature, floor, pairs, known) for share in args.ngram_share
                 for oversample in args.oversample for nudge in map(nudge_pair, args.nudge)
@@ -129,14 +134,16 @@ def main() -> None:
         left_unfinished = sum(bool(grammar.unfinished(t)) for t in texts) / len(texts)
         ungrammatical = sum(bool(grammar.ungrammatical(t)) for t in texts) / len(texts)
         misplaced = sum(bool(grammar.misplaced(t)) for t in texts) / len(texts)
+        nudge_text = ":".join(f"{x:g}" for x in nudge)
+        repeats = 100 * sum(map(restated_words, texts)) / max(1, sum(map(len, texts)))  # words said again per 100 characters
         if args.judge:
             logps = mean_logprobs(args.judge, [(prompt.render_prompt(p.source, style=p.style), t)
                                                for p, t in zip(rows, texts)], use_ngram=False)
             judged = math.exp(-sum(logps) / len(logps))
-        print(f"{share:>5} {nudge[0]:>4g}:{nudge[1]:<4g} {oversample:>4} {temperature:>4g} {scores['rouge-l']:>6.2f} "
+        print(f"{share:>5} {nudge_text:>9} {oversample:>4} {temperature:>4g} {scores['rouge-l']:>6.2f} "
               f"{scores['bleu-4']:>6.2f} {scores['coverage'] * 100:>6.1f} {scores['contradiction_rate'] * 100:>7.1f} "
               f"{passing * 100:>6.1f} {scores['distinct_4'] * 100:>7.1f} {unstated * 100:>6.1f} {other * 100:>6.1f} "
-              f"{scores['mean_length']:>5.0f} {judged:>6.2f} {seconds:>5.0f} {floor:>5} {pairs:>5} {spliced * 100:>7.1f} {left_unfinished * 100:>6.1f} {ungrammatical * 100:>5.1f} {misplaced * 100:>5.1f} {known:>5}", flush=True)
+              f"{scores['mean_length']:>5.0f} {judged:>6.2f} {seconds:>5.0f} {floor:>5} {pairs:>5} {spliced * 100:>7.1f} {left_unfinished * 100:>6.1f} {ungrammatical * 100:>5.1f} {misplaced * 100:>5.1f} {known:>5} {repeats:>7.2f}", flush=True)
         if out:
             for pair, (text, passed) in zip(rows, chosen):
                 out.write(json.dumps({"ngram_share": share, "nudge": nudge, "oversample": oversample,

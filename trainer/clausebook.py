@@ -8,14 +8,16 @@ clause a row writes is one of its training copy's clauses, character for charact
 still chooses which clauses, and in what order, token by token (trainer.generation.known).
 
 The book is the set of distinct clauses (text between ，。！？； and the like) of the training copy,
-saved in the checkpoint (FILE: one clause per line, a tab, its types joined by commas), without those that would carry another
-product's claims into any copy: a clause with a digit (a size, a year, a percentage: "100%纯棉"), with
-a word of Latin letters that fewer than LATIN_COPIES copies use (a brand: "veromoda"; polo, v领 and
-a字 stay), or with a word (jieba, two characters or more) that fewer than WORD_COPIES copies use:
-what one product alone has (四合扣, 毛绒绒, a 淡绿 trim), which no vocabulary lists and no check
-could read; nor a clause that lost a character where the data had <UNK> (trainer.data.Pair.torn:
-"卫衣的地方在于", "让你在中也能自由出行" read as a person's slips). A product's own banned phrases remove the clauses that contain one when it is
-decoded, so what the product excludes or does not state is never written from the book either.
+saved in the checkpoint (FILE: one clause per line; tabs before its types joined by commas, its
+facts and CONTINUES or nothing), without those that would carry another product's claims into any
+copy: a clause with a digit (a size, a year, a percentage: "100%纯棉"), with a word of Latin letters
+that fewer than LATIN_COPIES copies use (a brand: "veromoda"; polo, v领 and a字 stay), or with a
+word (jieba, two characters or more) that fewer than WORD_COPIES copies use: what one product alone
+has (四合扣, 毛绒绒, a 淡绿 trim), which no vocabulary lists and no check could read. Nor does it keep
+a clause torn where the data lost a character (trainer.data.Pair.torn: "卫衣的地方在于" and
+"让你在中也能自由出行" had <UNK> in them) or cut off at a copy's end. A product's own banned phrases
+remove the clauses that contain one when it is decoded, so what the product excludes or does not
+state is never written from the book either.
 
 Each clause keeps the garment types (trainer.ngram.key_of: 上衣, 裙, 裤) of the products whose copy
 wrote it, and a row writes only clauses of its own product's type (a product of no type, any): a
