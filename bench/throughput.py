@@ -593,7 +593,7 @@ def mode_e2e(args) -> dict:
     defaults = Settings()
     _, _, spec = next(s for s in table_specs(args, sources, shape) if s[1] == "engine")
     spec = {**spec, "dtype": "auto", "products": [p.to_json() for p in products],  # the worker's dtype
-            "oversample": defaults.oversample, "nudge": [defaults.nudge_start, defaults.nudge_follow, defaults.nudge_repeat]}
+            "oversample": defaults.oversample, "nudge": [defaults.nudge_start, defaults.nudge_follow]}
     label = (f"the engine alone, the worker's first pass ({args.variants} x {defaults.oversample} candidates "
              "per product, one call)")
     print(f"... {label}", file=sys.stderr, flush=True)

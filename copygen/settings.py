@@ -36,9 +36,6 @@ class Settings(BaseSettings):
     # validation split (see the README's "Quality: what the worker publishes"); 0 and 0 turn nudging off.
     nudge_start: float = Field(2.0, ge=0, le=10, description="logit bonus on the first token of a product's value word")
     nudge_follow: float = Field(6.0, ge=0, le=20, description="logit bonus on the next token of a begun value word")
-    # A malus on a value word's first token once the copy has written the value (0: none): measured on
-    # the demo model only (README, "The demo model"), so off by default and on in make demo's job.
-    nudge_repeat: float = Field(0.0, ge=0, le=10, description="logit malus on the first token of a value word already written")
     # Longer than the hard time limit, so a chunk still running is never handed to a second worker.
     lease_seconds: int = Field(2400, ge=10, description="a running chunk older than this is re-enqueued")
     # Longer than the slowest chunk, or Redis hands a running chunk to a second worker.

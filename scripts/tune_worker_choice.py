@@ -1,6 +1,5 @@
 """Choose the worker's decoding knobs on a checkpoint's validation split: the nudge toward a
-product's own values (COPYGEN_NUDGE_START / COPYGEN_NUDGE_FOLLOW, and the malus on a value written
-already, COPYGEN_NUDGE_REPEAT, as a third number), the oversampling factor and the
+product's own values (COPYGEN_NUDGE_START / COPYGEN_NUDGE_FOLLOW), the oversampling factor and the
 sampling temperature.
 
 Each setting runs the worker's own choice (worker.pipeline.worker_choice: candidates, per-product
@@ -70,11 +69,9 @@ def spliced_share(generator: Generator, texts: list[str]) -> float:
     return sum(bool(generator.word_pairs.unseen(c)) for c in clauses) / len(clauses)
 
 
-def nudge_pair(text: str) -> tuple[float, ...]:
-    """START:FOLLOW or START:FOLLOW:REPEAT (the malus on a value written already, COPYGEN_NUDGE_REPEAT)."""
-    start, _, rest = text.partition(":")
-    follow, _, repeat = rest.partition(":")
-    return (float(start), float(follow or start)) + ((float(repeat),) if repeat else ())
+def nudge_pair(text: str) -> tuple[float, float]:
+    start, _, follow = text.partition(":")
+    return float(start), float(follow or start)
 
 
 def main() -> None:
@@ -82,7 +79,7 @@ def main() -> None:
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--data", type=Path, action="append", required=True)
     parser.add_argument("--limit", type=int, default=None, help="first N validation rows (default: all)")
-    parser.add_argument("--nudge", nargs="+", default=["0:0"], help="START:FOLLOW or START:FOLLOW:REPEAT logit bonuses (and malus) to try")
+    parser.add_argument("--nudge", nargs="+", default=["0:0"], help="START:FOLLOW logit bonuses to try")
     parser.add_argument("--oversample", nargs="+", type=int, default=[3])
     parser.add_argument("--temperature", nargs="+", type=float, default=[DEFAULT_TEMPERATURE])
     parser.add_argument("--clause-floor", nargs="+", default=["off"],

@@ -6,12 +6,11 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 
 from copygen.attributes import wanted_phrases
 from copygen.catalogue import parse_attributes
 from trainer.generation import Generator, Request
-from trainer.generation.nudging import _Nudger, _RequestNudgers
+from trainer.generation.nudging import _Nudger
 from trainer.testing import tiny_checkpoint
 
 SOURCE = "类型#裙*材质#雪纺*图案#碎花*裙型#a字"
@@ -48,23 +47,6 @@ def test_a_group_once_written_is_nudged_no_more(engine):
     text = engine.generate([Request(SOURCE, variants=3, wanted=(("雪纺",),))], seed=2, max_new_tokens=40,
                            nudge=(30.0, 30.0), greedy=True)[0]
     assert all(t.count("雪纺") == 1 for t in text), text
-
-
-def test_a_repeat_malus_pushes_down_the_first_token_of_a_value_already_written(engine):
-    nudger = _Nudger([[(1, 2)], [(3,)]])  # ab, and c
-    rows, states = np.array([0, 1]), np.zeros(2, dtype=np.int64)
-    _, tokens, kind = nudger.bonus(rows, states, np.array([0b01, 0b00]), repeat=True)
-    assert tokens[kind == 2].tolist() == [1]  # the first row wrote ab: its a is pushed down
-    assert sorted(tokens[kind == 0].tolist()) == [1, 3, 3]  # c for the first row, a and c for the second
-    assert not (nudger.bonus(rows, states, np.array([0b01, 0b00]))[2] == 2).any()  # no malus asked: none
-    logits = _RequestNudgers([nudger], 2.0, 6.0, 3.0).nudge(
-        torch.zeros(2, 8), np.array([0, 0]), states, np.array([0b01, 0b00]), np.array([True, True]))
-    assert logits[0].tolist() == [0, -3, 0, 2, 0, 0, 0, 0] and logits[1].tolist() == [0, 2, 0, 2, 0, 0, 0, 0]
-    # make demo's cardigan said 宽松 six times: with a malus no logit beats, a value once written
-    # never begins again
-    request = Request(SOURCE, variants=3, wanted=(("雪纺",),))
-    texts = engine.generate([request], seed=2, max_new_tokens=60, nudge=(30.0, 30.0, 1000.0), temperature=1.0)[0]
-    assert all("雪纺" in t and "雪" not in t.split("雪纺", 1)[1] for t in texts), texts
 
 
 def test_the_follow_bonus_finishes_a_phrase_the_opening_began_and_blocking_wins_over_a_nudge(engine):

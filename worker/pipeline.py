@@ -120,7 +120,7 @@ def draft_variants(
     seed: int,
     rounds: int,
     oversample: int,
-    nudge: tuple[float, ...] = (0.0, 0.0),
+    nudge: tuple[float, float] = (0.0, 0.0),
 ) -> list[list[VariantDraft]]:
     """settings.variants checked, scored and ranked variants for each product, in product order.
 
@@ -161,7 +161,7 @@ def draft_variants(
 
 
 def candidate_requests(products: Sequence[Product], settings: JobSettings, m: int,
-                       nudge: tuple[float, ...]) -> list[Request]:
+                       nudge: tuple[float, float]) -> list[Request]:
     """The engine's request for m candidates of each product: its excluded words banned (and, for a
     stated_only job, the words of the families it does not state) and, with a nudge, its own values'
     words wanted."""
@@ -179,9 +179,8 @@ def candidate_requests(products: Sequence[Product], settings: JobSettings, m: in
 def worker_choice(generator: Generator, rows: Sequence[tuple[str, str]], seed: int, *,
                   oversample: int = Settings.model_fields["oversample"].default,
                   rounds: int = Settings.model_fields["regenerate_rounds"].default,
-                  nudge: tuple[float, ...] = (Settings.model_fields["nudge_start"].default,
-                                              Settings.model_fields["nudge_follow"].default,
-                                              Settings.model_fields["nudge_repeat"].default),
+                  nudge: tuple[float, float] = (Settings.model_fields["nudge_start"].default,
+                                                Settings.model_fields["nudge_follow"].default),
                   temperature: float = DEFAULT_TEMPERATURE, stated_only: bool = False,
                   clause_floor: float | None = None, word_pairs: bool = False, known_clauses: bool = False,
                   lexicon: Lexicon | None = None) -> list[tuple[str, bool]]:
@@ -248,7 +247,7 @@ def run_chunk(rt: Runtime, generator: Generator, job_id: str, chunk_no: int, set
         drafts = draft_variants(generator, [product_of(item) for item in items], js, rt.lexicon(),
                                 seed=derive_seed(base_seed, chunk_no), rounds=settings.regenerate_rounds,
                                 oversample=js.oversample or settings.oversample,
-                                nudge=(settings.nudge_start, settings.nudge_follow, settings.nudge_repeat))
+                                nudge=(settings.nudge_start, settings.nudge_follow))
     except Exception as exc:
         if isinstance(exc, DBAPIError) and is_disconnect(exc):
             raise

@@ -213,7 +213,7 @@ class Generator:
 
     def generate(self, requests: Sequence[Request], *, temperature: float = 0.95, top_p: float = 0.7,
                  seed: int | None = None, max_new_tokens: int | None = None, banned: Iterable[str] = (),
-                 greedy: bool = False, no_repeat_ngram: int = 0, nudge: tuple[float, ...] = (0.0, 0.0),
+                 greedy: bool = False, no_repeat_ngram: int = 0, nudge: tuple[float, float] = (0.0, 0.0),
                  honour_length: bool = True, clause_floor: float | None = None,
                  word_pairs: bool = False, known_clauses: bool = False) -> list[list[str]]:
         """Request i -> its `variants` texts, in order; each text starts with the request's opening.
@@ -223,10 +223,8 @@ class Generator:
         banned: phrases no row writes; a request's own `banned` adds phrases for its rows only.
         With no_repeat_ngram=n, no row writes the same n tokens twice, nor a run of 2 or 3 tokens
         twice in a row or one token apart (sampling.STUTTER_SPANS, STUTTER_GAPS); 0: neither rule.
-        nudge=(start, follow) or (start, follow, repeat): logit bonuses toward each request's
-        `wanted` phrases (nudging.py): `start` on a phrase's first token, `follow` on the next token
-        of a begun one; `repeat`, a malus on the first token of a phrase whose value the row has
-        written; (0, 0) is off.
+        nudge=(start, follow): logit bonuses toward each request's `wanted` phrases (nudging.py):
+        `start` on a phrase's first token, `follow` on the next token of a begun one; (0, 0) is off.
         honour_length: copy is as long as its length setting asks: a row does not end before the
         fewest characters the setting allows (prompt.length_bounds, the bound the worker's
         too_short check holds copy to) unless its budget runs out first, and the end token is
@@ -276,7 +274,7 @@ class Generator:
     def generate_candidates(self, requests: Sequence[Request], *, temperature: float = 0.95,
                             top_p: float = 0.7, seed: int | None = None, max_new_tokens: int | None = None,
                             banned: Iterable[str] = (), greedy: bool = False,
-                            no_repeat_ngram: int = 0, nudge: tuple[float, ...] = (0.0, 0.0),
+                            no_repeat_ngram: int = 0, nudge: tuple[float, float] = (0.0, 0.0),
                             honour_length: bool = True, clause_floor: float | None = None,
                             word_pairs: bool = False, known_clauses: bool = False) -> list[list[Candidate]]:
         """Like generate(), each text with the model's mean log-probability of its tokens."""
@@ -339,7 +337,7 @@ class Generator:
     def generate_ids(self, requests: Sequence[Request], *, temperature: float = 0.95, top_p: float = 0.7,
                      seed: int | None = None, max_new_tokens: int | None = None, banned: Iterable[str] = (),
                      greedy: bool = False, no_repeat_ngram: int = 0,
-                     nudge: tuple[float, ...] = (0.0, 0.0), honour_length: bool = True,
+                     nudge: tuple[float, float] = (0.0, 0.0), honour_length: bool = True,
                      clause_floor: float | None = None, word_pairs: bool = False,
                      known_clauses: bool = False) -> list[list[list[int]]]:
         """Like generate(), but the generated token ids (without the prompt and the end token)."""
@@ -351,7 +349,7 @@ class Generator:
 
     def _generate(self, requests: Sequence[Request], *, temperature: float, top_p: float, seed: int | None,
                   max_new_tokens: int | None, banned: Iterable[str], greedy: bool,
-                  no_repeat_ngram: int, nudge: tuple[float, ...] = (0.0, 0.0),
+                  no_repeat_ngram: int, nudge: tuple[float, float] = (0.0, 0.0),
                   honour_length: bool = True, clause_floor: float | None = None,
                   word_pairs: bool = False, known_clauses: bool = False) -> list[list[_Decoded]]:
         """The one decoding path: request i -> what each of its variants generated."""

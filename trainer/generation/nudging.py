@@ -5,9 +5,7 @@ request may name groups of phrases (Request.wanted: one group per attribute valu
 it expresses the value). Until a row has written some phrase of a group, the group's tokens get a
 bonus on their logits: the first token of each of its phrases a small one (`start`), the token that
 continues a phrase the row has begun a larger one (`follow`), so a begun 雪 becomes 雪纺 rather
-than 雪白. Once a group is written its bonus stops: a value is nudged in, not repeated; with a
-`repeat` malus, the first token of its phrases is then pushed down by that much, so a value said
-once is not said again and again (make demo's cardigan said 宽松 six times in one copy). A phrase is
+than 雪白. Once a group is written its bonus stops: a value is nudged in, not repeated. A phrase is
 begun where a written phrase ends, not inside it: after 文字, the 字 does not begin 字母 (文字母).
 
 A bonus only reweights what the model already finds plausible (a token at -inf stays there), and
@@ -95,37 +93,30 @@ class _Nudger:
         states = self.delta[states, np.where(known, at + 1, 0)]
         return states, written | self.written[states]
 
-    def bonus(self, rows, states, written, repeat: bool = False):
+    def bonus(self, rows, states, written):
         """(slots, tokens, which): index arrays of the tokens nudged in rows; which is 0 for a
-        phrase's first token, 1 for the continuation of a begun one, and, with repeat, 2 for the
-        first token of a phrase whose group the row has written."""
+        phrase's first token, 1 for the continuation of a begun one."""
         import numpy as np  # lazy: nothing heavy at import
 
         open_ = ~written[rows]
-        start_rows, start_tokens = self._starts(rows, open_)
+        start_rows = rows.repeat(len(self.start_tokens))
+        start_tokens = np.tile(self.start_tokens, len(rows))
+        start_keep = (np.tile(self.start_bits, len(rows)) & open_.repeat(len(self.start_tokens))) != 0
         tokens = self.follow_tokens[states[rows]]
         keep = (self.follow_bits[states[rows]] & open_[:, None]) != 0
         follow_rows = np.broadcast_to(rows[:, None], tokens.shape)[keep]
-        again_rows, again_tokens = self._starts(rows, written[rows]) if repeat else (rows[:0], rows[:0])
-        return (np.concatenate([start_rows, follow_rows, again_rows]),
-                np.concatenate([start_tokens, tokens[keep], again_tokens]),
-                np.repeat(np.arange(3), [len(start_rows), int(keep.sum()), len(again_rows)]))
-
-    def _starts(self, rows, groups):
-        """(slots, tokens): the first tokens of the phrases of each row's groups (a bit mask per row)."""
-        import numpy as np  # lazy: nothing heavy at import
-
-        keep = (np.tile(self.start_bits, len(rows)) & groups.repeat(len(self.start_tokens))) != 0
-        return rows.repeat(len(self.start_tokens))[keep], np.tile(self.start_tokens, len(rows))[keep]
+        return (np.concatenate([start_rows[start_keep], follow_rows]),
+                np.concatenate([start_tokens[start_keep], tokens[keep]]),
+                np.concatenate([np.zeros(int(start_keep.sum()), dtype=np.int64),
+                                np.ones(int(keep.sum()), dtype=np.int64)]))
 
 
 class _RequestNudgers:
     """The nudgers of the requests' wanted groups: nudgers[g] in the slots whose `which` is g
-    (-1: the row wants nothing). start and follow are the logit bonuses, repeat the malus."""
+    (-1: the row wants nothing). start and follow are the logit bonuses."""
 
-    def __init__(self, nudgers: list[_Nudger], start: float, follow: float, repeat: float = 0.0):
+    def __init__(self, nudgers: list[_Nudger], start: float, follow: float):
         self.nudgers, self.start_bonus, self.follow_bonus = nudgers, float(start), float(follow)
-        self.repeat_malus = float(repeat)
 
     def start(self, g: int, opening: list[int]) -> tuple[int, int]:
         return self.nudgers[g].start(opening) if g >= 0 else (0, 0)
@@ -146,13 +137,11 @@ class _RequestNudgers:
 
         parts = [(np.zeros(0, dtype=np.int64),) * 3]
         for g in np.unique(which[live & (which >= 0)]):
-            parts.append(self.nudgers[g].bonus(np.flatnonzero(live & (which == g)), states, written,
-                                               repeat=self.repeat_malus > 0))
+            parts.append(self.nudgers[g].bonus(np.flatnonzero(live & (which == g)), states, written))
         rows, tokens, kind = (np.concatenate(p) for p in zip(*parts))
         if len(rows):
             device = logits.device
-            bonus = torch.tensor([self.start_bonus, self.follow_bonus, -self.repeat_malus],
-                                 dtype=logits.dtype, device=device)
+            bonus = torch.tensor([self.start_bonus, self.follow_bonus], dtype=logits.dtype, device=device)
             # index_put_ with accumulate: a token that both starts one phrase and continues another
             # gets both bonuses, deterministically
             logits.index_put_((torch.from_numpy(rows).to(device), torch.from_numpy(tokens).to(device)),
