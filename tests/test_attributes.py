@@ -772,6 +772,12 @@ def test_a_stated_only_job_praises_the_neck_or_face_only_where_the_product_state
     skirt = {"类型": ["裙"], "裙型": ["a字"], "裙腰型": ["高腰"]}
     assert unstated_found("高腰的设计，不仅修饰你的肩型，还能修饰手臂。", skirt) == ["手臂", "肩型"]
     assert unstated_found("喇叭袖的设计，修饰手臂线条。", top) == []
+    # and a floral dress 宽宽的腰封, a chiffon top 领角尖尖的
+    dress = {"类型": ["裙"], "裙长": ["连衣裙"], "图案": ["碎花"]}
+    assert unstated_found("宽宽的腰封，给人一种不同的气场风格。", dress) == ["腰封"]
+    assert unstated_found("领角尖尖的，衬托出女性的帅气与干练。", top) == ["领角"]
+    trousers = {"类型": ["裤"], "裤型": ["哈伦裤"], "裤腰型": ["松紧腰"]}  # and an adult's 不会勒到萌娃的小肚子
+    assert unstated_found("穿着舒适，不会勒到萌娃的小肚子。", trousers) == ["萌娃"]
 
 
 def test_a_stated_only_job_names_no_part_of_the_garment_the_product_states_nothing_of():

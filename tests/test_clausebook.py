@@ -175,16 +175,19 @@ def test_the_trie_allows_what_continues_a_clause_a_mark_where_one_ends_and_the_e
 
 
 def test_a_continuing_clause_takes_a_comma_never_a_full_stop_and_the_copy_ends_only_after_a_full_stop():
-    comma, stop, eos = 90, 91, 99
+    comma, stop, semicolon, eos = 90, 91, 92, 99
     # 1 2 ends sentences; 4 5 is one people continue (阔腿裤的版型，)
-    trie = _KnownClauses([[1, 2], [4, 5]], [comma, stop], eos, ends=[True, False], sentence_mark_ids={stop})
+    trie = _KnownClauses([[1, 2], [4, 5]], [comma, stop, semicolon], eos, ends=[True, False],
+                         sentence_mark_ids={stop, semicolon}, end_mark_ids={stop})
     allowed = [trie.allowed([])]
-    states = np.array([trie.start([1, 2]), trie.start([4, 5]), trie.start([4, 5, comma]), trie.start([1, 2, stop])])
-    masked, _ = trie.mask(torch.zeros(4, 100), states, np.zeros(4, dtype=np.int64), allowed, np.ones(4, dtype=bool))
-    assert torch.isfinite(masked[0]).nonzero().ravel().tolist() == [comma, stop]
-    assert torch.isfinite(masked[1]).nonzero().ravel().tolist() == [comma]
+    states = np.array([trie.start([1, 2]), trie.start([4, 5]), trie.start([4, 5, comma]), trie.start([1, 2, stop]),
+                       trie.start([1, 2, semicolon])])
+    masked, _ = trie.mask(torch.zeros(5, 100), states, np.zeros(5, dtype=np.int64), allowed, np.ones(5, dtype=bool))
+    assert torch.isfinite(masked[0]).nonzero().ravel().tolist() == [comma, stop, semicolon]
+    assert torch.isfinite(masked[1]).nonzero().ravel().tolist() == [comma]  # no 。 nor ；: "黑色的设计；"
     assert states[2] == PAUSED and torch.isfinite(masked[2]).nonzero().ravel().tolist() == [1, 4]  # no end after a comma
     assert states[3] == ROOT and torch.isfinite(masked[3]).nonzero().ravel().tolist() == [1, 4, eos]
+    assert states[4] == PAUSED  # nor after a semicolon
     # a book saved before the mark: any clause may end a sentence
     old = _KnownClauses([[1, 2], [4, 5]], [comma, stop], eos, sentence_mark_ids={stop})
     masked, _ = old.mask(torch.zeros(1, 100), np.array([old.start([4, 5])]), np.zeros(1, dtype=np.int64),

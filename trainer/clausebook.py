@@ -39,8 +39,8 @@ a 中长 length, not for every dress (make demo gave it to one of no stated leng
 A book saved without facts (the first books, of early 2026-12-05) puts no condition on any clause.
 
 A clause whose last word people rarely end a sentence on (设计, 版型, 口袋: a noun phrase that waits
-for its verb) is marked as continuing: a row writes a ，or ； after it, never a 。！？ (make demo ended
-sentences "阔腿裤的版型。" and "腰部抽绳的设计。"). Books saved before have no such mark.
+for its verb) is marked as continuing: a row writes a ， after it, never a 。！？ or ； (make demo
+ended sentences "阔腿裤的版型。", "腰部抽绳的设计。" and "黑色的设计；"). Books saved before have no such mark.
 """
 
 from __future__ import annotations

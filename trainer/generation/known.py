@@ -2,10 +2,11 @@
 training copy.
 
 A trie over the token ids of the book's clauses. A row's state is its node: the clause written so
-far since the last clause mark (at the root, PAUSED where that mark was a ，or ；). At each step the row may write only a token that continues some
-clause of its book below that node, a clause mark where a whole clause ends there (not one that
-ends a sentence, where the clause is one people continue: trainer.clausebook), and the end token at
-the root (after a mark). The model's distribution over those tokens is sampled as usual
+far since the last clause mark (at the root, PAUSED where that mark was a ，or ；, after which the
+copy may not end). At each step the row may write only a token that continues some
+clause of its book below that node, a clause mark where a whole clause ends there (only a comma
+where the clause is one people continue: trainer.clausebook), and the end token at the root after
+a 。！or ？. The model's distribution over those tokens is sampled as usual
 (temperature, top-p, nudging, blocking all apply), so the model chooses the clauses and their
 order.
 
@@ -24,7 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ROOT, OFF, PAUSED = 0, -1, -2  # PAUSED: at the root after a ，or ；, where the copy may not end
-SENTENCE_MARKS = "。！？"  # the clause marks that end a sentence, never written after a continuing clause
+SENTENCE_MARKS = "。！？；"  # the clause marks never written after a continuing clause
+END_MARKS = "。！？"  # the marks a copy may end after (not ；: "黑色的设计；" reads as a sentence cut short)
 
 
 class _KnownClauses:
@@ -32,11 +34,12 @@ class _KnownClauses:
 
     def __init__(self, sequences: list[list[int]], mark_ids, eos_id: int, types: list[frozenset[str]] | None = None,
                  facts: list[tuple[frozenset[str], ...]] | None = None, ends: list[bool] | None = None,
-                 sentence_mark_ids=()):
+                 sentence_mark_ids=(), end_mark_ids=None):
         """sequences: the clauses' token ids; types: the garment types each was written for (None:
         every clause is every type's); facts: each clause's writers' facts (trainer.clausebook;
         None, or () for a clause: any product may write it); ends: whether a sentence may end on
-        each (None: on any), that is, be followed by one of the marks in sentence_mark_ids."""
+        each (None: on any), that is, be followed by one of the marks in sentence_mark_ids;
+        end_mark_ids: the marks after which a copy may end (None: sentence_mark_ids)."""
         import numpy as np  # lazy: nothing heavy at import
 
         child: dict[tuple[int, int], int] = {}
@@ -67,7 +70,9 @@ class _KnownClauses:
         self.stops = self.marks[np.isin(self.marks, list(sentence_mark_ids))]  # after a clause that may end a sentence
         self.pauses = self.marks[~np.isin(self.marks, list(sentence_mark_ids))]  # after any clause
         self.ends = np.ones(len(sequences), dtype=bool) if ends is None else np.asarray(ends, dtype=bool)
-        self._pauses = set(self.pauses.tolist()) if len(self.stops) else set()  # no sentence marks: any mark may end
+        ends_copy = self.stops if end_mark_ids is None else self.marks[np.isin(self.marks, list(end_mark_ids))]
+        # the marks after which a row is PAUSED (no end token); with no marks to end on, none
+        self._pauses = set(self.marks.tolist()) - set(ends_copy.tolist()) if len(ends_copy) else set()
         self.eos_id = eos_id
         self.types = types
         self._of_type: dict[str, object] = {}  # of_type's arrays, one per garment type asked for
@@ -111,8 +116,9 @@ class _KnownClauses:
         encoded = tokenizer(book.clauses, add_special_tokens=False)["input_ids"] if len(book) else []
         kept = [i for i, ids in enumerate(encoded) if ids and unk not in ids]
         sentence_marks = set(tokenizer.convert_tokens_to_ids(list(SENTENCE_MARKS))) - {unk, None}
+        end_marks = set(tokenizer.convert_tokens_to_ids(list(END_MARKS))) - {unk, None}
         return cls([encoded[i] for i in kept], mark_ids, eos_id, [book.types[i] for i in kept],
-                   [book.facts[i] for i in kept], [book.ends[i] for i in kept], sentence_marks)
+                   [book.facts[i] for i in kept], [book.ends[i] for i in kept], sentence_marks, end_marks)
 
     # -- which clauses a row may write ---------------------------------------------------------
 
