@@ -759,6 +759,14 @@ def test_trousers_that_narrow_at_the_ankle_are_never_given_a_wide_hem():
     assert "宽宽的裤" not in excluded_words({"类型": ["裤"], "裤型": ["阔腿裤"]})
 
 
+def test_a_hem_drawn_in_is_a_narrow_leg_and_contradicts_straight_jeans():
+    # make demo wrote 裤脚处收紧处理 for straight jeans (2026.12-20)
+    straight = {"类型": ["裤"], "材质": ["牛仔布"], "裤型": ["直筒裤"]}
+    assert contradictions("直筒的裤型，裤脚处收紧处理，修饰腿型。", straight) == ["裤型:裤脚处收紧"]
+    assert {"裤脚处收紧", "收紧的裤脚"} <= set(excluded_words(straight))
+    assert contradictions("小脚的设计，裤脚收紧，显瘦。", {"类型": ["裤"], "裤口": ["小脚"]}) == []
+
+
 def test_a_stated_only_job_praises_the_neck_or_face_only_where_the_product_states_a_collar():
     # make demo gave a flared-sleeve chiffon top 恰到好处的修饰了脖颈 and a shirt dress 露出优美的天鹅颈,
     # neither with a collar listed (2026.12-20)
