@@ -56,7 +56,7 @@ from copygen.catalogue.attribute_parsing import parse_attributes
 from copygen.compliance import fold
 from copygen.prompt import SOURCE_JOINER
 from trainer.ngram import ALL, key_of
-from trainer.wordpairs import clauses, ended_clauses, words
+from trainer.wordpairs import ended_clauses, words
 
 FILE = "clauses.txt"
 CONTINUES = "continues"  # the fourth column of a clause a sentence never ends on (books before 2026-12-05, night, have none)
@@ -108,15 +108,16 @@ class ClauseBook:
         those that name another product's claims and those the copy has torn (trainer.data.Pair.torn:
         a clause that lost a character; or its last, where it was cut off), each with the types of
         the sources that wrote it and the facts it says of them."""
-        pairs = [(source, copy, set(torn[0] if torn else ()) | _cut_off(copy)) for source, copy, *torn in pairs]
+        pairs = [(source, copy, ended_clauses(copy), set(torn[0] if torn else ())) for source, copy, *torn in pairs]
+        lost = [torn | _cut_off(copy, parts) for _, copy, parts, torn in pairs]
         # each copy's clauses (less the torn), each with its jieba words and whether it ends a sentence
-        copies = [(key_of(source), [(c, words(c)[1:-1], end) for c, end in ended_clauses(copy) if c not in lost])
-                  for source, copy, lost in pairs]
+        copies = [(key_of(source), [(c, words(c)[1:-1], end) for c, end in parts if c not in lost[n]])
+                  for n, (source, _, parts, _) in enumerate(pairs)]
         latin_use = Counter(w.lower() for _, parts in copies for w in {w for c, _, _ in parts for w in _LATIN.findall(c)})
         latin = {w for w, n in latin_use.items() if n >= LATIN_COPIES}
         word_use = Counter(w for _, parts in copies for w in {w for _, ws, _ in parts for w in _content(ws)})
         ending = _sentence_ends((ws[-1], end) for _, parts in copies for _, ws, end in parts if ws)
-        writers = [source_attributes(source) for source, _, _ in pairs]
+        writers = [source_attributes(source) for source, _, _, _ in pairs]
         values = _Values((k, v) for attributes, _ in writers for k, vs in attributes.items() for v in vs)
         kept = [(n, kind, clause, ws) for n, (kind, parts) in enumerate(copies) for clause, ws, _ in parts
                 if MIN_CHARS <= len(clause) <= MAX_CHARS and not _DIGIT.search(clause)
@@ -125,7 +126,7 @@ class ClauseBook:
         book = cls(((clause, (kind,), said_facts(clause, writers[n][0]) | values.unlisted(clause, *writers[n]))
                     for n, kind, clause, _ in kept),
                    continuing={clause for _, _, clause, ws in kept if ws and not ending.get(ws[-1], True)})
-        book.torn = sum(c in lost for _, copy, lost in pairs for c in clauses(copy))
+        book.torn = sum(c in lost[n] for n, (_, _, parts, _) in enumerate(pairs) for c, _ in parts)
         return book
 
     def save(self, path: Path) -> None:
@@ -206,7 +207,7 @@ class _Values:
         named = self.named(clause)
         if not named:
             return frozenset()
-        said = " ".join([rest, *(v for values in attributes.values() for v in values)])
+        said = _said(attributes, rest)
         vocab = load_vocab()
         return frozenset(f"{self.key[v]}#{v}" for v in named if not names_value(said, v, vocab))
 
@@ -215,10 +216,14 @@ def facts_met(source: str, facts: Sequence[str]) -> list[bool]:
     """For each fact (key#value): whether the product of this source names its value, in its
     attributes, title or description (copygen.attributes.names_value: a 米白色 names 白色, a 纯棉
     shirt no 牛仔布)."""
-    attributes, rest = source_attributes(source)
-    said = " ".join([rest, *(v for values in attributes.values() for v in values)])
+    said = _said(*source_attributes(source))
     vocab = load_vocab()
     return [names_value(said, fact.partition("#")[2], vocab) for fact in facts]
+
+
+def _said(attributes: Mapping[str, Sequence[str]], rest: str) -> str:
+    """What a product says of itself: its title and description, and its attribute values."""
+    return " ".join([rest, *(v for values in attributes.values() for v in values)])
 
 
 def _fewest(sets: set[frozenset[str]]) -> Facts:
@@ -243,11 +248,11 @@ def _facts_of(column: list[str]) -> list[frozenset[str]]:
     return [frozenset(s) for s in sets]
 
 
-def _cut_off(copy: str) -> set[str]:
-    """The last clause of a copy that stops without a mark ending a sentence: cut off where the data
-    was truncated ("复古的典雅气质也是一点都不", "纯色的下"), 46 of the 5,000 AdvertiseGen copies."""
-    parts = clauses(copy)
-    return {parts[-1]} if parts and copy.rstrip()[-1] not in _FINAL else set()
+def _cut_off(copy: str, parts: list[tuple[str, bool]]) -> set[str]:
+    """The last of a copy's clauses (ended_clauses) where it stops without a mark ending a sentence:
+    cut off where the data was truncated ("复古的典雅气质也是一点都不", "纯色的下"), 46 of the 5,000
+    AdvertiseGen copies."""
+    return {parts[-1][0]} if parts and copy.rstrip()[-1] not in _FINAL else set()
 
 
 def _content(clause_words: list[str]) -> list[str]:

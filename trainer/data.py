@@ -371,7 +371,7 @@ def _advertisegen_pairs(path: Path, records: list[tuple[int, object]], report: _
             continue
         unk = summary.count(UNK_LITERAL)
         copy = normalise(summary.replace(UNK_LITERAL, ""))
-        torn = torn_clauses(summary)
+        torn = torn_clauses(summary) if unk else ()
         if not copy:
             report.bad(path, line_no, "empty", "key 'summary'")
             continue

@@ -72,7 +72,7 @@ class _KnownClauses:
         self.ends = np.ones(len(sequences), dtype=bool) if ends is None else np.asarray(ends, dtype=bool)
         ends_copy = self.stops if end_mark_ids is None else self.marks[np.isin(self.marks, list(end_mark_ids))]
         # the marks after which a row is PAUSED (no end token); with no marks to end on, none
-        self._pauses = set(self.marks.tolist()) - set(ends_copy.tolist()) if len(ends_copy) else set()
+        self._no_end_after = set(self.marks.tolist()) - set(ends_copy.tolist()) if len(ends_copy) else set()
         self.eos_id = eos_id
         self.types = types
         self._of_type: dict[str, object] = {}  # of_type's arrays, one per garment type asked for
@@ -168,7 +168,7 @@ class _KnownClauses:
 
     def step(self, state: int, t: int) -> int:
         if t in self._marks:
-            return PAUSED if t in self._pauses else ROOT
+            return PAUSED if t in self._no_end_after else ROOT
         if state == OFF:
             return OFF
         return self.child.get((ROOT if state == PAUSED else state, t), OFF)
