@@ -27,8 +27,9 @@ $(BIN)/.installed: pyproject.toml
 venv: $(BIN)/.installed
 
 # The clause book is the target: a demo model trained before 2026-12-05 has none, and the books of that day
-# keep clauses torn where the data lost a character (their manifest counts no "torn"); either is trained again.
-ifeq ($(shell grep -s '"torn"' $(CHECKPOINT)/copygen.json),)
+# keep clauses torn where the data lost a character or naming another type's garment (their manifest counts
+# no "other_garment"); either is trained again.
+ifeq ($(shell grep -s '"other_garment"' $(CHECKPOINT)/copygen.json),)
 .PHONY: $(CHECKPOINT)/clauses.txt
 endif
 $(CHECKPOINT)/clauses.txt: | $(BIN)/.installed

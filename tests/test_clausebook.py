@@ -15,7 +15,7 @@ from trainer.checkpoint import CheckpointError
 from trainer.generation import Generator, Request, _attention_kernel
 from trainer.generation.blocking import _Blocker
 from trainer.generation.generator import load_clause_book
-from trainer.generation.known import OFF, PAUSED, ROOT, _KnownClauses
+from trainer.generation.known import OFF, PAUSED, ROOT, _Book, _KnownClauses
 from trainer.testing import tiny_checkpoint
 
 SOURCES = [
@@ -56,6 +56,29 @@ def test_the_book_keeps_the_copys_clauses_and_leaves_out_what_names_another_prod
     assert not [c for c in book.clauses if len(c) > clausebook.MAX_CHARS]
 
 
+def test_a_clause_naming_another_types_garment_is_kept_only_where_it_wears_the_two_together():
+    book = clausebook.ClauseBook.collect([
+        ("类型#裤*风格#性感", "性感的上衣，搭配性感的上衣，裙裤的版型。"),
+        ("类型#裙*裙型#衬衫裙", "衬衫裙的版型，大牌范的上衣。"),
+        ("类型#上衣*衣样式#衬衫", "一款连衣裙，这款衬衫。"),
+    ] * clausebook.WORD_COPIES)
+    assert book.clauses == ["搭配性感的上衣", "裙裤的版型", "衬衫裙的版型", "这款衬衫"]
+    assert book.other_garment == 3 * clausebook.WORD_COPIES  # 性感的上衣, 大牌范的上衣, 一款连衣裙
+    assert not clausebook.names_another_garment("性感的上衣", "上衣")
+    assert not clausebook.names_another_garment("一款连衣裙", "")  # a product of no type: any garment
+
+
+def test_a_clause_saying_something_adjusts_is_only_for_products_with_a_part_that_does():
+    book = clausebook.ClauseBook.collect([("类型#裙*裙型#百褶", "可以自由调节，百褶的裙摆。")] * clausebook.WORD_COPIES)
+    facts = dict(zip(book.clauses, book.facts))
+    assert facts["百褶的裙摆"] == (frozenset({"裙型#百褶"}),)
+    assert frozenset({"调节#抽绳"}) in facts["可以自由调节"] and frozenset({"调节#背带"}) in facts["可以自由调节"]
+    trie = _KnownClauses([[1], [2]], [90], 99, facts=book.facts)
+    for source, may in [("类型#裤*裤款式#抽绳", True), ("类型#裙*裙型#背带裙", True), ("类型#裙*裙型#百褶", False)]:
+        met = clausebook.facts_met(source, trie.fact_names)
+        assert trie.of_facts(met)[book.clauses.index("可以自由调节")] == may
+
+
 def test_the_book_survives_saving_and_a_missing_file_is_refused(tmp_path):
     book = clausebook.ClauseBook([("柔软亲肤", ("上衣", "裙")), ("简约的版型百搭又显瘦", ())])
     book.save(tmp_path / clausebook.FILE)
@@ -76,6 +99,7 @@ def test_training_saves_the_clauses_of_its_copy_in_the_checkpoint(tiny):
     assert manifest["clauses"]["clauses"] == len(book) > 0
     assert manifest["clauses"]["facts"] == sum(bool(f) for f in book.facts) > 0
     assert manifest["clauses"]["torn"] == 0  # make demo retrains a book whose manifest counts none
+    assert manifest["clauses"]["other_garment"] == 0  # ... nor a count of clauses naming another type's garment
     assert {"这款白色上衣采用纯棉面料", "柔软亲肤", "遮肉显腿长"} <= set(book.clauses)  # trainer.testing's copy
 
 
@@ -223,6 +247,23 @@ def test_a_row_its_book_leaves_no_token_writes_freely_and_is_counted():
     masked, stuck = trie.mask(scores, np.array([trie.start([1])]), np.zeros(1, dtype=np.int64),
                               [trie.allowed([])], np.ones(1, dtype=bool))
     assert stuck.tolist() == [0] and torch.equal(masked, scores)
+
+
+def test_a_row_the_repeat_ban_leaves_no_clause_may_still_write_the_mark_that_ends_its_clause():
+    trie = _KnownClauses([[1, 2]], [90], 99)
+    book = _Book(trie, [trie.allowed([])])
+    unbanned = torch.zeros(3, 100)
+    unbanned[1, 90] = float("-inf")  # row 1: its blocker bans the mark as well
+    scores = unbanned.clone()
+    scores[:2, 90] = float("-inf")  # the repeat ban bans the mark after 1 2 ("的设计，" written before)
+    scores[2, 2] = float("-inf")  # ... and 2 after 1 in row 2: content, which it never lifts
+    states = np.array([trie.start([1, 2]), trie.start([1, 2]), trie.start([1])])
+    masked = book.mask(scores, states, np.zeros(3, dtype=np.int64), np.ones(3, dtype=bool), unbanned)
+    assert torch.isfinite(masked[0]).nonzero().ravel().tolist() == [90]  # the mark, despite the ban
+    assert states[0] == trie.start([1, 2])
+    assert states[1] == OFF and torch.equal(masked[1], scores[1])  # free, under the repeat ban
+    assert states[2] == OFF and torch.equal(masked[2], scores[2])
+    assert book.free_clauses == 2
 
 
 # -- the engine ----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from trainer.generation import (
     Request,
     _attention_kernel,
     _ban_early_end,
+    _ban_named_again,
     _ban_repeats,
     _ban_stutter,
     _Clauses,
@@ -431,6 +432,31 @@ def test_the_stutter_rule_bans_the_token_that_would_double_a_run_of_two_or_three
     live = np.array([True, True, True, True, True, False])
     banned = torch.isinf(_ban_stutter(torch.zeros(6, 10), out, done, live)).nonzero().tolist()
     assert banned == [[0, 2], [1, 3], [2, 4], [3, 2]]
+
+
+def test_a_row_that_has_written_one_naming_phrase_writes_none_again():
+    phrases = [[1, 2], [1, 3]]                # 这款 and 这件, say
+    out = np.array([[1, 2, 5, 1, 0, 0, 0],    # wrote 1 2 -> after 1, neither 2 nor 3
+                    [1, 3, 1, 0, 0, 0, 0],    # wrote 1 3 -> the same
+                    [5, 1, 0, 0, 0, 0, 0],    # wrote neither yet: 1 2 is free to write
+                    [1, 2, 5, 7, 0, 0, 0],    # wrote 1 2, but not about to write another
+                    [7, 1, 2, 1, 0, 0, 0],    # 1 2 lies beyond what the row wrote (done = 2)
+                    [1, 2, 5, 1, 0, 0, 0]])   # the same as row 0, but its slot is not live
+    done = np.array([4, 3, 2, 4, 2, 4])
+    live = np.array([True, True, True, True, True, False])
+    banned = torch.isinf(_ban_named_again(torch.zeros(6, 8), out, done, live, phrases)).nonzero().tolist()
+    assert banned == [[0, 2], [0, 3], [1, 2], [1, 3]]
+    assert not torch.isinf(_ban_named_again(torch.zeros(6, 8), out, done, live, [])).any()
+
+
+def test_a_copy_names_its_product_as_this_one_once(engine):
+    forced = forced_toward(engine, "款")  # writes 款 wherever it may
+    # 这款 in the source draws the model to 这 where 款 is banned; the opening counts as written
+    requests = [Request("这款" + s, variants=2, opening="这款") for s in SOURCES]
+    texts = [t for variants in forced.generate(requests, seed=3, max_new_tokens=20, no_repeat_ngram=4)
+             for t in variants]
+    assert all(t.startswith("这款") and t.count("这款") == 1 for t in texts)
+    assert any("这" in t[2:] for t in texts)  # where the repeat ban sent the model to 这, 款 was barred
 
 
 def test_rows_decoded_under_the_repeat_rule_never_double_a_short_run(engine):

@@ -15,7 +15,8 @@ that fewer than LATIN_COPIES copies use (a brand: "veromoda"; polo, v领 and a�
 word (jieba, two characters or more) that fewer than WORD_COPIES copies use: what one product alone
 has (四合扣, 毛绒绒, a 淡绿 trim), which no vocabulary lists and no check could read. Nor does it keep
 a clause torn where the data lost a character (trainer.data.Pair.torn: "卫衣的地方在于" and
-"让你在中也能自由出行" had <UNK> in them) or cut off at a copy's end. A product's own banned phrases
+"让你在中也能自由出行" had <UNK> in them) or cut off at a copy's end, nor one that names a garment of
+another type than its writer's, unless it wears the two together (names_another_garment). A product's own banned phrases
 remove the clauses that contain one when it is decoded, so what the product excludes or does not
 state is never written from the book either.
 
@@ -36,6 +37,7 @@ A writer's facts also hold any value the training products list that the clause 
 writer's listing does not (_Values.unlisted): what the writer saw in the garment and did not list.
 A dress listing no length wrote "这款连衣裙采用中长的版型设计"; the clause is for products that name
 a 中长 length, not for every dress (make demo gave it to one of no stated length).
+A clause saying something adjusts (调节) is only for products with a part that does (ADJUSTS).
 A book saved without facts (the first books, of early 2026-12-05) puts no condition on any clause.
 
 A clause whose last word people rarely end a sentence on (设计, 版型, 口袋: a noun phrase that waits
@@ -76,6 +78,22 @@ _ATTRIBUTES = re.compile(r"[^\s#*]+#[^#*]+(\*[^\s#*]+#[^#*]+)*")  # copygen.prom
 # 撞衫 no 衫, 打破常规 no 常规 length (read in the demo book's clauses: each left a clause written
 # for any product to products of that value alone).
 _NOT_NAMING = re.compile("下半身|上半身|进一步|撞衫|打破常规")
+
+# The garments of each type (trainer.ngram.key_of), and the words of its own that spell another's
+# (a 衬衫裙 is a skirt, 裙裤 trousers). A clause naming another type's garment is kept for its type
+# only where it wears it with this one (搭配, 内搭, 两件): the trousers' "性感的上衣" (its writer's
+# two-piece set) went to make demo's wide trousers, and the tops' book held "大牌范十足的一款连衣裙".
+_GARMENTS = {"上衣": re.compile("上衣|t恤|衬衫|衬衣|外套|卫衣|毛衣|针织衫|打底衫|风衣|夹克"),
+             "裙": re.compile("裙"), "裤": re.compile("裤")}
+_OWN_SPELLING = {"裙": re.compile("(上衣|t恤|衬衫|衬衣|卫衣|毛衣|针织|外套|背心)[式裙]"), "裤": re.compile("裙裤")}
+_WORN_WITH = re.compile("搭|配上|配以|叠穿|一起|两件|套装|组合|掖")
+
+# A clause that says something adjusts ("可以自由调节", "可以根据身高来调节") is for a product with a
+# part that does, whatever its writer listed: 125 of the 153 AdvertiseGen references writing 调节
+# list one of these (the others name it in their copy alone). make demo gave a pleated midi skirt
+# "可以自由调节". Its facts are then one of ADJUSTS#part (facts_met reads the part's name).
+ADJUSTS = "调节"
+_ADJUSTERS = ("抽绳", "系带", "背带", "松紧", "腰带", "绑带", "肩带", "吊带", "拉链", "扣")
 Facts = tuple[frozenset[str], ...]  # a clause's writers' facts (key#value); () when any product may write it
 
 
@@ -98,6 +116,7 @@ class ClauseBook:
         continuing = set(continuing)
         self.ends = [c not in continuing for c in self.clauses]  # whether a sentence may end on it
         self.torn = 0  # clauses collect() left out as torn, each time a copy wrote one
+        self.other_garment = 0  # ... and as naming another type's garment (names_another_garment)
 
     def __len__(self) -> int:
         return len(self.clauses)
@@ -123,10 +142,14 @@ class ClauseBook:
                 if MIN_CHARS <= len(clause) <= MAX_CHARS and not _DIGIT.search(clause)
                 and all(w.lower() in latin for w in _LATIN.findall(clause))
                 and all(word_use[w] >= WORD_COPIES for w in _content(ws))]
-        book = cls(((clause, (kind,), said_facts(clause, writers[n][0]) | values.unlisted(clause, *writers[n]))
-                    for n, kind, clause, _ in kept),
+        apart = [names_another_garment(clause, kind) for _, kind, clause, _ in kept]
+        kept = [entry for entry, out in zip(kept, apart) if not out]
+        book = cls(((clause, (kind,), facts)
+                    for n, kind, clause, _ in kept
+                    for facts in _with_parts(clause, said_facts(clause, writers[n][0]) | values.unlisted(clause, *writers[n]))),
                    continuing={clause for _, _, clause, ws in kept if ws and not ending.get(ws[-1], True)})
         book.torn = sum(c in lost[n] for n, (_, _, parts, _) in enumerate(pairs) for c, _ in parts)
+        book.other_garment = sum(apart)
         return book
 
     def save(self, path: Path) -> None:
@@ -161,6 +184,26 @@ def source_attributes(source: str) -> tuple[dict[str, list[str]], str]:
                 pass
         rest.append(part)
     return attributes, " ".join(rest)
+
+
+def names_another_garment(clause: str, kind: str) -> bool:
+    """Whether a clause written for a garment of this type names one of another type, not worn with it."""
+    if kind not in _GARMENTS:  # a product of no type
+        return False
+    folded = fold(clause)
+    own = _OWN_SPELLING.get(kind)
+    if own is not None:
+        folded = own.sub("|", folded)
+    return (any(rule.search(folded) for other, rule in _GARMENTS.items() if other != kind)
+            and not _WORN_WITH.search(folded))
+
+
+def _with_parts(clause: str, facts: frozenset[str]) -> list[frozenset[str]]:
+    """The writer's facts, or where the clause says something adjusts, each way of meeting them with
+    a part that does (ADJUSTS)."""
+    if ADJUSTS not in clause:
+        return [facts]
+    return [facts | {f"{ADJUSTS}#{part}"} for part in _ADJUSTERS]
 
 
 def said_facts(clause: str, attributes: Mapping[str, Sequence[str]]) -> frozenset[str]:

@@ -21,7 +21,7 @@ from trainer import wordpairs
 from trainer.generation.blocking import _Blocker, _RequestBlockers
 from trainer.generation.known import _Book
 from trainer.generation.nudging import _RequestNudgers
-from trainer.generation.sampling import _ban_repeats, _ban_stutter, _mix64, _Sampler
+from trainer.generation.sampling import _ban_named_again, _ban_repeats, _ban_stutter, _mix64, _Sampler
 from trainer.ngram import copy_of
 
 KV_CACHE_BYTES = 512 * 2**20  # slots are capped so the KV cache stays within this
@@ -96,6 +96,10 @@ class _NgramMixer:
         return np.concatenate([contexts[:, 1:], tokens[:, None]], axis=1)
 
 
+def _writes_any(ids: list[int], phrases: list[list[int]]) -> bool:
+    return any(ids[i:i + len(p)] == p for p in phrases for i in range(len(ids) - len(p) + 1))
+
+
 class _Slots:
     """Per-slot state of the decode loop, on the host (numpy): which row, where, how far."""
 
@@ -122,6 +126,7 @@ class _Slots:
         self.ngram = np.zeros(width, dtype=np.int64)  # ... and the row's n-gram model (_Row.ngram)
         self.known = np.zeros(width, dtype=np.int64)  # the slot's node in the clause book (_Book), OFF: free
         self.book = np.zeros(width, dtype=np.int64)  # ... and which of the book's allowed sets is its row's
+        self.named = np.zeros(width, dtype=bool)  # the row's opening wrote a phrase of named_once (decode_rows)
         # The clause being written (_Clauses): the slot's state where it began, the token before it,
         # and how many times it has been written again.
         self.marks = {name: getattr(self, name).copy() for name in _Clauses.MARKED}
@@ -130,7 +135,7 @@ class _Slots:
 
     def admit(self, into, take: list[int], rows: list[_Row], keys, blocker: _Blocker,
               own: _RequestBlockers | None, nudgers: _RequestNudgers | None, mixer: _NgramMixer | None,
-              book: _Book | None = None) -> None:
+              book: _Book | None = None, named_once: list[list[int]] = ()) -> None:
         self.row[into] = take
         self.pos[into] = [len(rows[r].ids) for r in take]
         self.done[into] = 0
@@ -155,6 +160,7 @@ class _Slots:
         if book is not None:
             self.book[into] = [rows[r].book for r in take]
             self.known[into] = [book.trie.start(rows[r].ids[len(rows[r].ids) - rows[r].opening:]) for r in take]
+        self.named[into] = [_writes_any(rows[r].ids[len(rows[r].ids) - rows[r].opening:], named_once) for r in take]
         self.mark(into)
         self.last[into] = [rows[r].ids[-1] for r in take]
 
@@ -168,7 +174,7 @@ class _Slots:
         kept = _Slots.__new__(_Slots)
         kept.width = len(keep)
         for name in ("row", "pos", "done", "budget", "key", "state", "own", "own_state", "wanted", "wanted_state",
-                     "written", "logprob", "chars", "floor", "out", "context", "ngram", "known", "book"):
+                     "written", "logprob", "chars", "floor", "out", "context", "ngram", "known", "book", "named"):
             setattr(kept, name, getattr(self, name)[keep])
         kept.marks = {name: saved[keep] for name, saved in self.marks.items()}
         kept.last, kept.tries = self.last[keep], self.tries[keep]
@@ -280,7 +286,7 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
                 eos_id: int, no_repeat_ngram: int = 0, own: _RequestBlockers | None = None,
                 nudgers: _RequestNudgers | None = None, token_chars=None,
                 mixer: _NgramMixer | None = None, clauses: _Clauses | None = None,
-                book: _Book | None = None) -> list[_Decoded]:
+                book: _Book | None = None, named_once: list[list[int]] = ()) -> list[_Decoded]:
     """What each row generated (in the order of rows): the slot loop of continuous batching.
 
     decoder: a decoder (_GPT2Decoder or _HFDecoder); at most batch_size slots decode together; a row
@@ -291,7 +297,9 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
     out of those rows until they have written that many characters. mixer, where the checkpoint
     has an n-gram model, mixes it into every row's next-token distribution. clauses, where given,
     writes a clause the model found unlikely again (_Clauses). book, where given, lets each row
-    write only clauses of the training copy (known.py); its allowed sets are indexed by _Row.book."""
+    write only clauses of the training copy (known.py); its allowed sets are indexed by _Row.book;
+    where a row's repeat ban would leave it no clause, the book is read without the ban.
+    named_once (token ids of phrases: sampling.NAMED_ONCE) are written once in a row at most."""
     import numpy as np  # lazy: nothing heavy at import
     import torch
 
@@ -318,7 +326,7 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
                 if logits is None or logits.shape[0] != slots.width:
                     logits = fresh.new_zeros((slots.width, fresh.shape[1]))
                 logits[torch.from_numpy(into).to(fresh.device)] = fresh
-                slots.admit(into, take, rows, keys, blocker, own, nudgers, mixer, book)
+                slots.admit(into, take, rows, keys, blocker, own, nudgers, mixer, book, named_once)
             live = slots.row >= 0
             if not live.any():
                 break
@@ -332,13 +340,16 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
             scores = blocker.mask(scores, slots.state, live)
             if own is not None:
                 scores = own.mask(scores, slots.own, slots.own_state, live)
+            if token_chars is not None:
+                _ban_early_end(scores, slots, live, eos_id)
+            if named_once:  # before unbanned: the book never lifts it
+                scores = _ban_named_again(scores, slots.out, slots.done, live, named_once, slots.named)
+            unbanned = scores.clone() if book is not None and no_repeat_ngram > 1 else None
             if no_repeat_ngram > 1:
                 scores = _ban_repeats(scores, slots.out, slots.done, live, no_repeat_ngram)
                 scores = _ban_stutter(scores, slots.out, slots.done, live)
-            if token_chars is not None:
-                _ban_early_end(scores, slots, live, eos_id)
-            if book is not None:  # last: a row whose book it would leave no token writes freely
-                scores = book.mask(scores, slots.known, slots.book, live)
+            if book is not None:  # last: a row its book leaves no token, even unbanned, writes freely
+                scores = book.mask(scores, slots.known, slots.book, live, unbanned)
             tokens = sampler(scores, slots.key, slots.done, live)
             if clauses is not None:
                 tokens = clauses.settle(tokens, scores, slots, live, eos_id)

@@ -31,7 +31,7 @@ from trainer.generation.gpt2_decoder import _GPT2Decoder
 from trainer.generation.hf_decoder import _HFDecoder
 from trainer.generation.known import _Book, _KnownClauses
 from trainer.generation.nudging import _Nudger, _RequestNudgers
-from trainer.generation.sampling import _row_keys, _Sampler
+from trainer.generation.sampling import NAMED_ONCE, _row_keys, _Sampler
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +259,13 @@ class Generator:
         return prompt.length_bounds(length, self.length_edges)[0]
 
     @functools.cache  # noqa: B019  (one Generator per process)
+    @functools.lru_cache(maxsize=1)  # noqa: B019  (one Generator per process)
+    def _named_once(self) -> list[list[int]]:
+        """The token ids of sampling.NAMED_ONCE's phrases that this tokenizer spells out."""
+        unk = self.tokenizer.unk_token_id
+        phrases = [self.tokenizer.encode(p, add_special_tokens=False) for p in NAMED_ONCE]
+        return [ids for ids in phrases if ids and unk not in ids]
+
     def _token_chars(self):
         """The characters each token id writes (0 for special tokens and unused embedding rows):
         exact for the character tokenizer; for subword tokenizers an estimate that errs high (a
@@ -396,7 +403,7 @@ class Generator:
                               eos_id=self.eos_id, no_repeat_ngram=no_repeat_ngram, own=own, nudgers=nudgers,
                               token_chars=self._token_chars() if any(r.floor for r in rows) else None,
                               mixer=self._mixer, clauses=self._clauses(clause_floor, word_pairs, greedy),
-                              book=book)
+                              book=book, named_once=self._named_once() if no_repeat_ngram > 1 else [])
         if book is not None and book.free_clauses:
             log.debug("%d clauses written off the clause book (their rows' books left them no token)",
                       book.free_clauses)
