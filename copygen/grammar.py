@@ -180,9 +180,12 @@ def unfinished(text: str) -> list[str]:
     a 将, 让 or 使 for each clause that ends at what it takes, and what shows nothing ("很好的展现出来")."""
     found = []
     for sentence in _SENTENCES.findall(text):
-        opener = _OPENERS.search(sentence)
-        if opener and not _FOLLOWERS.search(sentence, opener.end()):
-            found.append(opener.group())
+        openers = list(_OPENERS.finditer(sentence))
+        # each opener's promise is kept before the next opener ("不但十分的百搭时尚，…，不仅能够…，而且…":
+        # the 而且 answers the 不仅, and the 不但 is left without one)
+        for opener, after in zip(openers, [o.start() for o in openers[1:]] + [len(sentence)]):
+            if not _FOLLOWERS.search(sentence, opener.end(), after):
+                found.append(opener.group())
     return (found + ["既"] * len(_BOTH.findall(text)) + ["制成"] * len(_MADE_OF.findall(text))
             + ["让"] * len(_CAUSED_THING.findall(text))
             + ["将"] * (len(_BARE_JIANG.findall(text)) + len(_BARE_JIANG_FULLY.findall(text)))

@@ -23,6 +23,7 @@ from trainer.generation import (
     _ban_repeats,
     _ban_stutter,
     _Clauses,
+    _names,
     _Sampler,
     _Slots,
 )
@@ -358,6 +359,22 @@ def test_a_clause_below_the_floor_goes_back_to_where_it_began_and_the_last_try_i
     assert not len(back) and slots.done[1] == 5 and slots.marks["written"][1] == 0b10
 
 
+def test_a_clause_written_off_the_clause_book_is_drawn_again_whatever_its_odds():
+    comma, eos = 7, 2
+    slots = _Slots(3, 10)
+    slots.row[:], slots.budget[:] = [0, 1, 2], 10
+    slots.done[:], slots.pos[:], slots.logprob[:] = 2, 12, -1.0
+    slots.mark(np.arange(3))
+    slots.done[:], slots.pos[:], slots.logprob[:] = 5, 14, -1.3  # a likely clause (mean -0.1) in each
+    slots.offbook[:] = [True, False, True]  # slots 0 and 2 left the book on the way
+    slots.tries[2] = CLAUSE_TRIES  # ... slot 2 on its last try, which is kept
+    got = np.array([comma] * 3)
+    back, _ = _Clauses({comma}, floor=None).review(slots, got, got != eos, np.ones(3, dtype=bool), eos)
+    assert back.tolist() == [0] and slots.done[0] == 2 and slots.tries[0] == 1
+    assert slots.done[1] == slots.done[2] == 5
+    assert not slots.offbook.any()  # each slot begins its next clause (or this one again) on the book
+
+
 def test_the_last_try_of_a_clause_is_greedy_and_ends_a_row_only_when_nothing_else_may_be_written():
     slots = _Slots(3, 8)
     slots.row[:] = [0, 1, 2]
@@ -440,13 +457,16 @@ def test_a_row_that_has_written_one_naming_phrase_writes_none_again():
                     [1, 3, 1, 0, 0, 0, 0],    # wrote 1 3 -> the same
                     [5, 1, 0, 0, 0, 0, 0],    # wrote neither yet: 1 2 is free to write
                     [1, 2, 5, 7, 0, 0, 0],    # wrote 1 2, but not about to write another
-                    [7, 1, 2, 1, 0, 0, 0],    # 1 2 lies beyond what the row wrote (done = 2)
                     [1, 2, 5, 1, 0, 0, 0]])   # the same as row 0, but its slot is not live
-    done = np.array([4, 3, 2, 4, 2, 4])
-    live = np.array([True, True, True, True, True, False])
-    banned = torch.isinf(_ban_named_again(torch.zeros(6, 8), out, done, live, phrases)).nonzero().tolist()
+    done = np.array([4, 3, 2, 4, 4])
+    live = np.array([True, True, True, True, False])
+    written = np.zeros(5, dtype=bool)
+    for step in range(1, 5):  # kept up to date token by token, as the decode loop does
+        rows = np.flatnonzero(done >= step)
+        written[rows] |= _names(out, np.full(5, step), rows, phrases)
+    assert written.tolist() == [True, True, False, True, True]
+    banned = torch.isinf(_ban_named_again(torch.zeros(5, 8), out, done, live, phrases, written)).nonzero().tolist()
     assert banned == [[0, 2], [0, 3], [1, 2], [1, 3]]
-    assert not torch.isinf(_ban_named_again(torch.zeros(6, 8), out, done, live, [])).any()
 
 
 def test_a_copy_names_its_product_as_this_one_once(engine):

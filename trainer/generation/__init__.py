@@ -98,6 +98,7 @@ from trainer.generation.sampling import (
     _ban_repeats,
     _ban_stutter,
     _mix64,
+    _names,
     _row_keys,
     _Sampler,
     _uniforms,
@@ -110,6 +111,6 @@ __all__ = [
     "CLAUSE_TRIES", "COMPACT_BELOW", "DEFAULT_MAX_NEW_TOKENS", "KERNEL_BUILD_SECONDS", "KV_CACHE_BYTES",
     "NO_REPEAT_NGRAM", "PREFILL_TOKENS", "REFILL_SHARE", "_GOLDEN", "_KERNEL_BUILD", "_KERNEL_VERSION", "Candidate", "Generator",
     "Request", "_Blocker", "_Clauses", "_GPT2Decoder", "_HFDecoder", "_RequestBlockers", "_Row", "_Sampler",
-    "_Slots", "_attention_kernel", "_ban_early_end", "_ban_named_again", "_ban_repeats", "_ban_stutter", "_kernel_dir", "_kernel_path", "_load_kernel", "_mix64",
+    "_Slots", "_attention_kernel", "_ban_early_end", "_ban_named_again", "_ban_repeats", "_ban_stutter", "_kernel_dir", "_kernel_path", "_load_kernel", "_mix64", "_names",
     "_row_keys", "_uniforms", "decode_rows", "pick_device", "pick_dtype",
 ]

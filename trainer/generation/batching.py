@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 from trainer import wordpairs
 from trainer.generation.blocking import _Blocker, _RequestBlockers
-from trainer.generation.known import _Book
+from trainer.generation.known import OFF, _Book
 from trainer.generation.nudging import _RequestNudgers
-from trainer.generation.sampling import _ban_named_again, _ban_repeats, _ban_stutter, _mix64, _Sampler
+from trainer.generation.sampling import _ban_named_again, _ban_repeats, _ban_stutter, _mix64, _names, _Sampler
 from trainer.ngram import copy_of
 
 KV_CACHE_BYTES = 512 * 2**20  # slots are capped so the KV cache stays within this
@@ -126,7 +126,8 @@ class _Slots:
         self.ngram = np.zeros(width, dtype=np.int64)  # ... and the row's n-gram model (_Row.ngram)
         self.known = np.zeros(width, dtype=np.int64)  # the slot's node in the clause book (_Book), OFF: free
         self.book = np.zeros(width, dtype=np.int64)  # ... and which of the book's allowed sets is its row's
-        self.named = np.zeros(width, dtype=bool)  # the row's opening wrote a phrase of named_once (decode_rows)
+        self.named = np.zeros(width, dtype=bool)  # the row has written a phrase of named_once (decode_rows), opening and all
+        self.offbook = np.zeros(width, dtype=bool)  # the clause being written left the book (_Clauses draws it again)
         # The clause being written (_Clauses): the slot's state where it began, the token before it,
         # and how many times it has been written again.
         self.marks = {name: getattr(self, name).copy() for name in _Clauses.MARKED}
@@ -174,7 +175,8 @@ class _Slots:
         kept = _Slots.__new__(_Slots)
         kept.width = len(keep)
         for name in ("row", "pos", "done", "budget", "key", "state", "own", "own_state", "wanted", "wanted_state",
-                     "written", "logprob", "chars", "floor", "out", "context", "ngram", "known", "book", "named"):
+                     "written", "logprob", "chars", "floor", "out", "context", "ngram", "known", "book", "named",
+                     "offbook"):
             setattr(kept, name, getattr(self, name)[keep])
         kept.marks = {name: saved[keep] for name, saved in self.marks.items()}
         kept.last, kept.tries = self.last[keep], self.tries[keep]
@@ -198,10 +200,15 @@ class _Clauses:
     a clause is also drawn again when two of its neighbouring words never meet in the training
     copy: a splice such as "修饰颈部线条纹" that the model itself finds likely. This holds for a clause
     naming a value too (the splices gather around values: "文字母印花"); drawn again, it is still
-    nudged toward the value. floor may be None (the words alone decide)."""
+    nudged toward the value. floor may be None (the words alone decide).
+
+    With a clause book (known.py), a clause a row wrote off its book (where the book, the repeat
+    ban and the blockers together left it no token) is drawn again too: written freely, such a
+    clause is checked by no book ("而且这样的一款牛仔裤就是街头的破洞元素" in a denim jacket's copy)."""
 
     # the per-slot state a rolled-back clause returns to (_Slots' arrays of the same names)
-    MARKED = ("pos", "done", "state", "own_state", "wanted_state", "written", "logprob", "chars", "context", "known")
+    MARKED = ("pos", "done", "state", "own_state", "wanted_state", "written", "logprob", "chars", "context", "known",
+              "named")
 
     def __init__(self, marks_ids, floor: float | None, pairs: wordpairs.WordPairs | None = None, decode=None):
         import numpy as np  # lazy: nothing heavy at import
@@ -243,12 +250,14 @@ class _Clauses:
         may = ((slots.tries[at] < CLAUSE_TRIES) & (slots.done[at] < slots.budget[at])
                & (slots.done[at] > marks["done"][at]))  # a clause of its own, not an end after a full stop
         again = may & (mean < self.floor) & (slots.written[at] == marks["written"][at])  # no value named anew
+        again |= may & slots.offbook[at]  # written off the clause book (known.py), where its book left it no token
         if self.pairs is not None:
             for i in np.flatnonzero(may & ~again):
                 slot = at[i]
                 text = self.decode(slots.out[slot, marks["done"][slot]:slots.done[slot]].tolist())
                 again[i] = bool(self.pairs.unseen_in(text))
         back, onward = at[again], at[~again & grow[at]]
+        slots.offbook[at] = False
         for name, saved in marks.items():
             getattr(slots, name)[back] = saved[back]
         slots.pos[back] -= 1  # the token before the clause is fed again, at its position
@@ -350,6 +359,7 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
                 scores = _ban_stutter(scores, slots.out, slots.done, live)
             if book is not None:  # last: a row its book leaves no token, even unbanned, writes freely
                 scores = book.mask(scores, slots.known, slots.book, live, unbanned)
+                slots.offbook |= live & (slots.known == OFF)
             tokens = sampler(scores, slots.key, slots.done, live)
             if clauses is not None:
                 tokens = clauses.settle(tokens, scores, slots, live, eos_id)
@@ -359,6 +369,8 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
             grow = live & (got != eos_id)
             slots.out[grow, slots.done[grow]] = got[grow]
             slots.done[grow] += 1
+            if named_once:
+                slots.named[grow] |= _names(slots.out, slots.done, np.flatnonzero(grow), named_once)
             if token_chars is not None:
                 slots.chars[grow] += token_chars[got[grow]]
             slots.state[grow] = blocker.advance(slots.state[grow], got[grow])

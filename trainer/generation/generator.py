@@ -294,11 +294,12 @@ class Generator:
         return [[Candidate(r.opening + next(texts).strip(), d.logprob / max(1, d.tokens), d.tokens)
                  for d in variants] for r, variants in zip(requests, decoded)]
 
-    def _clauses(self, floor: float | None, word_pairs: bool, greedy: bool) -> _Clauses | None:
+    def _clauses(self, floor: float | None, word_pairs: bool, greedy: bool, known: bool = False) -> _Clauses | None:
+        """What draws a clause again: a floor, word pairs, or (known) a clause written off the book."""
         if word_pairs and self.word_pairs is None:
             self._say_no_word_pairs()
         pairs = self.word_pairs if word_pairs else None
-        if (floor is None and pairs is None) or greedy:  # greedy decoding would draw the same clause again
+        if (floor is None and pairs is None and not known) or greedy:  # greedy decoding would draw the same clause again
             return None
         return _Clauses(self._clause_mark_ids(), floor, pairs,
                         functools.partial(self.tokenizer.decode, skip_special_tokens=True))
@@ -402,7 +403,7 @@ class Generator:
         decoded = decode_rows(self._decoder, rows, keys, blocker, sampler, batch_size=self.batch_size,
                               eos_id=self.eos_id, no_repeat_ngram=no_repeat_ngram, own=own, nudgers=nudgers,
                               token_chars=self._token_chars() if any(r.floor for r in rows) else None,
-                              mixer=self._mixer, clauses=self._clauses(clause_floor, word_pairs, greedy),
+                              mixer=self._mixer, clauses=self._clauses(clause_floor, word_pairs, greedy, book is not None),
                               book=book, named_once=self._named_once() if no_repeat_ngram > 1 else [])
         if book is not None and book.free_clauses:
             log.debug("%d clauses written off the clause book (their rows' books left them no token)",

@@ -193,39 +193,46 @@ def _ban_repeats(scores, out, done, live, n: int):
 
 # A copy points at its product once: "这款风衣，这款风衣精选优质的面料" and "这款牛仔裤，这款破洞牛仔裤"
 # opened 4 of the 20 rank-1 copies of a make demo job (2026-12-05). Of the 5,000 AdvertiseGen
-# references 1,503 write 这款, 82 of them twice; 129 write two of 这款, 这件, 这条 and 此款.
-NAMED_ONCE = ("这款", "这件", "这条", "此款")
+# references 1,503 write 这款, 82 of them twice; 133 write two of these phrases ("这款卫衣，这是一款连帽的卫衣"
+# in make demo's copy).
+NAMED_ONCE = ("这款", "这是一款", "这件", "这条", "此款")
 
 
-def _ban_named_again(scores, out, done, live, phrases: list[list[int]], before=None):
-    """scores with -inf, in each live row that has written one of phrases (token ids), in out or
-    before it (before[s]: in slot s's forced opening), on the token that would finish any of them
-    again."""
+def _ban_named_again(scores, out, done, live, phrases: list[list[int]], written):
+    """scores with -inf, in each live row that has written one of phrases (token ids; written[s]:
+    slot s has, kept by _names), on the token that would finish any of them again."""
     import numpy as np  # lazy: nothing heavy at import
     import torch
 
-    span = int(done[live].max(initial=0))
-    written = np.zeros(len(out), dtype=bool) if before is None else np.asarray(before, dtype=bool).copy()
-    if not phrases or not (span or written.any()):
+    rows = np.flatnonzero(live & written)
+    if not len(rows):
         return scores
-    history = out[:, :span]
+    hits, tokens = [], []
     for phrase in phrases:
-        n = len(phrase)
-        if n <= span:
-            windows = np.lib.stride_tricks.sliding_window_view(history, n, axis=1)
-            ends = np.arange(n, span + 1)[None, :] <= done[:, None]  # the window lies in what the row wrote
-            written |= ((windows == phrase).all(axis=2) & ends).any(axis=1)
-    rows, tokens = [], []
-    for phrase in phrases:
-        head, n = phrase[:-1], len(phrase) - 1
-        can = np.flatnonzero(live & written & (done >= n))
-        if n:
-            tail = history[can[:, None], done[can, None] - n + np.arange(n)]
-            can = can[(tail == head).all(axis=1)]
-        rows.append(can)
-        tokens.append(np.full(len(can), phrase[-1]))
-    rows, tokens = np.concatenate(rows), np.concatenate(tokens)
-    if len(rows):
+        hit = rows[_ends_with(out, done, rows, phrase[:-1])]
+        hits.append(hit)
+        tokens.append(np.full(len(hit), phrase[-1]))
+    hits, tokens = np.concatenate(hits), np.concatenate(tokens)
+    if len(hits):
         device = scores.device
-        scores[torch.from_numpy(rows).to(device), torch.from_numpy(tokens).to(device)] = -math.inf
+        scores[torch.from_numpy(hits).to(device), torch.from_numpy(tokens).to(device)] = -math.inf
     return scores
+
+
+def _names(out, done, rows, phrases: list[list[int]]):
+    """Per row of rows: whether its tokens so far end with one of phrases (it has just written it)."""
+    import numpy as np  # lazy: nothing heavy at import
+
+    return np.logical_or.reduce([_ends_with(out, done, rows, p) for p in phrases], initial=False)
+
+
+def _ends_with(out, done, rows, ids: list[int]):
+    """Per row of rows: whether out[row, :done[row]] ends with ids."""
+    import numpy as np  # lazy: nothing heavy at import
+
+    n = len(ids)
+    ends = done[rows] >= n
+    long_enough = rows[ends]
+    tail = out[long_enough[:, None], done[long_enough, None] - n + np.arange(n)]
+    ends[ends] = (tail == np.asarray(ids, dtype=out.dtype)).all(axis=1)
+    return ends
