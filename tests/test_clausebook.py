@@ -79,6 +79,15 @@ def test_a_clause_saying_something_adjusts_is_only_for_products_with_a_part_that
         assert trie.of_facts(met)[book.clauses.index("可以自由调节")] == may
 
 
+def test_a_clause_placing_a_pocket_is_only_for_products_that_name_the_place():
+    book = clausebook.ClauseBook.collect([("类型#上衣*衣款式#口袋", "胸前的大口袋，口袋的设计。")] * clausebook.WORD_COPIES)
+    facts = dict(zip(book.clauses, book.facts))
+    assert facts["胸前的大口袋"] == (frozenset({"衣款式#口袋", "位置#胸前"}),)
+    assert facts["口袋的设计"] == (frozenset({"衣款式#口袋"}),)
+    assert clausebook.facts_met("类型#上衣*衣款式#口袋", ["位置#胸前"]) == [False]
+    assert clausebook.facts_met("类型#上衣*衣款式#口袋 胸前贴袋卫衣", ["位置#胸前"]) == [True]  # its title says so
+
+
 def test_the_book_survives_saving_and_a_missing_file_is_refused(tmp_path):
     book = clausebook.ClauseBook([("柔软亲肤", ("上衣", "裙")), ("简约的版型百搭又显瘦", ())])
     book.save(tmp_path / clausebook.FILE)
