@@ -11,14 +11,14 @@ The book is the set of distinct clauses (text between ，。！？； and the li
 saved in the checkpoint (FILE: one clause per line; tabs before its types joined by commas, its
 facts and CONTINUES or nothing), without those that would carry another product's claims into any
 copy: a clause with a digit (a size, a year, a percentage: "100%纯棉"), with a word of Latin letters
-that fewer than LATIN_COPIES copies use (a brand: "veromoda"; polo, v领 and a字 stay), or with a
-word (jieba, two characters or more) that fewer than WORD_COPIES copies use: what one product alone
-has (四合扣, 毛绒绒, a 淡绿 trim), which no vocabulary lists and no check could read. Nor does it keep
-a clause torn where the data lost a character (trainer.data.Pair.torn: "卫衣的地方在于" and
-"让你在中也能自由出行" had <UNK> in them) or cut off at a copy's end, nor one that names a garment of
-another type than its writer's, unless it wears the two together (names_another_garment). A product's own banned phrases
-remove the clauses that contain one when it is decoded, so what the product excludes or does not
-state is never written from the book either.
+that fewer than LATIN_COPIES copies use (a brand: "veromoda"; polo, v领 and a字 stay), or with a word
+(jieba, two characters or more) that fewer than WORD_COPIES copies use: what one product alone has
+(四合扣, 毛绒绒, a 淡绿 trim), which no vocabulary lists and no check could read. Nor does it keep a clause
+torn where the data lost a character (trainer.data.Pair.torn: "卫衣的地方在于" and "让你在中也能自由出行" had <UNK>
+in them) or cut off at a copy's end, nor one that names a garment of another type than its writer's,
+unless it wears the two together (names_another_garment). A product's own banned phrases remove the
+clauses that contain one when it is decoded, so what the product excludes or does not state is never
+written from the book either.
 
 Each clause keeps the garment types (trainer.ngram.key_of: 上衣, 裙, 裤) of the products whose copy
 wrote it, and a row writes only clauses of its own product's type (a product of no type, any): a
@@ -102,7 +102,7 @@ _ADJUSTERS = ("抽绳", "系带", "背带", "松紧", "腰带", "绑带", "肩�
 # that names the place itself (PLACE#两侧).
 PLACE = "位置"
 _PLACED_POCKET = re.compile("(胸前|胸口|前胸|左胸|右胸|两侧|侧边|两边|双侧|身侧|侧面|腹部|前后|后面|后背|背后|臀部|腰间|前片)"
-                            "[^，。！？；]{0,8}?袋")  # 口袋, 贴袋, 插袋, 袋鼠口袋, and the pockets of 151 clauses
+                            "[^，。！？；]{0,8}?袋")  # 口袋, 贴袋, 插袋, 袋鼠口袋: 149 of the demo book's clauses
 Facts = tuple[frozenset[str], ...]  # a clause's writers' facts (key#value); () when any product may write it
 
 

@@ -21,7 +21,15 @@ from trainer import wordpairs
 from trainer.generation.blocking import _Blocker, _RequestBlockers
 from trainer.generation.known import OFF, _Book
 from trainer.generation.nudging import _RequestNudgers
-from trainer.generation.sampling import _ban_named_again, _ban_repeats, _ban_stutter, _mix64, _names, _Sampler
+from trainer.generation.sampling import (
+    _ban_named_again,
+    _ban_repeats,
+    _ban_stutter,
+    _mix64,
+    _names,
+    _Sampler,
+    _says_any,
+)
 from trainer.ngram import copy_of
 
 KV_CACHE_BYTES = 512 * 2**20  # slots are capped so the KV cache stays within this
@@ -96,10 +104,6 @@ class _NgramMixer:
         return np.concatenate([contexts[:, 1:], tokens[:, None]], axis=1)
 
 
-def _writes_any(ids: list[int], phrases: list[list[int]]) -> bool:
-    return any(ids[i:i + len(p)] == p for p in phrases for i in range(len(ids) - len(p) + 1))
-
-
 class _Slots:
     """Per-slot state of the decode loop, on the host (numpy): which row, where, how far."""
 
@@ -161,7 +165,7 @@ class _Slots:
         if book is not None:
             self.book[into] = [rows[r].book for r in take]
             self.known[into] = [book.trie.start(rows[r].ids[len(rows[r].ids) - rows[r].opening:]) for r in take]
-        self.named[into] = [_writes_any(rows[r].ids[len(rows[r].ids) - rows[r].opening:], named_once) for r in take]
+        self.named[into] = [_says_any(rows[r].ids[len(rows[r].ids) - rows[r].opening:], named_once) for r in take]
         self.mark(into)
         self.last[into] = [rows[r].ids[-1] for r in take]
 
@@ -307,8 +311,8 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
     has an n-gram model, mixes it into every row's next-token distribution. clauses, where given,
     writes a clause the model found unlikely again (_Clauses). book, where given, lets each row
     write only clauses of the training copy (known.py); its allowed sets are indexed by _Row.book;
-    where a row's repeat ban would leave it no clause, the book is read without the ban.
-    named_once (token ids of phrases: sampling.NAMED_ONCE) are written once in a row at most."""
+    the repeat ban never keeps a row from the mark that ends its clause (_Book.mask). named_once
+    (token ids of phrases: sampling.NAMED_ONCE) are written once in a row at most, its opening included."""
     import numpy as np  # lazy: nothing heavy at import
     import torch
 
@@ -357,7 +361,7 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
             if no_repeat_ngram > 1:
                 scores = _ban_repeats(scores, slots.out, slots.done, live, no_repeat_ngram)
                 scores = _ban_stutter(scores, slots.out, slots.done, live)
-            if book is not None:  # last: a row its book leaves no token, even unbanned, writes freely
+            if book is not None:  # last: a row its book leaves no token, marks unbanned, writes freely
                 scores = book.mask(scores, slots.known, slots.book, live, unbanned)
                 slots.offbook |= live & (slots.known == OFF)
             tokens = sampler(scores, slots.key, slots.done, live)

@@ -219,6 +219,11 @@ def _ban_named_again(scores, out, done, live, phrases: list[list[int]], written)
     return scores
 
 
+def _says_any(ids: list[int], phrases: list[list[int]]) -> bool:
+    """Whether the token ids hold one of phrases (a row's forced opening, read once)."""
+    return any(ids[i:i + len(p)] == p for p in phrases for i in range(len(ids) - len(p) + 1))
+
+
 def _names(out, done, rows, phrases: list[list[int]]):
     """Per row of rows: whether its tokens so far end with one of phrases (it has just written it)."""
     import numpy as np  # lazy: nothing heavy at import
