@@ -267,7 +267,7 @@ def test_a_row_the_repeat_ban_leaves_no_clause_may_still_write_the_mark_that_end
     scores[:2, 90] = float("-inf")  # the repeat ban bans the mark after 1 2 ("的设计，" written before)
     scores[2, 2] = float("-inf")  # ... and 2 after 1 in row 2: content, which it never lifts
     states = np.array([trie.start([1, 2]), trie.start([1, 2]), trie.start([1])])
-    masked = book.mask(scores, states, np.zeros(3, dtype=np.int64), np.ones(3, dtype=bool), unbanned)
+    masked = book.mask(scores, states, np.zeros(3, dtype=np.int64), np.ones(3, dtype=bool), book.marks_of(unbanned))
     assert torch.isfinite(masked[0]).nonzero().ravel().tolist() == [90]  # the mark, despite the ban
     assert states[0] == trie.start([1, 2])
     assert states[1] == OFF and torch.equal(masked[1], scores[1])  # free, under the repeat ban

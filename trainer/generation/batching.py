@@ -355,14 +355,14 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
                 scores = own.mask(scores, slots.own, slots.own_state, live)
             if token_chars is not None:
                 _ban_early_end(scores, slots, live, eos_id)
-            if named_once:  # before unbanned: the book never lifts it
+            if named_once:  # before unbanned_marks: the book never lifts it
                 scores = _ban_named_again(scores, slots.out, slots.done, live, named_once, slots.named)
-            unbanned = scores.clone() if book is not None and no_repeat_ngram > 1 else None
+            unbanned_marks = book.marks_of(scores) if book is not None and no_repeat_ngram > 1 else None
             if no_repeat_ngram > 1:
                 scores = _ban_repeats(scores, slots.out, slots.done, live, no_repeat_ngram)
                 scores = _ban_stutter(scores, slots.out, slots.done, live)
             if book is not None:  # last: a row its book leaves no token, marks unbanned, writes freely
-                scores = book.mask(scores, slots.known, slots.book, live, unbanned)
+                scores = book.mask(scores, slots.known, slots.book, live, unbanned_marks)
                 slots.offbook |= live & (slots.known == OFF)
             tokens = sampler(scores, slots.key, slots.done, live)
             if clauses is not None:

@@ -259,13 +259,13 @@ class Generator:
         return prompt.length_bounds(length, self.length_edges)[0]
 
     @functools.cache  # noqa: B019  (one Generator per process)
-    @functools.lru_cache(maxsize=1)  # noqa: B019  (one Generator per process)
     def _named_once(self) -> list[list[int]]:
         """The token ids of sampling.NAMED_ONCE's phrases that this tokenizer spells out."""
         unk = self.tokenizer.unk_token_id
         phrases = [self.tokenizer.encode(p, add_special_tokens=False) for p in NAMED_ONCE]
         return [ids for ids in phrases if ids and unk not in ids]
 
+    @functools.cache  # noqa: B019  (one Generator per process)
     def _token_chars(self):
         """The characters each token id writes (0 for special tokens and unused embedding rows):
         exact for the character tokenizer; for subword tokenizers an estimate that errs high (a

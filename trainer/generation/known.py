@@ -222,10 +222,16 @@ class _Book:
     allowed: list
     free_clauses: int = 0  # clauses a row wrote freely, where its book left it no token
 
-    def mask(self, scores, states, books, live, unbanned=None):
+    def marks_of(self, scores):
+        """A copy of scores' clause-mark columns (what mask() may lift the repeat ban to)."""
+        import torch
+
+        return scores[:, torch.from_numpy(self.trie.marks).to(scores.device)].clone()
+
+    def mask(self, scores, states, books, live, unbanned_marks=None):
         """_KnownClauses.mask over this call's allowed sets; the rows it leaves free are set OFF
-        in states and counted. unbanned: the scores before the repeat ban, whose clause marks a
-        row the ban would leave no clause may write: a mark is no content, and people end clauses
+        in states and counted. unbanned_marks: marks_of() the scores before the repeat ban, which
+        a row the ban would leave no clause may write: a mark is no content, and people end clauses
         on the same 3 characters often ("条纹的设计，" after "polo领的设计，"; make demo's row, barred
         from the ，, wrote the free "采用了条纹的设计版型设计"). The ban keeps holding inside a clause:
         lifted there, it let rows write "柔软舒适，柔软舒适" rather than a free clause."""
@@ -233,15 +239,13 @@ class _Book:
         import torch
 
         scores, stuck = self.trie.mask(scores, states, books, self.allowed, live)
-        if len(stuck) and unbanned is not None:
+        if len(stuck) and unbanned_marks is not None:
             retry = np.zeros_like(live)
             retry[stuck] = True
             index = torch.from_numpy(stuck).to(scores.device)
             marks = torch.from_numpy(self.trie.marks).to(scores.device)
-            marked = scores[index]
-            marked[:, marks] = unbanned[index][:, marks]
             lifted = scores.clone()
-            lifted[index] = marked
+            lifted[index[:, None], marks] = unbanned_marks[index]
             again, still = self.trie.mask(lifted, states, books, self.allowed, retry)
             rescued = np.setdiff1d(stuck, still)
             if len(rescued):
