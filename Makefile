@@ -27,9 +27,9 @@ $(BIN)/.installed: pyproject.toml
 venv: $(BIN)/.installed
 
 # The clause book is the target: a demo model trained before 2026-12-05 has none, and the books of that day
-# keep clauses torn where the data lost a character or naming another type's garment (their manifest counts
-# no "other_garment"); either is trained again.
-ifeq ($(shell grep -s '"other_garment"' $(CHECKPOINT)/copygen.json),)
+# keep clauses torn where the data lost a character, naming another type's garment or leaning on their
+# writer's others (their manifest counts no "leaning"); either is trained again.
+ifeq ($(shell grep -s '"leaning"' $(CHECKPOINT)/copygen.json),)
 .PHONY: $(CHECKPOINT)/clauses.txt
 endif
 $(CHECKPOINT)/clauses.txt: | $(BIN)/.installed

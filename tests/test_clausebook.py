@@ -68,6 +68,19 @@ def test_a_clause_naming_another_types_garment_is_kept_only_where_it_wears_the_t
     assert not clausebook.names_another_garment("一款连衣裙", "")  # a product of no type: any garment
 
 
+def test_a_clause_that_leans_on_its_writers_other_clauses_is_left_out():
+    book = clausebook.ClauseBook.collect([
+        ("类型#上衣*颜色#绿色", "绿色的卫衣，这样的颜色非常的衬肤色，穿在身上，很显白。"),
+        ("类型#裙*裙型#百褶", "这款裙子的腰头地方，添加了褶皱，这款裙子。"),
+    ] * clausebook.WORD_COPIES)
+    assert book.clauses == ["绿色的卫衣", "穿在身上", "很显白", "添加了褶皱", "这款裙子"]
+    assert book.leaning == 2 * clausebook.WORD_COPIES  # 这样的颜色..., 这款裙子的腰头地方
+    for clause in ("在这种穿多了会热", "黑色的裙身上", "袖口处"):
+        assert clausebook.leans_on_context(clause)
+    for clause in ("穿在身上", "这款衬衫", "在视觉上拉伸身材比例", "穿着舒适的同时"):  # a verb; the product itself
+        assert not clausebook.leans_on_context(clause)
+
+
 def test_a_clause_saying_something_adjusts_is_only_for_products_with_a_part_that_does():
     book = clausebook.ClauseBook.collect([("类型#裙*裙型#百褶", "可以自由调节，百褶的裙摆。")] * clausebook.WORD_COPIES)
     facts = dict(zip(book.clauses, book.facts))
@@ -109,6 +122,7 @@ def test_training_saves_the_clauses_of_its_copy_in_the_checkpoint(tiny):
     assert manifest["clauses"]["facts"] == sum(bool(f) for f in book.facts) > 0
     assert manifest["clauses"]["torn"] == 0  # make demo retrains a book whose manifest counts none
     assert manifest["clauses"]["other_garment"] == 0  # ... nor a count of clauses naming another type's garment
+    assert manifest["clauses"]["leaning"] == 0  # ... nor one of clauses leaning on their writer's others
     assert {"这款白色上衣采用纯棉面料", "柔软亲肤", "遮肉显腿长"} <= set(book.clauses)  # trainer.testing's copy
 
 

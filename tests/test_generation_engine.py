@@ -27,6 +27,8 @@ from trainer.generation import (
     _Sampler,
     _Slots,
 )
+from trainer.generation import generator as generator_module
+from trainer.generation.sampling import _ban_adding_again, _openings
 from trainer.testing import tiny_checkpoint
 
 SOURCES = [
@@ -477,6 +479,31 @@ def test_a_copy_names_its_product_as_this_one_once(engine):
              for t in variants]
     assert all(t.startswith("这款") and t.count("这款") == 1 for t in texts)
     assert any("这" in t[2:] for t in texts)  # where the repeat ban sent the model to 这, 款 was barred
+
+
+def test_a_clause_that_adds_never_follows_one_that_added():
+    adding, marks = np.array([1, 2]), np.array([9])  # 而 and 更, say; 9 is the ，
+    opens = opened = np.full(4, -1)
+    for step in ([1, 5, 1, 5], [3, 9, 9, 9], [9, 1, 6, 2], [4, 4, 7, 8]):  # kept token by token, as the decode loop does
+        opens, opened = _openings(opens, opened, np.array(step), marks)
+    # row 0: "1 3 ，4" began its last clause with 1 and is in its next; row 1 "5 ，1 4": in a clause that adds;
+    # row 2: "1 ，6 7" and row 3: "5 ，2 8" are in clauses too
+    assert opens.tolist() == [4, 1, 6, 2] and opened.tolist() == [1, 5, 1, 5]
+    opens, opened = _openings(opens, opened, np.array([9, 9, 9, 9]), marks)  # each ends its clause
+    live = np.array([True, True, True, False])
+    banned = torch.isinf(_ban_adding_again(torch.zeros(4, 10), opens, opened, live, adding)).nonzero().tolist()
+    assert banned == [[1, 1], [1, 2]]  # only the row whose clause began with 1 (row 3's slot is not live)
+
+
+def test_a_copy_never_adds_to_a_clause_that_added(engine, monkeypatch):
+    # the tiny model's copy has none of ADDING's characters: its 柔 (柔软亲肤) and 简 (简约的版型) stand in
+    monkeypatch.setattr(generator_module, "ADDING", "柔简")
+    forced = forced_toward(engine, "柔")  # writes 柔 wherever it may
+    sample = {"seed": 3, "max_new_tokens": 6, "no_repeat_ngram": 4}
+    after_adding = forced.generate([Request(s, variants=2, opening="简约，") for s in SOURCES], **sample)
+    assert all(t.startswith("简约，") and t[3] not in "柔简" for variants in after_adding for t in variants)
+    after_other = forced.generate([Request(s, variants=2, opening="白色，") for s in SOURCES], **sample)
+    assert all(t.startswith("白色，柔") for variants in after_other for t in variants)
 
 
 def test_rows_decoded_under_the_repeat_rule_never_double_a_short_run(engine):

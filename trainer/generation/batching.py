@@ -22,11 +22,13 @@ from trainer.generation.blocking import _Blocker, _RequestBlockers
 from trainer.generation.known import OFF, _Book
 from trainer.generation.nudging import _RequestNudgers
 from trainer.generation.sampling import (
+    _ban_adding_again,
     _ban_named_again,
     _ban_repeats,
     _ban_stutter,
     _mix64,
     _names,
+    _openings,
     _Sampler,
     _says_any,
 )
@@ -132,6 +134,8 @@ class _Slots:
         self.book = np.zeros(width, dtype=np.int64)  # ... and which of the book's allowed sets is its row's
         self.named = np.zeros(width, dtype=bool)  # the row has written a phrase of named_once (decode_rows), opening and all
         self.offbook = np.zeros(width, dtype=bool)  # the clause being written left the book (_Clauses draws it again)
+        self.opens = np.full(width, -1, dtype=np.int64)  # the first token of the clause being written (sampling._openings)
+        self.opened = np.full(width, -1, dtype=np.int64)  # ... and of the clause before it
         # The clause being written (_Clauses): the slot's state where it began, the token before it,
         # and how many times it has been written again.
         self.marks = {name: getattr(self, name).copy() for name in _Clauses.MARKED}
@@ -140,7 +144,11 @@ class _Slots:
 
     def admit(self, into, take: list[int], rows: list[_Row], keys, blocker: _Blocker,
               own: _RequestBlockers | None, nudgers: _RequestNudgers | None, mixer: _NgramMixer | None,
-              book: _Book | None = None, named_once: list[list[int]] = ()) -> None:
+              book: _Book | None = None, named_once: list[list[int]] = (), marks=()) -> None:
+        """Admit these rows into these slots; marks: the clause marks' token ids, to find where the
+        row's forced opening leaves its clauses (sampling._openings)."""
+        import numpy as np  # lazy: nothing heavy at import
+
         self.row[into] = take
         self.pos[into] = [len(rows[r].ids) for r in take]
         self.done[into] = 0
@@ -166,6 +174,11 @@ class _Slots:
             self.book[into] = [rows[r].book for r in take]
             self.known[into] = [book.trie.start(rows[r].ids[len(rows[r].ids) - rows[r].opening:]) for r in take]
         self.named[into] = [_says_any(rows[r].ids[len(rows[r].ids) - rows[r].opening:], named_once) for r in take]
+        for slot, r in zip(into, take):
+            opens = opened = np.full(1, -1, dtype=np.int64)
+            for t in rows[r].ids[len(rows[r].ids) - rows[r].opening:]:
+                opens, opened = _openings(opens, opened, np.full(1, t), marks)
+            self.opens[slot], self.opened[slot] = opens[0], opened[0]
         self.mark(into)
         self.last[into] = [rows[r].ids[-1] for r in take]
 
@@ -180,7 +193,7 @@ class _Slots:
         kept.width = len(keep)
         for name in ("row", "pos", "done", "budget", "key", "state", "own", "own_state", "wanted", "wanted_state",
                      "written", "logprob", "chars", "floor", "out", "context", "ngram", "known", "book", "named",
-                     "offbook"):
+                     "offbook", "opens", "opened"):
             setattr(kept, name, getattr(self, name)[keep])
         kept.marks = {name: saved[keep] for name, saved in self.marks.items()}
         kept.last, kept.tries = self.last[keep], self.tries[keep]
@@ -212,7 +225,7 @@ class _Clauses:
 
     # the per-slot state a rolled-back clause returns to (_Slots' arrays of the same names)
     MARKED = ("pos", "done", "state", "own_state", "wanted_state", "written", "logprob", "chars", "context", "known",
-              "named")
+              "named", "opens", "opened")
 
     def __init__(self, marks_ids, floor: float | None, pairs: wordpairs.WordPairs | None = None, decode=None):
         import numpy as np  # lazy: nothing heavy at import
@@ -299,7 +312,7 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
                 eos_id: int, no_repeat_ngram: int = 0, own: _RequestBlockers | None = None,
                 nudgers: _RequestNudgers | None = None, token_chars=None,
                 mixer: _NgramMixer | None = None, clauses: _Clauses | None = None,
-                book: _Book | None = None, named_once: list[list[int]] = ()) -> list[_Decoded]:
+                book: _Book | None = None, named_once: list[list[int]] = (), adding=None) -> list[_Decoded]:
     """What each row generated (in the order of rows): the slot loop of continuous batching.
 
     decoder: a decoder (_GPT2Decoder or _HFDecoder); at most batch_size slots decode together; a row
@@ -312,7 +325,9 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
     writes a clause the model found unlikely again (_Clauses). book, where given, lets each row
     write only clauses of the training copy (known.py); its allowed sets are indexed by _Row.book;
     the repeat ban never keeps a row from the mark that ends its clause (_Book.mask). named_once
-    (token ids of phrases: sampling.NAMED_ONCE) are written once in a row at most, its opening included."""
+    (token ids of phrases: sampling.NAMED_ONCE) are written once in a row at most, its opening included.
+    adding, where given ((token ids of sampling.ADDING, the clause marks' token ids), numpy arrays),
+    keeps a row from beginning a clause with one of those after a clause that began with one."""
     import numpy as np  # lazy: nothing heavy at import
     import torch
 
@@ -339,7 +354,8 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
                 if logits is None or logits.shape[0] != slots.width:
                     logits = fresh.new_zeros((slots.width, fresh.shape[1]))
                 logits[torch.from_numpy(into).to(fresh.device)] = fresh
-                slots.admit(into, take, rows, keys, blocker, own, nudgers, mixer, book, named_once)
+                slots.admit(into, take, rows, keys, blocker, own, nudgers, mixer, book, named_once,
+                            adding[1] if adding is not None else ())
             live = slots.row >= 0
             if not live.any():
                 break
@@ -357,6 +373,8 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
                 _ban_early_end(scores, slots, live, eos_id)
             if named_once:  # before unbanned_marks: the book never lifts it
                 scores = _ban_named_again(scores, slots.out, slots.done, live, named_once, slots.named)
+            if adding is not None:
+                scores = _ban_adding_again(scores, slots.opens, slots.opened, live, adding[0])
             unbanned_marks = book.marks_of(scores) if book is not None and no_repeat_ngram > 1 else None
             if no_repeat_ngram > 1:
                 scores = _ban_repeats(scores, slots.out, slots.done, live, no_repeat_ngram)
@@ -375,6 +393,9 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
             slots.done[grow] += 1
             if named_once:
                 slots.named[grow] |= _names(slots.out, slots.done, np.flatnonzero(grow), named_once)
+            if adding is not None:
+                slots.opens[grow], slots.opened[grow] = _openings(slots.opens[grow], slots.opened[grow], got[grow],
+                                                                  adding[1])
             if token_chars is not None:
                 slots.chars[grow] += token_chars[got[grow]]
             slots.state[grow] = blocker.advance(slots.state[grow], got[grow])

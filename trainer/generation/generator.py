@@ -31,7 +31,7 @@ from trainer.generation.gpt2_decoder import _GPT2Decoder
 from trainer.generation.hf_decoder import _HFDecoder
 from trainer.generation.known import _Book, _KnownClauses
 from trainer.generation.nudging import _Nudger, _RequestNudgers
-from trainer.generation.sampling import NAMED_ONCE, _row_keys, _Sampler
+from trainer.generation.sampling import ADDING, NAMED_ONCE, _row_keys, _Sampler
 
 log = logging.getLogger(__name__)
 
@@ -266,6 +266,14 @@ class Generator:
         return [ids for ids in phrases if ids and unk not in ids]
 
     @functools.cache  # noqa: B019  (one Generator per process)
+    def _adding(self):
+        """(the token ids of sampling.ADDING's characters, the clause marks' ids), for decode_rows."""
+        import numpy as np  # lazy: nothing heavy at import
+
+        ids = set(self.tokenizer.convert_tokens_to_ids(list(ADDING))) - {self.tokenizer.unk_token_id, None}
+        return np.array(sorted(ids), dtype=np.int64), np.array(sorted(self._clause_mark_ids()), dtype=np.int64)
+
+    @functools.cache  # noqa: B019  (one Generator per process)
     def _token_chars(self):
         """The characters each token id writes (0 for special tokens and unused embedding rows):
         exact for the character tokenizer; for subword tokenizers an estimate that errs high (a
@@ -404,7 +412,8 @@ class Generator:
                               eos_id=self.eos_id, no_repeat_ngram=no_repeat_ngram, own=own, nudgers=nudgers,
                               token_chars=self._token_chars() if any(r.floor for r in rows) else None,
                               mixer=self._mixer, clauses=self._clauses(clause_floor, word_pairs, greedy, book is not None),
-                              book=book, named_once=self._named_once() if no_repeat_ngram > 1 else [])
+                              book=book, named_once=self._named_once() if no_repeat_ngram > 1 else [],
+                              adding=self._adding() if no_repeat_ngram > 1 else None)
         if book is not None and book.free_clauses:
             log.debug("%d clauses written off the clause book (their rows' books left them no token)",
                       book.free_clauses)

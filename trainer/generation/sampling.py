@@ -5,7 +5,7 @@ the step and the draw, so a row's copy depends on the seed and on its own logits
 rows share its batch. The sampler draws with temperature and nucleus (top-p) without sorting the
 vocabulary; _ban_repeats forbids the tokens that would write an n-gram a row already wrote,
 _ban_stutter those that would write a short run twice in a row (or one token apart), _ban_named_again
-a second 这款.
+a second 这款, _ban_adding_again a clause that adds to one that added ("而且…，更…").
 
 numpy and torch are imported inside the functions (importing trainer.generation loads neither).
 """
@@ -217,6 +217,38 @@ def _ban_named_again(scores, out, done, live, phrases: list[list[int]], written)
         device = scores.device
         scores[torch.from_numpy(hits).to(device), torch.from_numpy(tokens).to(device)] = -math.inf
     return scores
+
+
+# The first characters of the clauses that add to the clause before them: 而且, 同时, 并且, 还, 更, 也.
+# One after another adds to nothing ("而且，更显得帅气大气", "同时也增添了衣物的美观性，同时又不会失帅气感",
+# "而且还能衬托女性的优雅气质。而且还很好地诠释了…"): 0.48% of the 44,780 clause joins of the 5,000
+# AdvertiseGen references (3.6% of the copies have one), 1.3% of the joins of a make demo job's 480
+# candidates and 2.7% of its rank-1 copy's (3 of its 20 copies; 2026-12-05, afternoon).
+ADDING = "而同并还更也"
+
+
+def _ban_adding_again(scores, opens, opened, live, adding):
+    """scores with -inf on the adding tokens (token ids of ADDING) in each live row at the start of a
+    clause (opens < 0) whose clause before began with one (opened: _openings)."""
+    import numpy as np  # lazy: nothing heavy at import
+    import torch
+
+    rows = np.flatnonzero(live & (opens < 0) & np.isin(opened, adding))
+    if len(rows):
+        device = scores.device
+        scores[torch.from_numpy(rows).to(device)[:, None], torch.from_numpy(adding).to(device)] = -math.inf
+    return scores
+
+
+def _openings(opens, opened, tokens, marks):
+    """(opens, opened) after each row writes its token: opens, the first token of the clause being
+    written (-1 before it has one); opened, that of the clause before it (-1: none yet)."""
+    import numpy as np  # lazy: nothing heavy at import
+
+    ends = np.isin(tokens, marks)
+    opened = np.where(ends, opens, opened)
+    opens = np.where(ends, -1, np.where(opens < 0, tokens, opens))
+    return opens, opened
 
 
 def _says_any(ids: list[int], phrases: list[list[int]]) -> bool:
