@@ -12,7 +12,7 @@ import torch
 
 from trainer import clausebook, wordpairs
 from trainer.checkpoint import CheckpointError
-from trainer.generation import Generator, Request, _attention_kernel
+from trainer.generation import Generator, Request, _attention_kernel, known
 from trainer.generation.blocking import _Blocker
 from trainer.generation.generator import load_clause_book
 from trainer.generation.known import OFF, PAUSED, ROOT, _Book, _KnownClauses
@@ -101,6 +101,31 @@ def test_a_clause_placing_a_pocket_is_only_for_products_that_name_the_place():
     assert clausebook.facts_met("类型#上衣*衣款式#口袋 胸前贴袋卫衣", ["位置#胸前"]) == [True]  # its title says so
 
 
+def test_each_clause_keeps_the_clauses_that_followed_it_in_a_sentence(tmp_path):
+    book = clausebook.ClauseBook.collect([("类型#上衣", "柔软亲肤，简约百搭。修饰身形，简约百搭！"),
+                                          ("类型#上衣", "柔软亲肤；遮肉显瘦。")] * clausebook.WORD_COPIES)
+    followers = {c: {book.clauses[i] for i in after} for c, after in zip(book.clauses, book.followers)}
+    # a comma or ； joins a sentence; its last clause is followed by none
+    assert followers == {"柔软亲肤": {"简约百搭", "遮肉显瘦"}, "简约百搭": set(), "修饰身形": {"简约百搭"}, "遮肉显瘦": set()}
+    book.save(tmp_path / clausebook.FILE)
+    assert clausebook.ClauseBook.load(tmp_path / clausebook.FILE).followers == book.followers
+    (tmp_path / clausebook.FILE).write_text("柔软亲肤\t上衣\t\t\n简约百搭\t上衣\t\t\n", encoding="utf-8")  # before followers
+    assert clausebook.ClauseBook.load(tmp_path / clausebook.FILE).followers == [(), ()]
+    (tmp_path / clausebook.FILE).write_text("柔软亲肤\t上衣\t\t\tsome\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="followers' line numbers"):
+        clausebook.ClauseBook.load(tmp_path / clausebook.FILE)
+
+
+def test_a_row_goes_on_with_the_sentence_its_last_clauses_writer_wrote(engine, monkeypatch):
+    forced = forced_toward(engine, "活")  # writes 活 wherever it may: 活力满满, the hoodie's clause
+    request = Request("类型#上衣*颜色#白色*材质#棉*风格#简约", variants=3, opening="这款白色上衣采用纯棉面料，")
+    sample = {"seed": 3, "max_new_tokens": 5, "known_clauses": True}
+    monkeypatch.setattr(known, "FOLLOW_BONUS", 0.0)
+    assert forced.generate([request], **sample) == [["这款白色上衣采用纯棉面料，活力满满，"] * 3]
+    monkeypatch.setattr(known, "FOLLOW_BONUS", 100.0)  # stronger than the forcing: its writer's 柔软亲肤 follows
+    assert forced.generate([request], **sample) == [["这款白色上衣采用纯棉面料，柔软亲肤，"] * 3]
+
+
 def test_the_book_survives_saving_and_a_missing_file_is_refused(tmp_path):
     book = clausebook.ClauseBook([("柔软亲肤", ("上衣", "裙")), ("简约的版型百搭又显瘦", ())])
     book.save(tmp_path / clausebook.FILE)
@@ -123,6 +148,7 @@ def test_training_saves_the_clauses_of_its_copy_in_the_checkpoint(tiny):
     assert manifest["clauses"]["torn"] == 0  # make demo retrains a book whose manifest counts none
     assert manifest["clauses"]["other_garment"] == 0  # ... nor a count of clauses naming another type's garment
     assert manifest["clauses"]["leaning"] == 0  # ... nor one of clauses leaning on their writer's others
+    assert manifest["clauses"]["followed"] == sum(bool(f) for f in book.followers) > 0  # ... nor one of followed clauses
     assert {"这款白色上衣采用纯棉面料", "柔软亲肤", "遮肉显腿长"} <= set(book.clauses)  # trainer.testing's copy
 
 

@@ -43,6 +43,10 @@ A clause saying something adjusts (调节) is only for products with a part that
 placing a pocket (胸前的口袋) only for products that name the place (PLACE).
 A book saved without facts (the first books, of early 2026-12-05) puts no condition on any clause.
 
+Each clause also keeps the clauses that followed it in its writers' sentences (its followers: a
+comma or ； between the two), which a row writing from the book goes on with by preference
+(trainer.generation.known). Books saved before 2026-12-05, afternoon, have none.
+
 A clause whose last word people rarely end a sentence on (设计, 版型, 口袋: a noun phrase that waits
 for its verb) is marked as continuing: a row writes a ， after it, never a 。！？ or ； (make demo
 ended sentences "阔腿裤的版型。", "腰部抽绳的设计。" and "黑色的设计；"). Books saved before have no such mark.
@@ -50,6 +54,7 @@ ended sentences "阔腿裤的版型。", "腰部抽绳的设计。" and "黑色�
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -66,6 +71,8 @@ from trainer.wordpairs import ended_clauses, words
 
 FILE = "clauses.txt"
 CONTINUES = "continues"  # the fourth column of a clause a sentence never ends on (books before 2026-12-05, night, have none)
+# the fifth column: the line numbers (from 0) of the clause's followers, joined by commas (books
+# before 2026-12-05, afternoon, have no fifth column)
 LATIN_COPIES = 20  # a Latin word fewer copies use than this is read as a brand name
 WORD_COPIES = 5  # a word fewer copies use than this names what one product alone has
 MIN_CHARS = 2  # shorter clauses (a lone 的) say nothing
@@ -74,6 +81,7 @@ ENDING_SEEN = 30  # a last word that ends fewer clauses than this says too littl
 ENDING_SHARE = 0.05  # a clause whose last word ends fewer sentences than this is continued, never ended
 _FINAL = "。！？!?.~～…"  # what a whole copy ends with
 _DIGIT = re.compile(r"\d")
+_FOLLOWERS = re.compile(r"(\d+(,\d+)*)?")
 _LATIN = re.compile(r"[A-Za-z]+")
 _ATTRIBUTES = re.compile(r"[^\s#*]+#[^#*]+(\*[^\s#*]+#[^#*]+)*")  # copygen.prompt.attributes_text
 
@@ -123,10 +131,12 @@ class ClauseBook:
     """The distinct clauses of a training copy, in the order first written, each with the garment
     types of the products whose copy wrote it and the facts it says of them."""
 
-    def __init__(self, entries: Iterable[tuple], continuing: Iterable[str] = ()):
+    def __init__(self, entries: Iterable[tuple], continuing: Iterable[str] = (),
+                 followers: Mapping[str, Iterable[str]] | None = None):
         """entries: (clause, types) or (clause, types, facts) for each time a copy wrote a clause:
         the types and the facts (key#value) the clause says of the product it was written for;
-        continuing: the clauses a sentence never ends on (their last word ends too few of people's)."""
+        continuing: the clauses a sentence never ends on (their last word ends too few of people's);
+        followers: for a clause, the clauses that followed it in a sentence (those in the book kept)."""
         types: dict[str, set[str]] = {}
         facts: dict[str, set[frozenset[str]]] = {}
         for clause, kinds, *said in entries:
@@ -137,6 +147,9 @@ class ClauseBook:
         self.facts: list[Facts] = [_fewest(facts[c]) for c in self.clauses]
         continuing = set(continuing)
         self.ends = [c not in continuing for c in self.clauses]  # whether a sentence may end on it
+        place = {c: i for i, c in enumerate(self.clauses)}
+        followers = followers or {}
+        self.followers = [tuple(sorted({place[f] for f in followers.get(c, ()) if f in place})) for c in self.clauses]
         self.torn = 0  # clauses collect() left out as torn, each time a copy wrote one
         self.other_garment = 0  # ... and as naming another type's garment (names_another_garment)
         self.leaning = 0  # ... and as leaning on a clause of its writer's (leans_on_context)
@@ -168,31 +181,42 @@ class ClauseBook:
         apart = [names_another_garment(clause, kind) for _, kind, clause, _ in kept]
         leaning = [not out and leans_on_context(clause) for out, (_, _, clause, _) in zip(apart, kept)]
         kept = [entry for entry, out, leans in zip(kept, apart, leaning) if not (out or leans)]
+        followers: dict[str, set[str]] = {}
+        for _, _, parts, _ in pairs:
+            for (clause, end), (after, _) in itertools.pairwise(parts):
+                if not end:
+                    followers.setdefault(clause, set()).add(after)
         book = cls(((clause, (kind,), facts)
                     for n, kind, clause, _ in kept
                     for facts in _with_parts(clause, said_facts(clause, writers[n][0]) | values.unlisted(clause, *writers[n]))),
-                   continuing={clause for _, _, clause, ws in kept if ws and not ending.get(ws[-1], True)})
+                   continuing={clause for _, _, clause, ws in kept if ws and not ending.get(ws[-1], True)},
+                   followers=followers)
         book.torn = sum(c in lost[n] for n, (_, _, parts, _) in enumerate(pairs) for c, _ in parts)
         book.other_garment = sum(apart)
         book.leaning = sum(leaning)
         return book
 
     def save(self, path: Path) -> None:
-        path.write_text("".join(f"{c}\t{','.join(sorted(t))}\t{_facts_text(f)}\t{'' if end else CONTINUES}\n"
-                                for c, t, f, end in zip(self.clauses, self.types, self.facts, self.ends)),
+        path.write_text("".join(f"{c}\t{','.join(sorted(t))}\t{_facts_text(f)}\t{'' if end else CONTINUES}"
+                                f"\t{','.join(map(str, after))}\n"
+                                for c, t, f, end, after in zip(self.clauses, self.types, self.facts, self.ends,
+                                                               self.followers)),
                         encoding="utf-8")
 
     @classmethod
     def load(cls, path: Path) -> ClauseBook:
         lines = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines() if line]
-        if any(len(parts) not in (2, 3, 4) or parts[3:] not in ([], [""], [CONTINUES]) for parts in lines):
-            raise ValueError(f"expected a clause, its types, its facts and {CONTINUES!r} or nothing, "
-                             "split by tabs, on every line")
+        if any(len(parts) not in (2, 3, 4, 5) or parts[3:4] not in ([], [""], [CONTINUES])
+               or not _FOLLOWERS.fullmatch("".join(parts[4:])) for parts in lines):
+            raise ValueError(f"expected a clause, its types, its facts, {CONTINUES!r} or nothing and its "
+                             "followers' line numbers, split by tabs, on every line")
         entries = []
         for clause, types, *facts in lines:  # one entry per writer's facts: _fewest keeps them all
             kinds = types.split(",") if types else ()
             entries.extend([(clause, kinds, s) for s in _facts_of(facts[:1])] or [(clause, kinds)])
-        return cls(entries, continuing=[parts[0] for parts in lines if parts[3:] == [CONTINUES]])
+        followers = {parts[0]: [lines[int(i)][0] for i in parts[4].split(",") if i and int(i) < len(lines)]
+                     for parts in lines if parts[4:] not in ([], [""])}
+        return cls(entries, continuing=[parts[0] for parts in lines if parts[3:4] == [CONTINUES]], followers=followers)
 
 
 def source_attributes(source: str) -> tuple[dict[str, list[str]], str]:

@@ -132,6 +132,7 @@ class _Slots:
         self.ngram = np.zeros(width, dtype=np.int64)  # ... and the row's n-gram model (_Row.ngram)
         self.known = np.zeros(width, dtype=np.int64)  # the slot's node in the clause book (_Book), OFF: free
         self.book = np.zeros(width, dtype=np.int64)  # ... and which of the book's allowed sets is its row's
+        self.after = np.full(width, -1, dtype=np.int64)  # ... and the clause it last ended with a comma (_Book.follow)
         self.named = np.zeros(width, dtype=bool)  # the row has written a phrase of named_once (decode_rows), opening and all
         self.offbook = np.zeros(width, dtype=bool)  # the clause being written left the book (_Clauses draws it again)
         self.opens = np.full(width, -1, dtype=np.int64)  # the first token of the clause being written (sampling._openings)
@@ -173,6 +174,7 @@ class _Slots:
         if book is not None:
             self.book[into] = [rows[r].book for r in take]
             self.known[into] = [book.trie.start(rows[r].ids[len(rows[r].ids) - rows[r].opening:]) for r in take]
+            self.after[into] = [book.trie.start_after(rows[r].ids[len(rows[r].ids) - rows[r].opening:]) for r in take]
         self.named[into] = [_says_any(rows[r].ids[len(rows[r].ids) - rows[r].opening:], named_once) for r in take]
         for slot, r in zip(into, take):
             opens = opened = np.full(1, -1, dtype=np.int64)
@@ -193,7 +195,7 @@ class _Slots:
         kept.width = len(keep)
         for name in ("row", "pos", "done", "budget", "key", "state", "own", "own_state", "wanted", "wanted_state",
                      "written", "logprob", "chars", "floor", "out", "context", "ngram", "known", "book", "named",
-                     "offbook", "opens", "opened"):
+                     "offbook", "opens", "opened", "after"):
             setattr(kept, name, getattr(self, name)[keep])
         kept.marks = {name: saved[keep] for name, saved in self.marks.items()}
         kept.last, kept.tries = self.last[keep], self.tries[keep]
@@ -225,7 +227,7 @@ class _Clauses:
 
     # the per-slot state a rolled-back clause returns to (_Slots' arrays of the same names)
     MARKED = ("pos", "done", "state", "own_state", "wanted_state", "written", "logprob", "chars", "context", "known",
-              "named", "opens", "opened")
+              "named", "opens", "opened", "after")
 
     def __init__(self, marks_ids, floor: float | None, pairs: wordpairs.WordPairs | None = None, decode=None):
         import numpy as np  # lazy: nothing heavy at import
@@ -324,7 +326,8 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
     has an n-gram model, mixes it into every row's next-token distribution. clauses, where given,
     writes a clause the model found unlikely again (_Clauses). book, where given, lets each row
     write only clauses of the training copy (known.py); its allowed sets are indexed by _Row.book;
-    the repeat ban never keeps a row from the mark that ends its clause (_Book.mask). named_once
+    the repeat ban never keeps a row from the mark that ends its clause (_Book.mask), and a row goes on
+    with its writer's sentence by preference (_Book.follow). named_once
     (token ids of phrases: sampling.NAMED_ONCE) are written once in a row at most, its opening included.
     adding, where given ((token ids of sampling.ADDING, the clause marks' token ids), numpy arrays),
     keeps a row from beginning a clause with one of those after a clause that began with one."""
@@ -382,6 +385,7 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
             if book is not None:  # last: a row its book leaves no token, marks unbanned, writes freely
                 scores = book.mask(scores, slots.known, slots.book, live, unbanned_marks)
                 slots.offbook |= live & (slots.known == OFF)
+                scores = book.follow(scores, slots.known, slots.after, live)
             tokens = sampler(scores, slots.key, slots.done, live)
             if clauses is not None:
                 tokens = clauses.settle(tokens, scores, slots, live, eos_id)
@@ -402,6 +406,7 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
             if mixer is not None:
                 slots.context[grow] = mixer.advance(slots.context[grow], got[grow])
             if book is not None:
+                slots.after[grow] = book.trie.ended(slots.known[grow], got[grow], slots.after[grow])
                 slots.known[grow] = book.trie.advance(slots.known[grow], got[grow])
             if own is not None:
                 slots.own_state[grow] = own.advance(slots.own[grow], slots.own_state[grow], got[grow])
