@@ -44,8 +44,8 @@ placing a pocket (胸前的口袋) only for products that name the place (PLACE)
 A book saved without facts (the first books, of early 2026-12-05) puts no condition on any clause.
 
 Each clause also keeps the clauses that followed it in its writers' sentences (its followers: a
-comma or ； between the two), which a row writing from the book goes on with by preference
-(trainer.generation.known). Books saved before 2026-12-05, afternoon, have none.
+comma or ； between the two), which a row writing from the book goes on with by preference after
+a comma (trainer.generation.known). Books saved before 2026-12-05, afternoon, have none.
 
 A clause whose last word people rarely end a sentence on (设计, 版型, 口袋: a noun phrase that waits
 for its verb) is marked as continuing: a row writes a ， after it, never a 。！？ or ； (make demo

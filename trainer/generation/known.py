@@ -219,8 +219,9 @@ class _KnownClauses:
         return tokens
 
     def ended(self, states, tokens, after):
-        """The clause each row ended with a comma (or ；) on writing its token, where it did: the clause
-        its followers follow. Other tokens keep `after` as it was, a mark ending a sentence clears it."""
+        """The clause each row ended with a comma (a mark that ends no sentence) on writing its token,
+        where it did: the clause its followers follow. Other tokens keep `after` as it was, a mark
+        that ends a sentence (or ；) clears it."""
         import numpy as np  # lazy: nothing heavy at import
 
         pause = np.isin(tokens, self.pauses)
