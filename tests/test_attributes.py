@@ -786,6 +786,8 @@ def test_a_stated_only_job_praises_the_neck_or_face_only_where_the_product_state
     assert unstated_found("领角尖尖的，衬托出女性的帅气与干练。", top) == ["领角"]
     trousers = {"类型": ["裤"], "裤型": ["哈伦裤"], "裤腰型": ["松紧腰"]}  # and an adult's 不会勒到萌娃的小肚子
     assert unstated_found("穿着舒适，不会勒到萌娃的小肚子。", trousers) == ["萌娃"]
+    jeans = {"类型": ["裤"], "颜色": ["浅蓝色"], "裤型": ["直筒裤"]}  # and adult jeans 使宝贝夏日里穿着更加舒适 (2026.12-22)
+    assert unstated_found("清爽透气，使宝贝夏日里穿着更加舒适。", jeans) == ["使宝贝"]
 
 
 def test_a_stated_only_job_names_no_part_of_the_garment_the_product_states_nothing_of():

@@ -99,6 +99,8 @@ def test_a_clause_placing_a_pocket_is_only_for_products_that_name_the_place():
     assert facts["口袋的设计"] == (frozenset({"衣款式#口袋"}),)
     assert clausebook.facts_met("类型#上衣*衣款式#口袋", ["位置#胸前"]) == [False]
     assert clausebook.facts_met("类型#上衣*衣款式#口袋 胸前贴袋卫衣", ["位置#胸前"]) == [True]  # its title says so
+    book = clausebook.ClauseBook.collect([("类型#上衣*衣款式#口袋", "衣身两个侧口袋的设计。")] * clausebook.WORD_COPIES)
+    assert book.facts == [(frozenset({"衣款式#口袋", "位置#侧"}),)]  # a pocket at the side
 
 
 def test_each_clause_keeps_the_clauses_that_followed_it_in_a_sentence(tmp_path):
