@@ -128,6 +128,20 @@ def test_a_row_goes_on_with_the_sentence_its_last_clauses_writer_wrote(engine, m
     assert forced.generate([request], **sample) == [["这款白色上衣采用纯棉面料，柔软亲肤，"] * 3]
 
 
+def test_a_row_that_has_named_the_product_begins_no_clause_that_names_it_again(engine, monkeypatch):
+    forced = forced_toward(engine, "这")  # writes 这 wherever it may: 这款白色上衣采用纯棉面料 is the book's only clause with 这
+    request = Request("类型#上衣*颜色#白色*材质#棉*风格#简约", variants=3, opening="这款，")  # the product named
+    sample = {"seed": 3, "max_new_tokens": 12, "known_clauses": True, "no_repeat_ngram": 4}
+    book = set(engine.clause_book.clauses)
+    texts = forced.generate([request], **sample)[0]
+    assert all(wordpairs.clauses(t)[1] in book and "这" not in wordpairs.clauses(t)[1] for t in texts)
+    # before: the row began 这款白色上衣..., the named-once ban barred its 款 and it wrote on freely
+    mask = _Book.mask
+    monkeypatch.setattr(_Book, "mask", lambda book, *args: mask(book, *args[:5]))  # named left out
+    texts = forced.generate([request], **sample)[0]
+    assert all(wordpairs.clauses(t)[1].startswith("这") and wordpairs.clauses(t)[1] not in book for t in texts)
+
+
 def test_the_book_survives_saving_and_a_missing_file_is_refused(tmp_path):
     book = clausebook.ClauseBook([("柔软亲肤", ("上衣", "裙")), ("简约的版型百搭又显瘦", ())])
     book.save(tmp_path / clausebook.FILE)

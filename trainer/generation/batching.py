@@ -134,6 +134,7 @@ class _Slots:
         self.book = np.zeros(width, dtype=np.int64)  # ... and which of the book's allowed sets is its row's
         self.after = np.full(width, -1, dtype=np.int64)  # ... and the clause it last ended with a comma (_Book.follow)
         self.named = np.zeros(width, dtype=bool)  # the row has written a phrase of named_once (decode_rows), opening and all
+        self.named_before = np.zeros(width, dtype=bool)  # ... by the start of the clause it is writing (_Book.mask)
         self.offbook = np.zeros(width, dtype=bool)  # the clause being written left the book (_Clauses draws it again)
         self.opens = np.full(width, -1, dtype=np.int64)  # the first token of the clause being written (sampling._openings)
         self.opened = np.full(width, -1, dtype=np.int64)  # ... and of the clause before it
@@ -176,6 +177,7 @@ class _Slots:
             self.known[into] = [book.trie.start(rows[r].ids[len(rows[r].ids) - rows[r].opening:]) for r in take]
             self.after[into] = [book.trie.start_after(rows[r].ids[len(rows[r].ids) - rows[r].opening:]) for r in take]
         self.named[into] = [_says_any(rows[r].ids[len(rows[r].ids) - rows[r].opening:], named_once) for r in take]
+        self.named_before[into] = self.named[into]
         for slot, r in zip(into, take):
             opens = opened = np.full(1, -1, dtype=np.int64)
             for t in rows[r].ids[len(rows[r].ids) - rows[r].opening:]:
@@ -195,7 +197,7 @@ class _Slots:
         kept.width = len(keep)
         for name in ("row", "pos", "done", "budget", "key", "state", "own", "own_state", "wanted", "wanted_state",
                      "written", "logprob", "chars", "floor", "out", "context", "ngram", "known", "book", "named",
-                     "offbook", "opens", "opened", "after"):
+                     "offbook", "opens", "opened", "after", "named_before"):
             setattr(kept, name, getattr(self, name)[keep])
         kept.marks = {name: saved[keep] for name, saved in self.marks.items()}
         kept.last, kept.tries = self.last[keep], self.tries[keep]
@@ -227,7 +229,7 @@ class _Clauses:
 
     # the per-slot state a rolled-back clause returns to (_Slots' arrays of the same names)
     MARKED = ("pos", "done", "state", "own_state", "wanted_state", "written", "logprob", "chars", "context", "known",
-              "named", "opens", "opened", "after")
+              "named", "opens", "opened", "after", "named_before")
 
     def __init__(self, marks_ids, floor: float | None, pairs: wordpairs.WordPairs | None = None, decode=None):
         import numpy as np  # lazy: nothing heavy at import
@@ -383,7 +385,8 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
                 scores = _ban_repeats(scores, slots.out, slots.done, live, no_repeat_ngram)
                 scores = _ban_stutter(scores, slots.out, slots.done, live)
             if book is not None:  # last: a row its book leaves no token, marks unbanned, writes freely
-                scores = book.mask(scores, slots.known, slots.book, live, unbanned_marks)
+                scores = book.mask(scores, slots.known, slots.book, live, unbanned_marks,
+                                   slots.named_before if named_once else None)
                 slots.offbook |= live & (slots.known == OFF)
                 scores = book.follow(scores, slots.known, slots.after, live)
             tokens = sampler(scores, slots.key, slots.done, live)
@@ -406,6 +409,8 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
             if mixer is not None:
                 slots.context[grow] = mixer.advance(slots.context[grow], got[grow])
             if book is not None:
+                begins = grow & np.isin(got, book.trie.marks)  # a new clause: from the set its row's naming allows
+                slots.named_before[begins] = slots.named[begins]
                 slots.after[grow] = book.trie.ended(slots.known[grow], got[grow], slots.after[grow])
                 slots.known[grow] = book.trie.advance(slots.known[grow], got[grow])
             if own is not None:

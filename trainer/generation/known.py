@@ -30,6 +30,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from trainer.generation.sampling import NAMED_ONCE
+
 ROOT, OFF, PAUSED = 0, -1, -2  # PAUSED: at the root after a ，or ；, where the copy may not end
 # Logits on the next token of a clause that followed the row's last one in its writer's sentence.
 # Chosen on make demo's copy (2026-12-05, afternoon; README): at 4 its 60 rank-1 copies read blind had
@@ -82,6 +84,7 @@ class _KnownClauses:
             if path:
                 self.clause_at[path[-1]] = i
         self.followers = followers or [()] * len(sequences)
+        self.names_product = np.zeros(len(sequences), dtype=bool)  # holds a phrase of sampling.NAMED_ONCE (from_book)
         width = max((len(ids) for ids in sequences), default=0)
         self.ids = np.full((len(sequences), width), -1, dtype=np.int64)  # the clauses, padded with -1
         for i, ids in enumerate(sequences):
@@ -140,8 +143,10 @@ class _KnownClauses:
         end_marks = set(tokenizer.convert_tokens_to_ids(list(END_MARKS))) - {unk, None}
         place = {i: n for n, i in enumerate(kept)}
         followers = [tuple(place[f] for f in book.followers[i] if f in place) for i in kept]
-        return cls([encoded[i] for i in kept], mark_ids, eos_id, [book.types[i] for i in kept],
+        trie = cls([encoded[i] for i in kept], mark_ids, eos_id, [book.types[i] for i in kept],
                    [book.facts[i] for i in kept], [book.ends[i] for i in kept], sentence_marks, end_marks, followers)
+        trie.names_product[:] = [any(p in book.clauses[i] for p in NAMED_ONCE) for i in kept]
+        return trie
 
     # -- which clauses a row may write ---------------------------------------------------------
 
@@ -275,6 +280,10 @@ class _Book:
 
     trie: _KnownClauses
     allowed: list
+    # the same sets less the clauses that point at the product (这款...), for rows that have already
+    # named it: the named-once ban would stop such a row inside one ("这是一" with 款 barred) and
+    # leave it to write freely ("这是一件黑色的西装面料" for make demo's suit trousers, three jobs in three)
+    unnamed: list | None = None
     free_clauses: int = 0  # clauses a row wrote freely, where its book left it no token
 
     def follow(self, scores, states, after, live):
@@ -299,17 +308,22 @@ class _Book:
 
         return scores[:, torch.from_numpy(self.trie.marks).to(scores.device)].clone()
 
-    def mask(self, scores, states, books, live, unbanned_marks=None):
+    def mask(self, scores, states, books, live, unbanned_marks=None, named=None):
         """_KnownClauses.mask over this call's allowed sets; the rows it leaves free are set OFF
         in states and counted. unbanned_marks: marks_of() the scores before the repeat ban, which
         a row the ban would leave no clause may write: a mark is no content, and people end clauses
         on the same 3 characters often ("条纹的设计，" after "polo领的设计，"; make demo's row, barred
         from the ，, wrote the free "采用了条纹的设计版型设计"). The ban keeps holding inside a clause:
-        lifted there, it let rows write "柔软舒适，柔软舒适" rather than a free clause."""
+        lifted there, it let rows write "柔软舒适，柔软舒适" rather than a free clause. named: per slot,
+        whether its row had named the product when its clause began (its set is then from unnamed)."""
         import numpy as np  # lazy: nothing heavy at import
         import torch
 
-        scores, stuck = self.trie.mask(scores, states, books, self.allowed, live)
+        sets = self.allowed
+        if named is not None and self.unnamed is not None:
+            sets = self.allowed + self.unnamed
+            books = books + len(self.allowed) * named.astype(books.dtype)
+        scores, stuck = self.trie.mask(scores, states, books, sets, live)
         if len(stuck) and unbanned_marks is not None:
             retry = np.zeros_like(live)
             retry[stuck] = True
@@ -317,7 +331,7 @@ class _Book:
             marks = torch.from_numpy(self.trie.marks).to(scores.device)
             lifted = scores.clone()
             lifted[index[:, None], marks] = unbanned_marks[index]
-            again, still = self.trie.mask(lifted, states, books, self.allowed, retry)
+            again, still = self.trie.mask(lifted, states, books, sets, retry)
             rescued = np.setdiff1d(stuck, still)
             if len(rescued):
                 index = torch.from_numpy(rescued).to(scores.device)
