@@ -36,8 +36,9 @@ ROOT, OFF, PAUSED = 0, -1, -2  # PAUSED: at the root after a ，or ；, where th
 # Logits on the next token of a clause that followed the row's last one in its writer's sentence.
 # Chosen on make demo's copy (2026-12-05, afternoon; README): at 4 its 60 rank-1 copies read blind had
 # 43 incoherent joins against 50 and 33 wrong facts against 20 (a writer's next clause carries what
-# its product had); at 2, 38 against 47 and 28 against 23, preferred 37 to 21. The first 100
-# validation products: R-L 24.82 with none, 24.65 at 2, 24.27 at 4.
+# its product had); at 2, 38 against 47 and 28 against 23, preferred 37 to 21. Against the morning's
+# code: at 2, 39 against 56 and 24 against 14, preferred 37 to 22; at 1, 34 against 49 and 19 against
+# 13, preferred 30 to 28. The first 100 validation products: R-L 24.82 with none, 24.65 at 2, 24.27 at 4.
 FOLLOW_BONUS = 2.0
 SENTENCE_MARKS = "。！？；"  # the clause marks never written after a continuing clause
 END_MARKS = "。！？"  # the marks a copy may end after (not ；: "黑色的设计；" reads as a sentence cut short)
