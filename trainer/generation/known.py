@@ -77,6 +77,7 @@ class _KnownClauses:
         self.first = np.searchsorted(np.array(parent)[order], np.arange(self.size + 1))
         self.path_nodes = np.array([n for path in paths for n in path], dtype=np.int64)
         self.path_ends = np.cumsum([len(path) for path in paths])
+        self.path_starts = self.path_ends - [len(path) for path in paths]  # clause i's nodes: path_nodes[start:end]
         self.node_token = np.array(token, dtype=np.int64)
         self.depth = np.zeros(self.size, dtype=np.int64)  # tokens from the root to each node
         self.clause_at = np.full(self.size, -1, dtype=np.int64)  # the clause ending at each node, -1 for none
@@ -174,12 +175,11 @@ class _KnownClauses:
         import numpy as np  # lazy: nothing heavy at import
 
         ok = np.logical_and.reduce([np.ones(len(self.ids), dtype=bool), *passing])
-        starts = np.concatenate([[0], self.path_ends[:-1]])
         node_ok = np.zeros(self.size, dtype=bool)
         node_ok[ROOT] = True
         kept = np.flatnonzero(ok)
         if len(kept):
-            node_ok[np.concatenate([self.path_nodes[starts[i]:self.path_ends[i]] for i in kept])] = True
+            node_ok[np.concatenate([self.path_nodes[self.path_starts[i]:self.path_ends[i]] for i in kept])] = True
         end_ok = np.zeros(self.size, dtype=bool)
         end_ok[self.path_nodes[self.path_ends[kept] - 1]] = True
         stop_ok = np.zeros(self.size, dtype=bool)
@@ -218,7 +218,7 @@ class _KnownClauses:
         depth = int(self.depth[node]) + 1  # of the next token's node
         tokens = []
         for f in self.followers[after]:
-            start = self.path_ends[f - 1] if f else 0
+            start = self.path_starts[f]
             if self.path_ends[f] - start < depth or (depth > 1 and self.path_nodes[start + depth - 2] != node):
                 continue
             tokens.append(int(self.node_token[self.path_nodes[start + depth - 1]]))
