@@ -788,6 +788,16 @@ def test_a_stated_only_job_praises_the_neck_or_face_only_where_the_product_state
     assert unstated_found("穿着舒适，不会勒到萌娃的小肚子。", trousers) == ["萌娃"]
     jeans = {"类型": ["裤"], "颜色": ["浅蓝色"], "裤型": ["直筒裤"]}  # and adult jeans 使宝贝夏日里穿着更加舒适 (2026.12-22)
     assert unstated_found("清爽透气，使宝贝夏日里穿着更加舒适。", jeans) == ["使宝贝"]
+    # 2026.12-23: a polo shirt 经典的一字版型, a black hoodie 色彩的搭配也很是丰富, a pinafore listing 口袋
+    # 加上两个口袋的点缀 (blind readings of make demo's copy)
+    polo = {"类型": ["上衣"], "衣样式": ["polo"], "衣领型": ["polo领"]}
+    assert unstated_found("经典的一字版型，适合各种身材。", polo) == ["一字"]
+    assert unstated_found("一字领的设计，露出锁骨。", {"类型": ["上衣"], "衣领型": ["一字领"]}) == []
+    hoodie = {"类型": ["上衣"], "颜色": ["黑色"], "衣样式": ["卫衣"]}
+    assert unstated_found("黑色的卫衣，色彩的搭配也很是丰富。", hoodie) == ["色彩的搭配"]
+    pinafore = {"类型": ["裙"], "裙型": ["背带裙"], "裙款式": ["口袋"]}
+    assert unstated_found("加上两个口袋的点缀，美观实用。", pinafore) == ["两个口袋"]
+    assert unstated_found("口袋的设计，美观实用。", pinafore) == []
 
 
 def test_a_stated_only_job_names_no_part_of_the_garment_the_product_states_nothing_of():

@@ -56,6 +56,16 @@ def test_the_book_keeps_the_copys_clauses_and_leaves_out_what_names_another_prod
     assert not [c for c in book.clauses if len(c) > clausebook.MAX_CHARS]
 
 
+def test_a_word_few_copies_use_keeps_its_clause_only_where_it_names_a_listed_value():
+    # 纤腰 ("收紧而系则显纤腰", one writer's tie waist) is what a few products alone have; 小熊 is a
+    # value products list, and the clause naming it is for products that state it
+    book = clausebook.ClauseBook.collect([("类型#上衣*图案#小熊", "可爱的小熊，简约大方。"),
+                                          ("类型#上衣", "收紧显纤腰，简约大方。")]
+                                         + [("类型#上衣", "可爱的设计，简约大方。")] * clausebook.WORD_COPIES)
+    assert "收紧显纤腰" not in book.clauses
+    assert book.facts[book.clauses.index("可爱的小熊")] == (frozenset({"图案#小熊"}),)
+
+
 def test_a_clause_naming_another_types_garment_is_kept_only_where_it_wears_the_two_together():
     book = clausebook.ClauseBook.collect([
         ("类型#裤*风格#性感", "性感的上衣，搭配性感的上衣，裙裤的版型。"),
@@ -75,9 +85,10 @@ def test_a_clause_that_leans_on_its_writers_other_clauses_is_left_out():
     ] * clausebook.WORD_COPIES)
     assert book.clauses == ["绿色的卫衣", "穿在身上", "很显白", "添加了褶皱", "这款裙子"]
     assert book.leaning == 2 * clausebook.WORD_COPIES  # 这样的颜色..., 这款裙子的腰头地方
-    for clause in ("在这种穿多了会热", "黑色的裙身上", "袖口处"):
+    for clause in ("在这种穿多了会热", "黑色的裙身上", "袖口处", "裤脚的设计很特别", "下摆的设计别致又独特"):
         assert clausebook.leans_on_context(clause)
-    for clause in ("穿在身上", "这款衬衫", "在视觉上拉伸身材比例", "穿着舒适的同时"):  # a verb; the product itself
+    for clause in ("穿在身上", "这款衬衫", "在视觉上拉伸身材比例", "穿着舒适的同时",  # a verb; the product itself
+                   "裤脚的设计", "独特的气质"):  # a part not called special, nor special of a part
         assert not clausebook.leans_on_context(clause)
 
 
@@ -165,6 +176,7 @@ def test_training_saves_the_clauses_of_its_copy_in_the_checkpoint(tiny):
     assert manifest["clauses"]["other_garment"] == 0  # ... nor a count of clauses naming another type's garment
     assert manifest["clauses"]["leaning"] == 0  # ... nor one of clauses leaning on their writer's others
     assert manifest["clauses"]["followed"] == sum(bool(f) for f in book.followers) > 0  # ... nor one of followed clauses
+    assert manifest["clauses"]["word_copies"] == clausebook.WORD_COPIES  # ... nor the copies a word needs
     assert {"这款白色上衣采用纯棉面料", "柔软亲肤", "遮肉显腿长"} <= set(book.clauses)  # trainer.testing's copy
 
 

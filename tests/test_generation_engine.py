@@ -226,7 +226,7 @@ def test_a_candidates_logprob_is_the_mean_log_probability_of_its_tokens_under_a_
     requests = mixed_requests()
     # temperature, top-p, blocking and the repeat ban change what is drawn, not how it is scored
     checks = CLAUSE_CHECKS[checks]
-    budget = 60 if checks else 30  # clauses drawn again end more copy before the budget
+    budget = 50 if checks else 30  # clauses drawn again end more copy before the budget
     sample = {"seed": 6, "max_new_tokens": budget, "temperature": 1.3, "top_p": 0.8, "banned": ["百搭", "简约"],
               "no_repeat_ngram": 2, **checks}
     candidates = generator.generate_candidates(requests, **sample)

@@ -37,9 +37,10 @@ def tiny_pairs(n: int = 48) -> list[_Pair]:
 def tiny_checkpoint(out: Path, steps: int = 40, seed: int = 0, ngram_order: int = 0) -> Path:
     """Train a 2-layer model on a handful of copy lines and save it as a real checkpoint (without
     the n-gram model training makes by default, unless ngram_order asks: most tests are of the network)."""
+    from trainer.clausebook import WORD_COPIES
     from trainer.train import TrainOptions, train_on
 
-    pairs = tiny_pairs()
+    pairs = tiny_pairs(len(_COPY) * WORD_COPIES)  # each copy often enough for its words to stay in the clause book
     opts = TrainOptions(data=[], out=Path(out), preset="tiny", epochs=steps * TINY.batch_size / len(pairs),
                         seed=seed, device="cpu", progress=False, eval_every=steps, ngram_order=ngram_order)
     return train_on(opts, pairs, pairs[:8], [], {"source": "trainer.testing"}, preset=TINY)
