@@ -48,3 +48,15 @@ def segment(text: str) -> list[str]:
 
     jieba.setLogLevel(logging.WARNING)  # jieba sets its own logger to DEBUG at import
     return jieba.lcut(text)
+
+
+# the words a copy may say again without repeating itself: what every feature is (…的设计)
+STRUCTURAL_WORDS = frozenset({"设计"})
+_CHINESE = re.compile(r"[\u4e00-\u9fff]+")
+
+
+def content_words(text: str) -> list[str]:
+    """text's jieba words of two Chinese characters or more, other than STRUCTURAL_WORDS, in order:
+    the words a reader hears said again."""
+    return [w for w in segment(text) if len(w) >= 2 and _CHINESE.fullmatch(w) and w not in STRUCTURAL_WORDS]
+

@@ -798,6 +798,9 @@ def test_a_stated_only_job_praises_the_neck_or_face_only_where_the_product_state
     pinafore = {"类型": ["裙"], "裙型": ["背带裙"], "裙款式": ["口袋"]}
     assert unstated_found("加上两个口袋的点缀，美观实用。", pinafore) == ["两个口袋"]
     assert unstated_found("口袋的设计，美观实用。", pinafore) == []
+    lace = {"类型": ["裙"], "材质": ["蕾丝"], "裙领型": ["v领"]}  # and a v-neck lace dress a cinched waist
+    assert unstated_found("收束出腰身有种小蛮腰的即视感。", lace) == ["收束出腰"]
+    assert unstated_found("束腰的设计，有种小蛮腰的即视感。", {**lace, "裙款式": ["束腰"]}) == []
 
 
 def test_a_stated_only_job_names_no_part_of_the_garment_the_product_states_nothing_of():

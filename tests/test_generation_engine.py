@@ -327,6 +327,27 @@ def test_a_clause_that_joins_unseen_words_goes_back_and_one_that_does_not_is_kep
     assert back.tolist() == [0] and slots.tries[0] == 2 and slots.written[0] == 0
 
 
+def test_a_clause_saying_a_word_the_clause_before_it_in_its_sentence_said_goes_back():
+    copies = ["宽松的廓形，宽松版型，", "宽松的廓形，遮肉显瘦，", "宽松的廓形。宽松版型，", "高腰的设计，小脚的设计，"]
+    ids = {ch: i + 10 for i, ch in enumerate(dict.fromkeys("".join(copies)))}
+    comma, stop, eos = ids["，"], ids["。"], 2
+    chars = {i: ch for ch, i in ids.items()}
+    slots = _Slots(4, 20)
+    slots.row[:], slots.budget[:] = range(4), 20
+    for slot, text in enumerate(copies):  # each has written its first clause and begins its second
+        slots.out[slot, :len(text)] = [ids[ch] for ch in text]
+        slots.done[slot], slots.pos[slot] = 6, 16
+    slots.mark(np.arange(4))
+    slots.done[:] = [len(text) for text in copies]
+    slots.logprob[:] = -0.1
+    clauses = _Clauses({comma, stop}, floor=None, decode=lambda row: "".join(chars[i] for i in row), pause_ids={comma})
+    got = np.full(4, comma)
+    back, _ = clauses.review(slots, got, got != eos, np.ones(4, dtype=bool), eos)
+    # 宽松 twice in a sentence; not after 遮肉显瘦, nor across a full stop, nor 设计 (what every feature is)
+    assert back.tolist() == [0] and slots.done[0] == 6 and slots.tries[0] == 1
+    assert _Clauses({comma, stop}, floor=None, decode=None, pause_ids={comma}).pause_ids == set()  # nothing to read with
+
+
 def test_a_clause_below_the_floor_goes_back_to_where_it_began_and_the_last_try_is_kept():
     comma, eos = 7, 2
     slots = _Slots(4, 10)

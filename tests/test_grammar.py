@@ -119,6 +119,9 @@ def test_ungrammatical_shapes_are_found_and_flagged(lexicon, text, found):
     ("可以在身上的口袋设计，可以很好的修饰身形。", ["口袋→修饰身形"]),
     ("后片有一字口袋丰富层次感，裤子缝纫技术精湛，线条流畅修饰腿型。", []),  # the trousers' effect
     ("这款衬衫的长袖设计，修饰脖颈线条。", ["袖→脖颈"]),  # the part alone in a clause of 9 characters
+    ("简洁的短袖设计，很好的遮住大腿上的肉肉。", ["袖→大腿"]),  # make demo's floral dress (2026-12-05, evening)
+    ("采用了气质v领的设计，展现出女性的纤细腰肢。", ["领→腰肢"]),  # ... and its lace dress
+    ("高腰的设计，勾勒出纤细的腰身。", []),  # the waist's own effect
 ])
 def test_a_part_that_flatters_a_part_of_the_body_it_does_not_reach_is_misplaced(lexicon, text, found):
     assert grammar.misplaced(text) == found

@@ -26,7 +26,6 @@ The score (higher is better), each term in [0, 1], weights in WEIGHTS with the r
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -35,7 +34,7 @@ from copygen.attributes import coverage
 from copygen.compliance import Lexicon
 from copygen.score_weights import read_weights
 from copygen.similarity import jaccard
-from copygen.textnorm import normalise, segment
+from copygen.textnorm import content_words, normalise
 from worker import filters
 
 # Chosen on the AdvertiseGen validation split with the small model (see the README's Quality
@@ -48,8 +47,6 @@ from worker import filters
 # 0.8 BLEU-4 (a repeated phrase is often one the reference has too). The old weights, scaled by
 # 1/1.2 to make room, choose as before wherever the copies are equally varied.
 WEIGHTS = {"coverage": 0.33, "fluency": 0.17, "agreement": 0.17, "length": 0.08, "distinct": 0.08, "varied": 0.17}
-# the words a copy may say again without repeating itself: what every feature is (…的设计)
-STRUCTURAL_WORDS = frozenset({"设计"})
 RESTATED_PER_100_CHARS_AT_ZERO = 10
 FLAG_PENALTY = 1.5  # a flag costs more than every positive term together (1.0): flagged < 0 <= passed
 # A claim that is false or unlawful is worse than copy that reads badly: where no candidate passes,
@@ -58,7 +55,6 @@ FLAG_PENALTY = 1.5  # a flag costs more than every positive term together (1.0):
 # instead, for 2 of the demo model's first 200 validation products).
 FACT_FLAGS = ("ad_law", "contradiction", "unstated")
 FACT_PENALTY = 10 * FLAG_PENALTY
-_CHINESE = re.compile(r"[\u4e00-\u9fff]+")
 
 
 @dataclass(eq=False)  # two candidates with the same text are still two candidates
@@ -107,8 +103,8 @@ def assess(texts: Sequence[str], logprobs: Sequence[float], product: filters.Pro
 
 def restated_words(text: str) -> int:
     """How many times the copy says a content word again: jieba words of two Chinese characters or
-    more, other than STRUCTURAL_WORDS, each counted once per repeat ("穿着舒适…穿着更加舒适": 2)."""
-    words = Counter(w for w in segment(text) if len(w) >= 2 and _CHINESE.fullmatch(w) and w not in STRUCTURAL_WORDS)
+    more, other than copygen.textnorm.STRUCTURAL_WORDS, each counted once per repeat ("穿着舒适…穿着更加舒适": 2)."""
+    words = Counter(content_words(text))
     return sum(n - 1 for n in words.values())
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from copygen.textnorm import content_words
 from trainer import wordpairs
 from trainer.generation.blocking import _Blocker, _RequestBlockers
 from trainer.generation.known import OFF, _Book
@@ -231,12 +232,17 @@ class _Clauses:
     MARKED = ("pos", "done", "state", "own_state", "wanted_state", "written", "logprob", "chars", "context", "known",
               "named", "opens", "opened", "after", "named_before")
 
-    def __init__(self, marks_ids, floor: float | None, pairs: wordpairs.WordPairs | None = None, decode=None):
+    def __init__(self, marks_ids, floor: float | None, pairs: wordpairs.WordPairs | None = None, decode=None,
+                 pause_ids=()):
+        """pause_ids: the marks that join two clauses of a sentence (，), where decode is given: a
+        clause saying a word again that the clause before it in its sentence said is drawn again."""
         import numpy as np  # lazy: nothing heavy at import
 
         self.marks_ids = np.asarray(sorted(marks_ids), dtype=np.int64)
         self.floor = -np.inf if floor is None else floor
         self.pairs, self.decode = pairs, decode
+        self.pause_ids = set(pause_ids) if decode is not None else set()
+        self._marks = set(self.marks_ids.tolist())
 
     @staticmethod
     def settle(tokens, scores, slots: _Slots, live, eos_id: int):
@@ -272,11 +278,13 @@ class _Clauses:
                & (slots.done[at] > marks["done"][at]))  # a clause of its own, not an end after a full stop
         again = may & (mean < self.floor) & (slots.written[at] == marks["written"][at])  # no value named anew
         again |= may & slots.offbook[at]  # written off the clause book (known.py), where its book left it no token
-        if self.pairs is not None:
+        if self.pairs is not None or self.pause_ids:
             for i in np.flatnonzero(may & ~again):
                 slot = at[i]
-                text = self.decode(slots.out[slot, marks["done"][slot]:slots.done[slot]].tolist())
-                again[i] = bool(self.pairs.unseen_in(text))
+                start = int(marks["done"][slot])
+                text = self.decode(slots.out[slot, start:slots.done[slot]].tolist())
+                again[i] = ((self.pairs is not None and bool(self.pairs.unseen_in(text)))
+                            or self._restates(slots.out[slot], start, text))
         back, onward = at[again], at[~again & grow[at]]
         slots.offbook[at] = False
         for name, saved in marks.items():
@@ -289,6 +297,20 @@ class _Clauses:
         marks["pos"][onward] += 1  # the next clause's first token is fed after this one
         slots.last[onward] = got[onward]
         return back, written[again]
+
+
+    def _restates(self, out, start: int, text: str) -> bool:
+        """Whether a clause (text, written from out[start]) says a content word that the clause before
+        it in its sentence said ("宽松的廓形，宽松版型", "穿着舒适，柔软舒适": readers of make demo's copy
+        counted 59 repeats in 58 rank-1 copies, 2026-12-05, evening). People do it in 4.8% of the
+        clause joins of the AdvertiseGen references, make demo's rank-1 copy in 8%."""
+        if not self.pause_ids or start < 2 or int(out[start - 1]) not in self.pause_ids:
+            return False
+        begin = start - 1
+        while begin > 0 and int(out[begin - 1]) not in self._marks:
+            begin -= 1
+        before = self.decode(out[begin:start - 1].tolist())
+        return not set(content_words(text)).isdisjoint(content_words(before))
 
 
 def _ban_early_end(scores, slots: _Slots, live, eos_id: int) -> None:

@@ -29,7 +29,7 @@ from trainer.generation.batching import _Clauses, _Decoded, _NgramMixer, _Row, d
 from trainer.generation.blocking import _Blocker, _RequestBlockers
 from trainer.generation.gpt2_decoder import _GPT2Decoder
 from trainer.generation.hf_decoder import _HFDecoder
-from trainer.generation.known import _Book, _KnownClauses
+from trainer.generation.known import SENTENCE_MARKS, _Book, _KnownClauses
 from trainer.generation.nudging import _Nudger, _RequestNudgers
 from trainer.generation.sampling import ADDING, NAMED_ONCE, _row_keys, _Sampler
 
@@ -309,8 +309,10 @@ class Generator:
         pairs = self.word_pairs if word_pairs else None
         if (floor is None and pairs is None and not known) or greedy:  # greedy decoding would draw the same clause again
             return None
+        pauses = {self.tokenizer.convert_tokens_to_ids(mark) for mark in CLAUSE_MARKS if mark not in SENTENCE_MARKS}
         return _Clauses(self._clause_mark_ids(), floor, pairs,
-                        functools.partial(self.tokenizer.decode, skip_special_tokens=True))
+                        functools.partial(self.tokenizer.decode, skip_special_tokens=True),
+                        pause_ids=pauses & self._clause_mark_ids())
 
     @functools.cache  # noqa: B019  (said once per Generator, not once per call: a worker calls per round)
     def _say_no_word_pairs(self) -> None:
