@@ -129,6 +129,35 @@ def test_each_clause_keeps_the_clauses_that_followed_it_in_a_sentence(tmp_path):
         clausebook.ClauseBook.load(tmp_path / clausebook.FILE)
 
 
+def test_each_clause_knows_whether_a_writer_began_a_sentence_with_it(tmp_path):
+    book = clausebook.ClauseBook.collect([("类型#上衣", "柔软亲肤，简约百搭。修饰身形，遮肉显瘦！"),
+                                          ("类型#上衣", "简约百搭；遮肉显瘦。")] * clausebook.WORD_COPIES)
+    starts = dict(zip(book.clauses, book.starts))
+    # a copy's first clause and one after a 。！？ begin a sentence; one after a ，or ； does not
+    assert starts == {"柔软亲肤": True, "简约百搭": True, "修饰身形": True, "遮肉显瘦": False}
+    book.save(tmp_path / clausebook.FILE)
+    assert clausebook.ClauseBook.load(tmp_path / clausebook.FILE).starts == book.starts
+    (tmp_path / clausebook.FILE).write_text("柔软亲肤\t上衣\t\t\t\n遮肉显瘦\t上衣\t\t\t\n", encoding="utf-8")  # before starts
+    assert clausebook.ClauseBook.load(tmp_path / clausebook.FILE).starts == [True, True]  # any may begin one
+    (tmp_path / clausebook.FILE).write_text("柔软亲肤\t上衣\t\t\t\tbegins\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="'starts' or nothing"):
+        clausebook.ClauseBook.load(tmp_path / clausebook.FILE)
+
+
+def test_a_row_begins_a_sentence_only_with_a_clause_a_writer_began_one_with(engine, monkeypatch):
+    # trainer.testing's copies are one sentence each: only their first clauses began one
+    forced = forced_toward(engine, "简")  # writes 简 wherever it may: 简约的版型百搭又显瘦, a clause in mid-sentence
+    request = Request("类型#上衣*颜色#白色*材质#棉*风格#简约", variants=3, opening="柔软亲肤。")
+    sample = {"seed": 3, "max_new_tokens": 13, "known_clauses": True}
+    assert forced.generate([request], **sample) == [["柔软亲肤。这款白色上衣采用纯棉面料，"] * 3]
+    after_comma = Request("类型#上衣*颜色#白色*材质#棉*风格#简约", variants=3, opening="柔软亲肤，")
+    assert all(t.startswith("柔软亲肤，简约的版型百搭又显瘦") for t in forced.generate([after_comma], **sample)[0])
+    # a product that states the facts of no clause a writer began a sentence with begins one of its others
+    untyped = Request("颜色#白色", variants=3, opening="柔软亲肤。")
+    book = set(engine.clause_book.clauses)
+    assert all(wordpairs.clauses(t)[1] in book for t in forced.generate([untyped], **sample)[0])
+
+
 def test_a_row_goes_on_with_the_sentence_its_last_clauses_writer_wrote(engine, monkeypatch):
     forced = forced_toward(engine, "活")  # writes 活 wherever it may: 活力满满, the hoodie's clause
     request = Request("类型#上衣*颜色#白色*材质#棉*风格#简约", variants=3, opening="这款白色上衣采用纯棉面料，")
@@ -177,6 +206,7 @@ def test_training_saves_the_clauses_of_its_copy_in_the_checkpoint(tiny):
     assert manifest["clauses"]["leaning"] == 0  # ... nor one of clauses leaning on their writer's others
     assert manifest["clauses"]["followed"] == sum(bool(f) for f in book.followers) > 0  # ... nor one of followed clauses
     assert manifest["clauses"]["word_copies"] == clausebook.WORD_COPIES  # ... nor the copies a word needs
+    assert manifest["clauses"]["starting"] == sum(book.starts) > 0  # ... nor the clauses that began a sentence
     assert {"这款白色上衣采用纯棉面料", "柔软亲肤", "遮肉显腿长"} <= set(book.clauses)  # trainer.testing's copy
 
 

@@ -50,6 +50,11 @@ Each clause also keeps the clauses that followed it in its writers' sentences (i
 comma or ； between the two), which a row writing from the book goes on with by preference after
 a comma (trainer.generation.known). Books saved before 2026-12-05, afternoon, have none.
 
+Each clause also knows whether a writer began a sentence with it (a copy's first clause, or one after
+a 。！？: STARTS), and a row begins a sentence only with one that a writer did, where its book has
+one that goes on (make demo began sentences with "这款宽松的版型，", "休闲的风范。" and "而且还有些可爱的
+气息在；", each written in mid-sentence). Books saved before 2026-12-05, evening, let any clause begin one.
+
 A clause whose last word people rarely end a sentence on (设计, 版型, 口袋: a noun phrase that waits
 for its verb) is marked as continuing: a row writes a ， after it, never a 。！？ or ； (make demo
 ended sentences "阔腿裤的版型。", "腰部抽绳的设计。" and "黑色的设计；"). Books saved before have no such mark.
@@ -74,6 +79,7 @@ from trainer.wordpairs import ended_clauses, words
 
 FILE = "clauses.txt"
 CONTINUES = "continues"  # the fourth column of a clause a sentence never ends on (books before 2026-12-05, night, have none)
+STARTS = "starts"  # the sixth column of a clause a writer began a sentence with (books before 2026-12-05, evening, have none)
 # the fifth column: the line numbers (from 0) of the clause's followers, joined by commas (books
 # before 2026-12-05, afternoon, have no fifth column)
 LATIN_COPIES = 20  # a Latin word fewer copies use than this is read as a brand name
@@ -146,11 +152,12 @@ class ClauseBook:
     types of the products whose copy wrote it and the facts it says of them."""
 
     def __init__(self, entries: Iterable[tuple], continuing: Iterable[str] = (),
-                 followers: Mapping[str, Iterable[str]] | None = None):
+                 followers: Mapping[str, Iterable[str]] | None = None, starting: Iterable[str] | None = None):
         """entries: (clause, types) or (clause, types, facts) for each time a copy wrote a clause:
         the types and the facts (key#value) the clause says of the product it was written for;
         continuing: the clauses a sentence never ends on (their last word ends too few of people's);
-        followers: for a clause, the clauses that followed it in a sentence (those in the book kept)."""
+        followers: for a clause, the clauses that followed it in a sentence (those in the book kept);
+        starting: the clauses a writer began a sentence with (None: a book that does not know, any)."""
         types: dict[str, set[str]] = {}
         facts: dict[str, set[frozenset[str]]] = {}
         for clause, kinds, *said in entries:
@@ -161,6 +168,8 @@ class ClauseBook:
         self.facts: list[Facts] = [_fewest(facts[c]) for c in self.clauses]
         continuing = set(continuing)
         self.ends = [c not in continuing for c in self.clauses]  # whether a sentence may end on it
+        starting = None if starting is None else set(starting)
+        self.starts = [starting is None or c in starting for c in self.clauses]  # whether a sentence may begin with it
         place = {c: i for i, c in enumerate(self.clauses)}
         followers = followers or {}
         self.followers = [tuple(sorted({place[f] for f in followers.get(c, ()) if f in place})) for c in self.clauses]
@@ -205,7 +214,9 @@ class ClauseBook:
                     for n, kind, clause, _ in kept
                     for facts in _with_parts(clause, said_facts(clause, writers[n][0]) | values.unlisted(clause, *writers[n]))),
                    continuing={clause for _, _, clause, ws in kept if ws and not ending.get(ws[-1], True)},
-                   followers=followers)
+                   followers=followers,
+                   starting={clause for _, _, parts, _ in pairs
+                             for (clause, _), (_, ended) in zip(parts, [("", True), *parts[:-1]]) if ended})
         book.torn = sum(c in lost[n] for n, (_, _, parts, _) in enumerate(pairs) for c, _ in parts)
         book.other_garment = sum(apart)
         book.leaning = sum(leaning)
@@ -213,25 +224,28 @@ class ClauseBook:
 
     def save(self, path: Path) -> None:
         path.write_text("".join(f"{c}\t{','.join(sorted(t))}\t{_facts_text(f)}\t{'' if end else CONTINUES}"
-                                f"\t{','.join(map(str, after))}\n"
-                                for c, t, f, end, after in zip(self.clauses, self.types, self.facts, self.ends,
-                                                               self.followers)),
+                                f"\t{','.join(map(str, after))}\t{STARTS if start else ''}\n"
+                                for c, t, f, end, after, start in zip(self.clauses, self.types, self.facts, self.ends,
+                                                                      self.followers, self.starts)),
                         encoding="utf-8")
 
     @classmethod
     def load(cls, path: Path) -> ClauseBook:
         lines = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines() if line]
-        if any(len(parts) not in (2, 3, 4, 5) or parts[3:4] not in ([], [""], [CONTINUES])
-               or not _FOLLOWERS.fullmatch("".join(parts[4:])) for parts in lines):
-            raise ValueError(f"expected a clause, its types, its facts, {CONTINUES!r} or nothing and its "
-                             "followers' line numbers, split by tabs, on every line")
+        if any(len(parts) not in (2, 3, 4, 5, 6) or parts[3:4] not in ([], [""], [CONTINUES])
+               or not _FOLLOWERS.fullmatch("".join(parts[4:5])) or parts[5:] not in ([], [""], [STARTS])
+               for parts in lines):
+            raise ValueError(f"expected a clause, its types, its facts, {CONTINUES!r} or nothing, its "
+                             f"followers' line numbers and {STARTS!r} or nothing, split by tabs, on every line")
         entries = []
         for clause, types, *facts in lines:  # one entry per writer's facts: _fewest keeps them all
             kinds = types.split(",") if types else ()
             entries.extend([(clause, kinds, s) for s in _facts_of(facts[:1])] or [(clause, kinds)])
         followers = {parts[0]: [lines[int(i)][0] for i in parts[4].split(",") if i and int(i) < len(lines)]
-                     for parts in lines if parts[4:] not in ([], [""])}
-        return cls(entries, continuing=[parts[0] for parts in lines if parts[3:4] == [CONTINUES]], followers=followers)
+                     for parts in lines if parts[4:5] not in ([], [""])}
+        starting = [parts[0] for parts in lines if parts[5:] == [STARTS]] if any(len(p) == 6 for p in lines) else None
+        return cls(entries, continuing=[parts[0] for parts in lines if parts[3:4] == [CONTINUES]], followers=followers,
+                   starting=starting)
 
 
 def source_attributes(source: str) -> tuple[dict[str, list[str]], str]:

@@ -437,7 +437,7 @@ def write_checkpoint(opts: TrainOptions, run: TrainingRun, results: dict[str, Fi
         manifest["clauses"] = {"clauses": len(book), "facts": sum(bool(f) for f in book.facts), "torn": book.torn,
                                "other_garment": book.other_garment, "leaning": book.leaning,
                                "followed": sum(bool(f) for f in book.followers),
-                               "word_copies": clausebook.WORD_COPIES}
+                               "word_copies": clausebook.WORD_COPIES, "starting": sum(book.starts)}
         run.work_root.mkdir(parents=True, exist_ok=True)
         book.save(run.work_root / clausebook.FILE)
         extra_files[clausebook.FILE] = run.work_root / clausebook.FILE

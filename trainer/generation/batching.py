@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from copygen.textnorm import content_words
 from trainer import wordpairs
 from trainer.generation.blocking import _Blocker, _RequestBlockers
-from trainer.generation.known import OFF, _Book
+from trainer.generation.known import OFF, ROOT, _Book
 from trainer.generation.nudging import _RequestNudgers
 from trainer.generation.sampling import (
     _ban_adding_again,
@@ -136,6 +136,7 @@ class _Slots:
         self.after = np.full(width, -1, dtype=np.int64)  # ... and the clause it last ended with a comma (_Book.follow)
         self.named = np.zeros(width, dtype=bool)  # the row has written a phrase of named_once (decode_rows), opening and all
         self.named_before = np.zeros(width, dtype=bool)  # ... by the start of the clause it is writing (_Book.mask)
+        self.starting = np.ones(width, dtype=bool)  # the clause being written began a sentence (_Book.mask)
         self.offbook = np.zeros(width, dtype=bool)  # the clause being written left the book (_Clauses draws it again)
         self.opens = np.full(width, -1, dtype=np.int64)  # the first token of the clause being written (sampling._openings)
         self.opened = np.full(width, -1, dtype=np.int64)  # ... and of the clause before it
@@ -177,6 +178,8 @@ class _Slots:
             self.book[into] = [rows[r].book for r in take]
             self.known[into] = [book.trie.start(rows[r].ids[len(rows[r].ids) - rows[r].opening:]) for r in take]
             self.after[into] = [book.trie.start_after(rows[r].ids[len(rows[r].ids) - rows[r].opening:]) for r in take]
+            self.starting[into] = [book.trie.begins_sentence(rows[r].ids[len(rows[r].ids) - rows[r].opening:])
+                                   for r in take]
         self.named[into] = [_says_any(rows[r].ids[len(rows[r].ids) - rows[r].opening:], named_once) for r in take]
         self.named_before[into] = self.named[into]
         for slot, r in zip(into, take):
@@ -198,7 +201,7 @@ class _Slots:
         kept.width = len(keep)
         for name in ("row", "pos", "done", "budget", "key", "state", "own", "own_state", "wanted", "wanted_state",
                      "written", "logprob", "chars", "floor", "out", "context", "ngram", "known", "book", "named",
-                     "offbook", "opens", "opened", "after", "named_before"):
+                     "offbook", "opens", "opened", "after", "named_before", "starting"):
             setattr(kept, name, getattr(self, name)[keep])
         kept.marks = {name: saved[keep] for name, saved in self.marks.items()}
         kept.last, kept.tries = self.last[keep], self.tries[keep]
@@ -230,7 +233,7 @@ class _Clauses:
 
     # the per-slot state a rolled-back clause returns to (_Slots' arrays of the same names)
     MARKED = ("pos", "done", "state", "own_state", "wanted_state", "written", "logprob", "chars", "context", "known",
-              "named", "opens", "opened", "after", "named_before")
+              "named", "opens", "opened", "after", "named_before", "starting")
 
     def __init__(self, marks_ids, floor: float | None, pairs: wordpairs.WordPairs | None = None, decode=None,
                  pause_ids=()):
@@ -408,7 +411,7 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
                 scores = _ban_stutter(scores, slots.out, slots.done, live)
             if book is not None:  # last: a row its book leaves no token, marks unbanned, writes freely
                 scores = book.mask(scores, slots.known, slots.book, live, unbanned_marks,
-                                   slots.named_before if named_once else None)
+                                   slots.named_before if named_once else None, slots.starting)
                 slots.offbook |= live & (slots.known == OFF)
                 scores = book.follow(scores, slots.known, slots.after, live)
             tokens = sampler(scores, slots.key, slots.done, live)
@@ -435,6 +438,7 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
                 slots.named_before[begins] = slots.named[begins]
                 slots.after[grow] = book.trie.ended(slots.known[grow], got[grow], slots.after[grow])
                 slots.known[grow] = book.trie.advance(slots.known[grow], got[grow])
+                slots.starting[begins] = slots.known[begins] == ROOT  # after a 。！？, not a ，or ；
             if own is not None:
                 slots.own_state[grow] = own.advance(slots.own[grow], slots.own_state[grow], got[grow])
             if nudgers is not None:

@@ -10,6 +10,9 @@ a 。！or ？. The model's distribution over those tokens is sampled as usual
 (temperature, top-p, nudging, blocking all apply), so the model chooses the clauses and their
 order.
 
+A row beginning a sentence (at the root after a 。！？, or before any clause) writes a clause a writer
+began a sentence with (trainer.clausebook), where one goes on; else any of its book's.
+
 A row's book is the clauses of its product's garment type whose facts its product states (the
 facts of one of their writers: trainer.clausebook) and none of whose tokens its blockers would
 block (the call's phrases and its request's own, read from the start of the clause), so blocking
@@ -49,13 +52,15 @@ class _KnownClauses:
 
     def __init__(self, sequences: list[list[int]], mark_ids, eos_id: int, types: list[frozenset[str]] | None = None,
                  facts: list[tuple[frozenset[str], ...]] | None = None, ends: list[bool] | None = None,
-                 sentence_mark_ids=(), end_mark_ids=None, followers: list[tuple[int, ...]] | None = None):
+                 sentence_mark_ids=(), end_mark_ids=None, followers: list[tuple[int, ...]] | None = None,
+                 starts: list[bool] | None = None):
         """sequences: the clauses' token ids; types: the garment types each was written for (None:
         every clause is every type's); facts: each clause's writers' facts (trainer.clausebook;
         None, or () for a clause: any product may write it); ends: whether a sentence may end on
         each (None: on any), that is, be followed by one of the marks in sentence_mark_ids;
         end_mark_ids: the marks after which a copy may end (None: sentence_mark_ids); followers: for
-        each clause, the clauses (indices into sequences) that followed it in a sentence (None: none)."""
+        each clause, the clauses (indices into sequences) that followed it in a sentence (None: none);
+        starts: whether a sentence may begin with each (None: with any)."""
         import numpy as np  # lazy: nothing heavy at import
 
         child: dict[tuple[int, int], int] = {}
@@ -96,6 +101,7 @@ class _KnownClauses:
         self.stops = self.marks[np.isin(self.marks, list(sentence_mark_ids))]  # after a clause that may end a sentence
         self.pauses = self.marks[~np.isin(self.marks, list(sentence_mark_ids))]  # after any clause
         self.ends = np.ones(len(sequences), dtype=bool) if ends is None else np.asarray(ends, dtype=bool)
+        self.starts = np.ones(len(sequences), dtype=bool) if starts is None else np.asarray(starts, dtype=bool)
         ends_copy = self.stops if end_mark_ids is None else self.marks[np.isin(self.marks, list(end_mark_ids))]
         # the marks after which a row is PAUSED (no end token); with no marks to end on, none
         self._no_end_after = set(self.marks.tolist()) - set(ends_copy.tolist()) if len(ends_copy) else set()
@@ -146,7 +152,8 @@ class _KnownClauses:
         place = {i: n for n, i in enumerate(kept)}
         followers = [tuple(place[f] for f in book.followers[i] if f in place) for i in kept]
         trie = cls([encoded[i] for i in kept], mark_ids, eos_id, [book.types[i] for i in kept],
-                   [book.facts[i] for i in kept], [book.ends[i] for i in kept], sentence_marks, end_marks, followers)
+                   [book.facts[i] for i in kept], [book.ends[i] for i in kept], sentence_marks, end_marks, followers,
+                   [book.starts[i] for i in kept])
         trie.names_product[:] = [any(p in book.clauses[i] for p in NAMED_ONCE) for i in kept]
         return trie
 
@@ -204,6 +211,15 @@ class _KnownClauses:
             after = int(self.ended(np.array([state]), np.array([t]), np.array([after]))[0])
             state = self.step(state, t)
         return after
+
+    def begins_sentence(self, ids: list[int]) -> bool:
+        """Whether the clause a row's forced opening leaves it writing began a sentence: after its
+        last mark, that mark ended one (the state is the ROOT, not PAUSED), or there is none."""
+        state = ROOT
+        for t in ids:
+            if t in self._marks:
+                state = self.step(state, t)
+        return state == ROOT
 
     def step(self, state: int, t: int) -> int:
         if t in self._marks:
@@ -285,6 +301,10 @@ class _Book:
     # named it: the named-once ban would stop such a row inside one ("这是一" with 款 barred) and
     # leave it to write freely ("这是一件黑色的西装面料" for make demo's suit trousers, three jobs in three)
     unnamed: list | None = None
+    # allowed and unnamed less the clauses no writer began a sentence with, for rows beginning one:
+    # "这款宽松的版型，", "休闲的风范。" and "而且还有些可爱的气息在；" opened sentences of make demo's copy,
+    # each one writer's clause in mid-sentence (2026-12-05, evening)
+    starting: list | None = None
     free_clauses: int = 0  # clauses a row wrote freely, where its book left it no token
 
     def follow(self, scores, states, after, live):
@@ -309,14 +329,15 @@ class _Book:
 
         return scores[:, torch.from_numpy(self.trie.marks).to(scores.device)].clone()
 
-    def mask(self, scores, states, books, live, unbanned_marks=None, named=None):
+    def mask(self, scores, states, books, live, unbanned_marks=None, named=None, starting=None):
         """_KnownClauses.mask over this call's allowed sets; the rows it leaves free are set OFF
         in states and counted. unbanned_marks: marks_of() the scores before the repeat ban, which
         a row the ban would leave no clause may write: a mark is no content, and people end clauses
         on the same 3 characters often ("条纹的设计，" after "polo领的设计，"; make demo's row, barred
         from the ，, wrote the free "采用了条纹的设计版型设计"). The ban keeps holding inside a clause:
         lifted there, it let rows write "柔软舒适，柔软舒适" rather than a free clause. named: per slot,
-        whether its row had named the product when its clause began (its set is then from unnamed)."""
+        whether its row had named the product when its clause began (its set is then from unnamed);
+        starting: per slot, whether its clause began a sentence (its set is then from starting)."""
         import numpy as np  # lazy: nothing heavy at import
         import torch
 
@@ -324,6 +345,31 @@ class _Book:
         if named is not None and self.unnamed is not None:
             sets = self.allowed + self.unnamed
             books = books + len(self.allowed) * named.astype(books.dtype)
+        if starting is None or self.starting is None:
+            scores, stuck = self._masked(scores, states, books, sets, live, unbanned_marks)
+        else:  # self.starting holds the same sets as sets, in order
+            chosen = books + len(sets) * starting.astype(books.dtype)
+            masked, stuck = self._masked(scores, states, chosen, sets + self.starting[:len(sets)], live, unbanned_marks)
+            # a row that no clause a writer began a sentence with lets go on goes on with any of its book's
+            retry = np.zeros_like(live)
+            retry[stuck] = starting[stuck]
+            if retry.any():
+                again, still = self._masked(scores, states, books, sets, retry, unbanned_marks)
+                rescued = np.setdiff1d(np.flatnonzero(retry), still)
+                index = torch.from_numpy(rescued).to(scores.device)
+                masked[index] = again[index]
+                stuck = np.setdiff1d(stuck, rescued)
+            scores = masked
+        states[stuck] = OFF
+        self.free_clauses += len(stuck)
+        return scores
+
+    def _masked(self, scores, states, books, sets, live, unbanned_marks):
+        """(scores masked by each live row's set, the rows left no token), a row the repeat ban
+        leaves none trying again with the marks unbanned (mask())."""
+        import numpy as np  # lazy: nothing heavy at import
+        import torch
+
         scores, stuck = self.trie.mask(scores, states, books, sets, live)
         if len(stuck) and unbanned_marks is not None:
             retry = np.zeros_like(live)
@@ -338,6 +384,4 @@ class _Book:
                 index = torch.from_numpy(rescued).to(scores.device)
                 scores[index] = again[index]
             stuck = still
-        states[stuck] = OFF
-        self.free_clauses += len(stuck)
-        return scores
+        return scores, stuck
