@@ -301,12 +301,12 @@ class _Clauses:
         slots.last[onward] = got[onward]
         return back, written[again]
 
-
     def _restates(self, out, start: int, text: str) -> bool:
-        """Whether a clause (text, written from out[start]) says a content word that the clause before
-        it in its sentence said ("宽松的廓形，宽松版型", "穿着舒适，柔软舒适": readers of make demo's copy
-        counted 59 repeats in 58 rank-1 copies, 2026-12-05, evening). People do it in 4.8% of the
-        clause joins of the AdvertiseGen references, make demo's rank-1 copy in 8%."""
+        """Whether a clause (text, written from out[start]) says a content word (copygen.textnorm.content_words)
+        that the clause before it in its sentence said ("宽松的廓形，宽松版型", "穿着舒适，柔软舒适": readers of
+        make demo's copy counted 59 repeats in 58 rank-1 copies, 2026-12-05, evening). People do it in
+        5.1% of the 34,449 clause joins of the AdvertiseGen references, make demo's rank-1 copy in 7.4%
+        of 403 (1.8% with this check: the last, greedy try keeps what it draws)."""
         if not self.pause_ids or start < 2 or int(out[start - 1]) not in self.pause_ids:
             return False
         begin = start - 1
