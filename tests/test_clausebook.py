@@ -112,6 +112,8 @@ def test_a_clause_placing_a_pocket_is_only_for_products_that_name_the_place():
     assert clausebook.facts_met("类型#上衣*衣款式#口袋 胸前贴袋卫衣", ["位置#胸前"]) == [True]  # its title says so
     book = clausebook.ClauseBook.collect([("类型#上衣*衣款式#口袋", "衣身两个侧口袋的设计。")] * clausebook.WORD_COPIES)
     assert book.facts == [(frozenset({"衣款式#口袋", "位置#侧"}),)]  # a pocket at the side
+    book = clausebook.ClauseBook.collect([("类型#上衣*衣款式#口袋", "胸袋设计，实用。")] * clausebook.WORD_COPIES)
+    assert book.facts[0] == (frozenset({"位置#胸"}),)  # and on the chest (胸袋 names no 口袋)
 
 
 def test_each_clause_keeps_the_clauses_that_followed_it_in_a_sentence(tmp_path):
@@ -156,6 +158,15 @@ def test_a_row_begins_a_sentence_only_with_a_clause_a_writer_began_one_with(engi
     untyped = Request("颜色#白色", variants=3, opening="柔软亲肤。")
     book = set(engine.clause_book.clauses)
     assert all(wordpairs.clauses(t)[1] in book for t in forced.generate([untyped], **sample)[0])
+
+
+def test_a_clause_the_stutter_ban_would_stop_in_is_no_clause_of_the_trie(engine):
+    # "这款休闲裤休闲感十足": the ban on 休闲 written again one token apart stopped make demo's harem trousers
+    # at 这款休闲裤休, and the row wrote on freely ("这款休闲裤休哈伦裤…")
+    book = clausebook.ClauseBook([("柔软亲肤", ("上衣",)), ("休闲裤休闲感十足", ("裤",)), ("穿着舒适舒适", ("上衣",))])
+    marks = {engine.tokenizer.convert_tokens_to_ids(m) for m in "，。"}
+    trie = _KnownClauses.from_book(book, engine.tokenizer, marks, engine.eos_id)
+    assert [engine.tokenizer.decode(row[row >= 0].tolist()).replace(" ", "") for row in trie.ids] == ["柔软亲肤"]
 
 
 def test_a_row_goes_on_with_the_sentence_its_last_clauses_writer_wrote(engine, monkeypatch):

@@ -141,9 +141,9 @@ _ADJUSTERS = ("抽绳", "系带", "背带", "松紧", "腰带", "绑带", "肩�
 # that names the place itself (PLACE#两侧).
 PLACE = "位置"
 # A pocket "at the side" (侧口袋, 侧插口袋: "衣身两个侧口袋的设计" went to a hoodie, 2026-12-05, afternoon)
-# is placed too: its place is 侧.
+# is placed too: its place is 侧; and a chest pocket (胸袋: "胸袋设计" went to a hoodie, evening), 胸.
 _PLACED_POCKET = re.compile("(胸前|胸口|前胸|左胸|右胸|两侧|侧边|两边|双侧|身侧|侧面|腹部|前后|后面|后背|背后|臀部|腰间|前片"
-                            "|侧(?=插?口?袋))[^，。！？；]{0,8}?袋")  # 口袋, 贴袋, 插袋, 袋鼠口袋: 158 of the demo book's clauses
+                            "|侧(?=插?口?袋)|胸(?=袋))[^，。！？；]{0,8}?袋")  # 口袋, 贴袋, 插袋, 袋鼠口袋: 158 of the demo book's clauses
 Facts = tuple[frozenset[str], ...]  # a clause's writers' facts (key#value); () when any product may write it
 
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trainer.generation.sampling import NAMED_ONCE
+from trainer.generation.sampling import NAMED_ONCE, _stutters
 
 ROOT, OFF, PAUSED = 0, -1, -2  # PAUSED: at the root after a ，or ；, where the copy may not end
 # Logits on the next token of a clause that followed the row's last one in its writer's sentence.
@@ -146,7 +146,9 @@ class _KnownClauses:
     def from_book(cls, book, tokenizer, mark_ids, eos_id: int) -> _KnownClauses:
         unk = tokenizer.unk_token_id
         encoded = tokenizer(book.clauses, add_special_tokens=False)["input_ids"] if len(book) else []
-        kept = [i for i, ids in enumerate(encoded) if ids and unk not in ids]
+        # not a clause the stutter ban would stop in (the book's "这款休闲裤休闲感十足" left make demo's harem
+        # trousers at 这款休闲裤休, to write on freely: "这款休闲裤休哈伦裤…" in all 24 candidates; 11 clauses)
+        kept = [i for i, ids in enumerate(encoded) if ids and unk not in ids and not _stutters(ids)]
         sentence_marks = set(tokenizer.convert_tokens_to_ids(list(SENTENCE_MARKS))) - {unk, None}
         end_marks = set(tokenizer.convert_tokens_to_ids(list(END_MARKS))) - {unk, None}
         place = {i: n for n, i in enumerate(kept)}

@@ -166,6 +166,12 @@ def _ban_stutter(scores, out, done, live, spans=STUTTER_SPANS, gaps=STUTTER_GAPS
     return scores
 
 
+def _stutters(ids: list[int], spans=STUTTER_SPANS, gaps=STUTTER_GAPS) -> bool:
+    """Whether ids hold a run that _ban_stutter bans: n tokens written again g tokens apart."""
+    return any(ids[i:i + n] == ids[i + n + g:i + 2 * n + g]
+               for n in spans for g in gaps for i in range(len(ids) - 2 * n - g + 1))
+
+
 def _ban_repeats(scores, out, done, live, n: int):
     """scores with -inf on each token that would make a live row write an n-gram it already wrote.
 
