@@ -45,14 +45,14 @@ def _clauses(texts) -> list[str]:
 
 def test_the_book_keeps_the_copys_clauses_and_leaves_out_what_names_another_products_claims():
     common = ["polo领的设计，简约大方。"] * clausebook.LATIN_COPIES
-    others = ["100%纯棉面料，简约大方。", "veromoda的经典款，简约大方！", "四合扣点缀裤脚，简约大方。",
+    others = ["100%纯棉面料，简约大方。", "veromoda的经典款，简约大方！", "四合扣点缀裤脚，简约大方。", "polo领的的设计，简约大方。",
               "这款衬衫采用了面料设计，更加的简约大方，穿出了属于自己的时尚个性和优雅的气质感觉，让你无论在哪里都是焦点所在"]
     book = clausebook.ClauseBook.collect([("类型#上衣*衣领型#polo领", copy) for copy in common]
                                          + [("类型#裙", copy) for copy in others])
     assert book.clauses == ["polo领的设计", "简约大方"]  # distinct, in the order first written
     assert book.types == [{"上衣"}, {"上衣", "裙"}]  # the garment types whose copy wrote each
-    # a digit, a brand (a Latin word too few copies use), a word one product alone has, a run-on
-    assert not {"100%纯棉面料", "veromoda的经典款", "四合扣点缀裤脚"} & set(book.clauses)
+    # a digit, a brand (a Latin word too few copies use), a word one product alone has, a typo, a run-on
+    assert not {"100%纯棉面料", "veromoda的经典款", "四合扣点缀裤脚", "polo领的的设计"} & set(book.clauses)
     assert not [c for c in book.clauses if len(c) > clausebook.MAX_CHARS]
 
 
