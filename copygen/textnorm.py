@@ -59,4 +59,3 @@ def content_words(text: str) -> list[str]:
     """text's jieba words of two Chinese characters or more, other than STRUCTURAL_WORDS, in order:
     the words a reader hears said again."""
     return [w for w in segment(text) if len(w) >= 2 and _CHINESE.fullmatch(w) and w not in STRUCTURAL_WORDS]
-

@@ -176,10 +176,9 @@ class _Slots:
                 self.context[into] = [mixer.context_of(rows[r].ids) for r in take]
         if book is not None:
             self.book[into] = [rows[r].book for r in take]
-            self.known[into] = [book.trie.start(rows[r].ids[len(rows[r].ids) - rows[r].opening:]) for r in take]
-            self.after[into] = [book.trie.start_after(rows[r].ids[len(rows[r].ids) - rows[r].opening:]) for r in take]
-            self.starting[into] = [book.trie.begins_sentence(rows[r].ids[len(rows[r].ids) - rows[r].opening:])
-                                   for r in take]
+            for slot, r in zip(into, take):
+                self.known[slot], self.after[slot], self.starting[slot] = book.trie.opening(
+                    rows[r].ids[len(rows[r].ids) - rows[r].opening:])
         self.named[into] = [_says_any(rows[r].ids[len(rows[r].ids) - rows[r].opening:], named_once) for r in take]
         self.named_before[into] = self.named[into]
         for slot, r in zip(into, take):

@@ -199,29 +199,20 @@ class _KnownClauses:
 
     def start(self, ids: list[int]) -> int:
         """The state after a row's forced opening (the copy before its first generated token)."""
-        state = ROOT
-        for t in ids:
-            state = self.step(state, t)
-        return state
+        return self.opening(ids)[0]
 
-    def start_after(self, ids: list[int]) -> int:
-        """The clause a row's forced opening ended with a comma, as `ended` reads it (-1: none)."""
+    def opening(self, ids: list[int]) -> tuple[int, int, bool]:
+        """A row's (state, clause it last ended with a comma as `ended` reads it or -1, whether the
+        clause it is writing began a sentence) after its forced opening."""
         import numpy as np  # lazy: nothing heavy at import
 
-        state, after = ROOT, -1
+        state, after, starting = ROOT, -1, True
         for t in ids:
             after = int(self.ended(np.array([state]), np.array([t]), np.array([after]))[0])
             state = self.step(state, t)
-        return after
-
-    def begins_sentence(self, ids: list[int]) -> bool:
-        """Whether the clause a row's forced opening leaves it writing began a sentence: after its
-        last mark, that mark ended one (the state is the ROOT, not PAUSED), or there is none."""
-        state = ROOT
-        for t in ids:
             if t in self._marks:
-                state = self.step(state, t)
-        return state == ROOT
+                starting = state == ROOT  # after a 。！？, not a ，or ；
+        return state, after, starting
 
     def step(self, state: int, t: int) -> int:
         if t in self._marks:
