@@ -85,10 +85,12 @@ def test_a_clause_that_leans_on_its_writers_other_clauses_is_left_out():
     ] * clausebook.WORD_COPIES)
     assert book.clauses == ["绿色的卫衣", "穿在身上", "很显白", "添加了褶皱", "这款裙子"]
     assert book.leaning == 2 * clausebook.WORD_COPIES  # 这样的颜色..., 这款裙子的腰头地方
-    for clause in ("在这种穿多了会热", "黑色的裙身上", "袖口处", "裤脚的设计很特别", "下摆的设计别致又独特"):
+    for clause in ("在这种穿多了会热", "黑色的裙身上", "袖口处", "裤脚的设计很特别", "下摆的设计别致又独特",
+                   "面料的选择上", "在简约的卫衣上", "这款牛仔裤在传统的猫须磨白的基础上"):  # a frame for the next clause
         assert clausebook.leans_on_context(clause)
     for clause in ("穿在身上", "这款衬衫", "在视觉上拉伸身材比例", "穿着舒适的同时",  # a verb; the product itself
-                   "裤脚的设计", "独特的气质"):  # a part not called special, nor special of a part
+                   "裤脚的设计", "独特的气质",  # a part not called special, nor special of a part
+                   "精美刺绣花朵绽放在黑色面料上", "将抹胸融入到连体裤设计中"):  # a place something is put
         assert not clausebook.leans_on_context(clause)
 
 
@@ -158,6 +160,48 @@ def test_a_row_begins_a_sentence_only_with_a_clause_a_writer_began_one_with(engi
     untyped = Request("颜色#白色", variants=3, opening="柔软亲肤。")
     book = set(engine.clause_book.clauses)
     assert all(wordpairs.clauses(t)[1] in book for t in forced.generate([untyped], **sample)[0])
+
+
+def _forced_with_book(engine, token: str, book: clausebook.ClauseBook) -> Generator:
+    forced = forced_toward(engine, token)
+    return Generator(forced.model, engine.tokenizer, engine.manifest, "cpu", batch_size=4, clause_book=book)
+
+
+def test_the_clause_after_a_connective_alone_is_one_a_writer_began_a_sentence_with(engine, monkeypatch):
+    # make demo wrote "而且，衬托出女孩子柔美的气质": an effect with nothing to qualify after 而且. The tiny
+    # model's characters have no connective: 活力满满 stands in for one.
+    monkeypatch.setattr(known, "CONNECTIVES", frozenset({"活力满满"}))
+    book = clausebook.ClauseBook([("柔软亲肤", ("上衣",)), ("活力满满", ("上衣",)), ("简约的版型百搭又显瘦", ("上衣",)),
+                                  ("这款白色上衣采用纯棉面料", ("上衣",))],
+                                 starting={"柔软亲肤", "活力满满", "这款白色上衣采用纯棉面料"})
+    forced = _forced_with_book(engine, "简", book)  # writes 简 wherever it may: the clause no sentence began with
+    sample = {"seed": 3, "max_new_tokens": 12, "known_clauses": True}
+    source = "类型#上衣*颜色#白色*材质#棉*风格#简约"
+    after_comma = forced.generate([Request(source, variants=3, opening="柔软亲肤，")], **sample)[0]
+    assert all(t.startswith("柔软亲肤，简约的版型百搭又显瘦") for t in after_comma)
+    after_connective = forced.generate([Request(source, variants=3, opening="柔软亲肤，活力满满，")], **sample)[0]
+    assert all(wordpairs.clauses(t)[2] in {"柔软亲肤", "活力满满", "这款白色上衣采用纯棉面料"} for t in after_connective)
+    marks = {engine.tokenizer.convert_tokens_to_ids(m) for m in "，。"}
+    trie = _KnownClauses.from_book(book, engine.tokenizer, marks, engine.eos_id)
+    assert trie.connective.tolist() == [False, True, False, False]
+    assert trie.begins(np.array([PAUSED, PAUSED, ROOT]), np.array([0, 1, -1])).tolist() == [False, True, True]
+
+
+def test_a_clause_naming_a_garment_alone_begins_a_sentence_or_is_not_written(engine):
+    # "背带裙，休闲舒适，背带牛仔裙，可以随意系结": a garment's name alone, in mid-sentence, is a fragment
+    book = clausebook.ClauseBook([("柔软亲肤", ("上衣",)), ("这款白色上衣", ("上衣",)), ("简约百搭", ("上衣",))],
+                                 starting={"柔软亲肤", "这款白色上衣", "简约百搭"})
+    forced = _forced_with_book(engine, "这", book)
+    sample = {"seed": 3, "max_new_tokens": 8, "known_clauses": True}
+    source = "类型#上衣*颜色#白色*材质#棉*风格#简约"
+    after_stop = forced.generate([Request(source, variants=3, opening="柔软亲肤。")], **sample)[0]
+    assert all(t.startswith("柔软亲肤。这款白色上衣") for t in after_stop)
+    after_comma = forced.generate([Request(source, variants=3, opening="柔软亲肤，")], **sample)[0]
+    assert all(wordpairs.clauses(t)[1] != "这款白色上衣" for t in after_comma)
+    marks = {engine.tokenizer.convert_tokens_to_ids(m) for m in "，。"}
+    assert _KnownClauses.from_book(book, engine.tokenizer, marks, engine.eos_id).garment_name.tolist() == [False, True, False]
+    assert [c for c in ("背带裙", "这款卫衣", "简约半身裙", "搭配牛仔裤", "保暖不撞衫", "简约百搭", "穿着舒适的衬衫面料")
+            if known._names_a_garment_alone(c)] == ["背带裙", "这款卫衣", "简约半身裙"]
 
 
 def test_a_clause_the_stutter_ban_would_stop_in_is_no_clause_of_the_trie(engine):

@@ -122,6 +122,10 @@ def test_ungrammatical_shapes_are_found_and_flagged(lexicon, text, found):
     ("简洁的短袖设计，很好的遮住大腿上的肉肉。", ["袖→大腿"]),  # make demo's floral dress (2026-12-05, evening)
     ("采用了气质v领的设计，展现出女性的纤细腰肢。", ["领→腰肢"]),  # ... and its lace dress
     ("高腰的设计，勾勒出纤细的腰身。", []),  # the waist's own effect
+    # what the part does goes on in the clauses with no subject of their own (make demo, 2026-12-05, night)
+    ("这款风衣，小立领设计，修饰颈部曲线，勾勒出纤细的腰身。", ["领→腰身"]),
+    ("v领设计，修饰颈部，系带束腰设计，勾勒出纤细腰身。", []),  # the tie waist's effect
+    ("小立领设计，修饰颈部曲线。勾勒出纤细的腰身。", []),  # another sentence
 ])
 def test_a_part_that_flatters_a_part_of_the_body_it_does_not_reach_is_misplaced(lexicon, text, found):
     assert grammar.misplaced(text) == found

@@ -437,7 +437,7 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
                 slots.named_before[begins] = slots.named[begins]
                 slots.after[grow] = book.trie.ended(slots.known[grow], got[grow], slots.after[grow])
                 slots.known[grow] = book.trie.advance(slots.known[grow], got[grow])
-                slots.starting[begins] = slots.known[begins] == ROOT  # after a 。！？, not a ，or ；
+                slots.starting[begins] = book.trie.begins(slots.known[begins], slots.after[begins])
             if own is not None:
                 slots.own_state[grow] = own.advance(slots.own[grow], slots.own_state[grow], got[grow])
             if nudgers is not None:

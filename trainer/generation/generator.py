@@ -329,8 +329,8 @@ class Generator:
             passing = [call, trie.of_type(ngram.key_of(source)), self._of_facts(trie, source)]
             if g >= 0:
                 passing.append(self._passing(trie, own.automata[g]))
-            allowed.append(trie.allowed(passing))
-            unnamed.append(trie.allowed([*passing, ~trie.names_product]))
+            allowed.append(trie.allowed([*passing, ~trie.garment_name]))
+            unnamed.append(trie.allowed([*passing, ~trie.names_product, ~trie.garment_name]))
             starting.append(trie.allowed([*passing, trie.starts]))
             starting_unnamed.append(trie.allowed([*passing, ~trie.names_product, trie.starts]))
         return _Book(trie, allowed, unnamed, starting + starting_unnamed)

@@ -11,7 +11,9 @@ a 。！or ？. The model's distribution over those tokens is sampled as usual
 order.
 
 A row beginning a sentence (at the root after a 。！？, or before any clause) writes a clause a writer
-began a sentence with (trainer.clausebook), where one goes on; else any of its book's.
+began a sentence with (trainer.clausebook), where one goes on; else any of its book's. So does a row
+after a connective standing alone as a clause (而且，再加上，): what follows one opens a new statement.
+A clause that only names a garment ("背带裙，") is written at a sentence's start alone.
 
 A row's book is the clauses of its product's garment type whose facts its product states (the
 facts of one of their writers: trainer.clausebook) and none of whose tokens its blockers would
@@ -31,6 +33,7 @@ numpy and torch are imported inside the methods (importing trainer.generation lo
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from trainer.generation.sampling import NAMED_ONCE, _stutters
@@ -44,6 +47,18 @@ ROOT, OFF, PAUSED = 0, -1, -2  # PAUSED: at the root after a ，or ；, where th
 # 13, preferred 30 to 28. The first 100 validation products: R-L 24.82 with none, 24.65 at 2, 24.27 at 4.
 FOLLOW_BONUS = 2.0
 SENTENCE_MARKS = "。！？；"  # the clause marks never written after a continuing clause
+# The connectives a writer sets alone before a new statement ("而且，裤脚的位置做了开叉", "此外，简约好搭的配色"):
+# the clause after one is written as a sentence's first. The demo model went on from one as from any
+# comma, with an effect that has nothing to qualify ("而且，衬托出女孩子柔美的气质", "再加上，彰显出女性的
+# 优雅气质" in make demo's rank-1 copy, 2026-12-05, night).
+CONNECTIVES = frozenset({"而且", "并且", "同时", "此外", "另外", "再加上", "加上", "但是", "不过", "首先", "其次",
+                         "然后", "再者", "当然", "最后", "除此之外", "不仅如此", "与此同时"})
+# A garment's name alone ("背带裙", "这款卫衣", "简约半身裙") opens a sentence and is a fragment anywhere else:
+# "背带裙，休闲舒适，背带牛仔裙，可以随意系结" and "中长裙，百褶裙的剪裁设计" in make demo's rank-1 copy
+# (2026-12-05, night); 33 of a job's 480 candidates had one after their first clause.
+_GARMENT_NAME = re.compile(r"(?:这款|这件|一款)?[\u4e00-\u9fffa-z]{0,4}?"
+                           r"(?:裙|裤|衫|衣|外套|风衣|卫衣|毛衣|开衫|夹克|背心|马甲|t恤|西装|大衣|羽绒服)")
+_NOT_A_NAME = re.compile("^(?:搭|配|下搭|作为|呼应|穿|拒绝|且|还是|为|是|它是|内搭)|撞衫|点亮")
 END_MARKS = "。！？"  # the marks a copy may end after (not ；: "黑色的设计；" reads as a sentence cut short)
 
 
@@ -92,6 +107,8 @@ class _KnownClauses:
                 self.clause_at[path[-1]] = i
         self.followers = followers or [()] * len(sequences)
         self.names_product = np.zeros(len(sequences), dtype=bool)  # holds a phrase of sampling.NAMED_ONCE (from_book)
+        self.connective = np.zeros(len(sequences), dtype=bool)  # is one of CONNECTIVES (from_book)
+        self.garment_name = np.zeros(len(sequences), dtype=bool)  # names a garment and nothing more (from_book)
         width = max((len(ids) for ids in sequences), default=0)
         self.ids = np.full((len(sequences), width), -1, dtype=np.int64)  # the clauses, padded with -1
         for i, ids in enumerate(sequences):
@@ -157,6 +174,8 @@ class _KnownClauses:
                    [book.facts[i] for i in kept], [book.ends[i] for i in kept], sentence_marks, end_marks, followers,
                    [book.starts[i] for i in kept])
         trie.names_product[:] = [any(p in book.clauses[i] for p in NAMED_ONCE) for i in kept]
+        trie.connective[:] = [book.clauses[i] in CONNECTIVES for i in kept]
+        trie.garment_name[:] = [_names_a_garment_alone(book.clauses[i]) for i in kept]
         return trie
 
     # -- which clauses a row may write ---------------------------------------------------------
@@ -203,7 +222,7 @@ class _KnownClauses:
 
     def opening(self, ids: list[int]) -> tuple[int, int, bool]:
         """A row's (state, clause it last ended with a comma as `ended` reads it or -1, whether the
-        clause it is writing began a sentence) after its forced opening."""
+        clause it is writing begins a sentence: `begins`) after its forced opening."""
         import numpy as np  # lazy: nothing heavy at import
 
         state, after, starting = ROOT, -1, True
@@ -211,8 +230,17 @@ class _KnownClauses:
             after = int(self.ended(np.array([state]), np.array([t]), np.array([after]))[0])
             state = self.step(state, t)
             if t in self._marks:
-                starting = state == ROOT  # after a 。！？, not a ，or ；
+                starting = bool(self.begins(np.array([state]), np.array([after]))[0])
         return state, after, starting
+
+    def begins(self, states, after):
+        """Per row just past a clause mark: whether its next clause begins a sentence, after a 。！？
+        (not a ，or ；) or after a connective alone (CONNECTIVES)."""
+        import numpy as np  # lazy: nothing heavy at import
+
+        if not len(self.connective):
+            return states == ROOT
+        return (states == ROOT) | ((after >= 0) & self.connective[np.maximum(after, 0)])
 
     def step(self, state: int, t: int) -> int:
         if t in self._marks:
@@ -281,6 +309,10 @@ class _KnownClauses:
         scores = scores.clone()
         scores[index] = masked
         return scores, rows[stuck.cpu().numpy()]
+
+
+def _names_a_garment_alone(clause: str) -> bool:
+    return len(clause) <= 8 and bool(_GARMENT_NAME.fullmatch(clause)) and not _NOT_A_NAME.search(clause)
 
 
 @dataclass
