@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from copygen.textnorm import content_words
 from trainer import wordpairs
 from trainer.generation.blocking import _Blocker, _RequestBlockers
-from trainer.generation.known import OFF, ROOT, _Book
+from trainer.generation.known import OFF, _Book
 from trainer.generation.nudging import _RequestNudgers
 from trainer.generation.sampling import (
     _ban_adding_again,
