@@ -801,6 +801,10 @@ def test_a_stated_only_job_praises_the_neck_or_face_only_where_the_product_state
     lace = {"类型": ["裙"], "材质": ["蕾丝"], "裙领型": ["v领"]}  # and a v-neck lace dress a cinched waist
     assert unstated_found("收束出腰身有种小蛮腰的即视感。", lace) == ["收束出腰"]
     assert unstated_found("束腰的设计，有种小蛮腰的即视感。", {**lace, "裙款式": ["束腰"]}) == []
+    # 2026.12-24: a printed chiffon top 俏皮娃娃衫, a denim pinafore 经典的交领设计 (make demo, 2026-12-05, night)
+    chiffon = {"类型": ["上衣"], "材质": ["雪纺"], "衣样式": ["雪纺衫"], "图案": ["印花"]}
+    assert unstated_found("一款复古风的俏皮娃娃衫，简单的设计。", chiffon) == ["娃娃衫"]
+    assert unstated_found("经典的交领设计，可以很好的修饰身材。", pinafore) == ["交领"]
 
 
 def test_a_stated_only_job_names_no_part_of_the_garment_the_product_states_nothing_of():

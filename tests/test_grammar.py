@@ -126,6 +126,10 @@ def test_ungrammatical_shapes_are_found_and_flagged(lexicon, text, found):
     ("这款风衣，小立领设计，修饰颈部曲线，勾勒出纤细的腰身。", ["领→腰身"]),
     ("v领设计，修饰颈部，系带束腰设计，勾勒出纤细腰身。", []),  # the tie waist's effect
     ("小立领设计，修饰颈部曲线。勾勒出纤细的腰身。", []),  # another sentence
+    ("松紧腰头的设计，可以很好的修饰腿型，轻松打造长腿。", ["腰头→腿"]),  # make demo's harem trousers
+    ("吊带的设计，展现出女性的纤细腰肢。", ["吊带→腰肢"]),
+    ("吊带的设计，露出迷人的锁骨。", []),
+    ("连帽的设计，修饰脸型，显得更加的俏皮。", []),
 ])
 def test_a_part_that_flatters_a_part_of_the_body_it_does_not_reach_is_misplaced(lexicon, text, found):
     assert grammar.misplaced(text) == found

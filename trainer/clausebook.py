@@ -136,6 +136,9 @@ _SPECIAL = re.compile("特别|独特|别致|特殊|别出心裁|与众不同|用
 _FRAME = re.compile("(?:^(?:而|还|也|同时|并且|而且|不管是)?|[裤衣套裙衫])在(?!视觉|身).{0,14}(?:上|中|方面|里)$"
                     "|(?:选择|设计|处理)[上中]$")
 _NOT_A_FRAME = re.compile("融入|融合|点缀|绽放")
+# A garment that looks like another ("带来了一种裙子的既视感": its writer's culottes, a skirt at a glance)
+# is said of a product of the other kind; make demo gave it to a floral dress (2026-12-05, night).
+_LOOKS_LIKE_A_GARMENT = re.compile("(?:裙|裤|衣|衫|套)[子装]?的[即既]视感")
 
 # A clause that says something adjusts ("可以自由调节", "可以根据身高来调节") is for a product with a
 # part that does, whatever its writer listed: 125 of the 153 AdvertiseGen references writing 调节
@@ -288,11 +291,11 @@ def names_another_garment(clause: str, kind: str) -> bool:
 def leans_on_context(clause: str) -> bool:
     """Whether a clause means something only beside its writer's own: it points back (这样, 这种...),
     it calls a part special and leaves how to the next ("裤脚的设计很特别"), it frames the next
-    ("面料的选择上"), or it is a place and nothing more (a clause ending on 上, 处, 地方... with no
+    ("面料的选择上"), it says the garment looks like another ("裙子的既视感"), or it is a place and nothing more (a clause ending on 上, 处, 地方... with no
     verb, adjective or adverb: "黑色的裙身上", not "穿在身上")."""
     if _POINTS_BACK.search(clause) or (_PART.search(clause) and _SPECIAL.search(clause)):
         return True
-    if _FRAME.search(clause) and not _NOT_A_FRAME.search(clause):
+    if (_FRAME.search(clause) and not _NOT_A_FRAME.search(clause)) or _LOOKS_LIKE_A_GARMENT.search(clause):
         return True
     if not _PLACE_WORDS.search(clause):
         return False
