@@ -188,19 +188,28 @@ def test_the_clause_after_a_connective_alone_is_one_a_writer_began_a_sentence_wi
     assert trie.begins(np.array([PAUSED, PAUSED, ROOT]), np.array([0, 1, -1])).tolist() == [False, True, True]
 
 
-def test_a_clause_naming_a_garment_alone_begins_a_sentence_or_is_not_written(engine):
-    # "背带裙，休闲舒适，背带牛仔裙，可以随意系结": a garment's name alone, in mid-sentence, is a fragment
-    book = clausebook.ClauseBook([("柔软亲肤", ("上衣",)), ("这款白色上衣", ("上衣",)), ("简约百搭", ("上衣",))],
-                                 starting={"柔软亲肤", "这款白色上衣", "简约百搭"})
-    forced = _forced_with_book(engine, "这", book)
+def test_a_clause_naming_a_garment_alone_begins_the_copy_or_with_a_this_a_sentence(engine):
+    # "背带裙，休闲舒适，背带牛仔裙，可以随意系结", "而且，连衣裙，增添了甜美浪漫的气息": fragments
+    book = clausebook.ClauseBook([("柔软亲肤", ("上衣",)), ("白色上衣", ("上衣",)), ("这款白色上衣", ("上衣",)),
+                                  ("简约百搭", ("上衣",))],
+                                 starting={"柔软亲肤", "白色上衣", "这款白色上衣", "简约百搭"})
     sample = {"seed": 3, "max_new_tokens": 8, "known_clauses": True}
     source = "类型#上衣*颜色#白色*材质#棉*风格#简约"
-    after_stop = forced.generate([Request(source, variants=3, opening="柔软亲肤。")], **sample)[0]
-    assert all(t.startswith("柔软亲肤。这款白色上衣") for t in after_stop)
-    after_comma = forced.generate([Request(source, variants=3, opening="柔软亲肤，")], **sample)[0]
-    assert all(wordpairs.clauses(t)[1] != "这款白色上衣" for t in after_comma)
+
+    def second_clauses(token, opening):
+        texts = _forced_with_book(engine, token, book).generate([Request(source, variants=3, opening=opening)], **sample)[0]
+        return {wordpairs.clauses(t)[len(wordpairs.clauses(opening))] for t in texts}
+
+    assert second_clauses("白", "") == {"白色上衣"}  # the copy's start: any name
+    assert second_clauses("这", "") == {"这款白色上衣"}
+    assert "白色上衣" not in second_clauses("白", "柔软亲肤。")  # a sentence's start: no bare name...
+    assert second_clauses("这", "柔软亲肤。") == {"这款白色上衣"}  # ... one with 这款
+    assert not {"白色上衣", "这款白色上衣"} & second_clauses("这", "柔软亲肤，")  # mid-sentence: neither
+    assert not {"白色上衣", "这款白色上衣"} & second_clauses("白", "柔软亲肤，")
     marks = {engine.tokenizer.convert_tokens_to_ids(m) for m in "，。"}
-    assert _KnownClauses.from_book(book, engine.tokenizer, marks, engine.eos_id).garment_name.tolist() == [False, True, False]
+    trie = _KnownClauses.from_book(book, engine.tokenizer, marks, engine.eos_id)
+    assert trie.garment_name.tolist() == [False, True, True, False]
+    assert trie.bare_name.tolist() == [False, True, False, False]
     assert [c for c in ("背带裙", "这款卫衣", "简约半身裙", "搭配牛仔裤", "保暖不撞衫", "简约百搭", "穿着舒适的衬衫面料")
             if known._names_a_garment_alone(c)] == ["背带裙", "这款卫衣", "简约半身裙"]
 

@@ -13,7 +13,8 @@ order.
 A row beginning a sentence (at the root after a 。！？, or before any clause) writes a clause a writer
 began a sentence with (trainer.clausebook), where one goes on; else any of its book's. So does a row
 after a connective standing alone as a clause (而且，再加上，): what follows one opens a new statement.
-A clause that only names a garment ("背带裙，") is written at a sentence's start alone.
+A clause that only names a garment is written at the copy's start ("背带裙，") or, with a 这款 or the
+like, at a sentence's ("这款卫衣，"): anywhere else it is a fragment.
 
 A row's book is the clauses of its product's garment type whose facts its product states (the
 facts of one of their writers: trainer.clausebook) and none of whose tokens its blockers would
@@ -53,10 +54,13 @@ SENTENCE_MARKS = "。！？；"  # the clause marks never written after a contin
 # 优雅气质" in make demo's rank-1 copy, 2026-12-05, night).
 CONNECTIVES = frozenset({"而且", "并且", "同时", "此外", "另外", "再加上", "加上", "但是", "不过", "首先", "其次",
                          "然后", "再者", "当然", "最后", "除此之外", "不仅如此", "与此同时"})
-# A garment's name alone ("背带裙", "这款卫衣", "简约半身裙") opens a sentence and is a fragment anywhere else:
-# "背带裙，休闲舒适，背带牛仔裙，可以随意系结" and "中长裙，百褶裙的剪裁设计" in make demo's rank-1 copy
-# (2026-12-05, night); 33 of a job's 480 candidates had one after their first clause.
-_GARMENT_NAME = re.compile(r"(?:这款|这件|一款)?[\u4e00-\u9fffa-z]{0,4}?"
+# A garment's name alone ("背带裙", "简约半身裙") opens a copy and is a fragment anywhere else: "背带裙，休闲
+# 舒适，背带牛仔裙，可以随意系结", "中长裙，百褶裙的剪裁设计" and "而且，连衣裙，增添了甜美浪漫的气息" in make demo's
+# rank-1 copy (2026-12-05, night; 33 of a job's 480 candidates had one after their first clause). With a
+# 这款 ("这款卫衣") it may open a sentence too.
+MID, SENTENCE, COPY = 0, 1, 2  # where a clause begins: in mid-sentence, at a sentence's start, at the copy's
+_THIS = re.compile("^(?:这款|这件|这条|此款|这一款|这一件)")
+_GARMENT_NAME = re.compile(r"(?:这款|这件|这条|此款|这一款|这一件|一款)?[\u4e00-\u9fffa-z]{0,4}?"
                            r"(?:裙|裤|衫|衣|外套|风衣|卫衣|毛衣|开衫|夹克|背心|马甲|t恤|西装|大衣|羽绒服)")
 _NOT_A_NAME = re.compile("^(?:搭|配|下搭|作为|呼应|穿|拒绝|且|还是|为|是|它是|内搭)|撞衫|点亮")
 END_MARKS = "。！？"  # the marks a copy may end after (not ；: "黑色的设计；" reads as a sentence cut short)
@@ -109,6 +113,7 @@ class _KnownClauses:
         self.names_product = np.zeros(len(sequences), dtype=bool)  # holds a phrase of sampling.NAMED_ONCE (from_book)
         self.connective = np.zeros(len(sequences), dtype=bool)  # is one of CONNECTIVES (from_book)
         self.garment_name = np.zeros(len(sequences), dtype=bool)  # names a garment and nothing more (from_book)
+        self.bare_name = np.zeros(len(sequences), dtype=bool)  # ... with no 这款 before it
         width = max((len(ids) for ids in sequences), default=0)
         self.ids = np.full((len(sequences), width), -1, dtype=np.int64)  # the clauses, padded with -1
         for i, ids in enumerate(sequences):
@@ -176,6 +181,7 @@ class _KnownClauses:
         trie.names_product[:] = [any(p in book.clauses[i] for p in NAMED_ONCE) for i in kept]
         trie.connective[:] = [book.clauses[i] in CONNECTIVES for i in kept]
         trie.garment_name[:] = [_names_a_garment_alone(book.clauses[i]) for i in kept]
+        trie.bare_name[:] = [_names_a_garment_alone(book.clauses[i]) and not _THIS.match(book.clauses[i]) for i in kept]
         return trie
 
     # -- which clauses a row may write ---------------------------------------------------------
@@ -220,27 +226,28 @@ class _KnownClauses:
         """The state after a row's forced opening (the copy before its first generated token)."""
         return self.opening(ids)[0]
 
-    def opening(self, ids: list[int]) -> tuple[int, int, bool]:
-        """A row's (state, clause it last ended with a comma as `ended` reads it or -1, whether the
-        clause it is writing begins a sentence: `begins`) after its forced opening."""
+    def opening(self, ids: list[int]) -> tuple[int, int, int]:
+        """A row's (state, clause it last ended with a comma as `ended` reads it or -1, where the clause
+        it is writing begins: COPY before any mark, else `begins`) after its forced opening."""
         import numpy as np  # lazy: nothing heavy at import
 
-        state, after, starting = ROOT, -1, True
+        state, after, where = ROOT, -1, COPY
         for t in ids:
             after = int(self.ended(np.array([state]), np.array([t]), np.array([after]))[0])
             state = self.step(state, t)
             if t in self._marks:
-                starting = bool(self.begins(np.array([state]), np.array([after]))[0])
-        return state, after, starting
+                where = int(self.begins(np.array([state]), np.array([after]))[0])
+        return state, after, where
 
     def begins(self, states, after):
-        """Per row just past a clause mark: whether its next clause begins a sentence, after a 。！？
-        (not a ，or ；) or after a connective alone (CONNECTIVES)."""
+        """Per row just past a clause mark: where its next clause begins, SENTENCE after a 。！？ (not
+        a ，or ；) or after a connective alone (CONNECTIVES), else MID."""
         import numpy as np  # lazy: nothing heavy at import
 
-        if not len(self.connective):
-            return states == ROOT
-        return (states == ROOT) | ((after >= 0) & self.connective[np.maximum(after, 0)])
+        opens = states == ROOT
+        if len(self.connective):
+            opens |= (after >= 0) & self.connective[np.maximum(after, 0)]
+        return np.where(opens, SENTENCE, MID).astype(np.int8)
 
     def step(self, state: int, t: int) -> int:
         if t in self._marks:
@@ -328,7 +335,9 @@ class _Book:
     unnamed: list | None = None
     # allowed and unnamed less the clauses no writer began a sentence with, for rows beginning one:
     # "这款宽松的版型，", "休闲的风范。" and "而且还有些可爱的气息在；" opened sentences of make demo's copy,
-    # each one writer's clause in mid-sentence (2026-12-05, evening)
+    # each one writer's clause in mid-sentence (2026-12-05, evening). Four blocks as long as allowed: at
+    # a sentence's start, the same unnamed, at the copy's start, the same unnamed (the garment names
+    # each may begin with differ: _names_a_garment_alone).
     starting: list | None = None
     free_clauses: int = 0  # clauses a row wrote freely, where its book left it no token
 
@@ -372,12 +381,16 @@ class _Book:
             books = books + len(self.allowed) * named.astype(books.dtype)
         if starting is None or self.starting is None:
             scores, stuck = self._masked(scores, states, books, sets, live, unbanned_marks)
-        else:  # self.starting holds the same sets as sets, in order
+        else:
+            n = len(self.allowed)
+            sentence, sentence_unnamed, first, first_unnamed = (self.starting[i * n:(i + 1) * n] for i in range(4))
+            if len(sets) > n:  # with the unnamed sets
+                sentence, first = sentence + sentence_unnamed, first + first_unnamed
             chosen = books + len(sets) * starting.astype(books.dtype)
-            masked, stuck = self._masked(scores, states, chosen, sets + self.starting[:len(sets)], live, unbanned_marks)
+            masked, stuck = self._masked(scores, states, chosen, sets + sentence + first, live, unbanned_marks)
             # a row that no clause a writer began a sentence with lets go on goes on with any of its book's
             retry = np.zeros_like(live)
-            retry[stuck] = starting[stuck]
+            retry[stuck] = starting[stuck] != MID
             if retry.any():
                 again, still = self._masked(scores, states, books, sets, retry, unbanned_marks)
                 rescued = np.setdiff1d(np.flatnonzero(retry), still)
