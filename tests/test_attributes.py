@@ -805,6 +805,9 @@ def test_a_stated_only_job_praises_the_neck_or_face_only_where_the_product_state
     chiffon = {"类型": ["上衣"], "材质": ["雪纺"], "衣样式": ["雪纺衫"], "图案": ["印花"]}
     assert unstated_found("一款复古风的俏皮娃娃衫，简单的设计。", chiffon) == ["娃娃衫"]
     assert unstated_found("经典的交领设计，可以很好的修饰身材。", pinafore) == ["交领"]
+    trench = {"类型": ["上衣"], "衣样式": ["风衣"], "衣领型": ["小立领"], "衣长": ["中长款"]}  # and a trench coat 直身
+    assert unstated_found("直身的衣身廓形，加上中长的衣长。", trench) == ["直身"]
+    assert unstated_found("裤身不同色系设计，增加了裤子的立体感。", trousers) == ["不同色系"]
 
 
 def test_a_stated_only_job_names_no_part_of_the_garment_the_product_states_nothing_of():

@@ -106,7 +106,7 @@ def test_a_clause_saying_something_adjusts_is_only_for_products_with_a_part_that
         assert trie.of_facts(met)[book.clauses.index("可以自由调节")] == may
 
 
-def test_a_clause_placing_a_pocket_is_only_for_products_that_name_the_place():
+def test_a_clause_placing_a_pocket_or_a_ruffle_is_only_for_products_that_name_the_place():
     book = clausebook.ClauseBook.collect([("类型#上衣*衣款式#口袋", "胸前的大口袋，口袋的设计。")] * clausebook.WORD_COPIES)
     facts = dict(zip(book.clauses, book.facts))
     assert facts["胸前的大口袋"] == (frozenset({"衣款式#口袋", "位置#胸前"}),)
@@ -117,6 +117,10 @@ def test_a_clause_placing_a_pocket_is_only_for_products_that_name_the_place():
     assert book.facts == [(frozenset({"衣款式#口袋", "位置#侧"}),)]  # a pocket at the side
     book = clausebook.ClauseBook.collect([("类型#上衣*衣款式#口袋", "胸袋设计，实用。")] * clausebook.WORD_COPIES)
     assert book.facts[0] == (frozenset({"位置#胸"}),)  # and on the chest (胸袋 names no 口袋)
+    # a ruffle too: make demo's shirt dress "胸前荷叶边装饰", its listing placing none
+    book = clausebook.ClauseBook.collect([("类型#裙*裙款式#荷叶边", "胸前荷叶边装饰，荷叶边的设计。")] * clausebook.WORD_COPIES)
+    assert dict(zip(book.clauses, book.facts)) == {"胸前荷叶边装饰": (frozenset({"裙款式#荷叶边", "位置#胸前"}),),
+                                                   "荷叶边的设计": (frozenset({"裙款式#荷叶边"}),)}
 
 
 def test_each_clause_keeps_the_clauses_that_followed_it_in_a_sentence(tmp_path):
