@@ -61,7 +61,7 @@ CONNECTIVES = frozenset({"而且", "并且", "同时", "此外", "另外", "再�
 MID, SENTENCE, COPY = 0, 1, 2  # where a clause begins: in mid-sentence, at a sentence's start, at the copy's
 _THIS = re.compile("^(?:这款|这件|这条|此款|这一款|这一件)")
 _GARMENT_NAME = re.compile(r"(?:这款|这件|这条|此款|这一款|这一件|一款)?[\u4e00-\u9fffa-z]{0,4}?"
-                           r"(?:裙|裤|衫|衣|外套|风衣|卫衣|毛衣|开衫|夹克|背心|马甲|t恤|西装|大衣|羽绒服)")
+                           r"(?:裙|裤|衫|衣|裙子|裤子|外套|风衣|卫衣|毛衣|开衫|夹克|背心|马甲|t恤|西装|大衣|羽绒服)")
 _NOT_A_NAME = re.compile("^(?:搭|配|下搭|作为|呼应|穿|拒绝|且|还是|为|是|它是|内搭)|撞衫|点亮")
 END_MARKS = "。！？"  # the marks a copy may end after (not ；: "黑色的设计；" reads as a sentence cut short)
 
