@@ -130,6 +130,10 @@ def test_ungrammatical_shapes_are_found_and_flagged(lexicon, text, found):
     ("吊带的设计，展现出女性的纤细腰肢。", ["吊带→腰肢"]),
     ("吊带的设计，露出迷人的锁骨。", []),
     ("连帽的设计，修饰脸型，显得更加的俏皮。", []),
+    # ease of dressing from what cannot give it (make demo, 2026-12-05, night)
+    ("九分裤长的设计，穿脱方便，适合各种腿型。", ["无开合→穿脱"]),
+    ("清新的颜色，同时还方便裤子穿脱。", ["无开合→穿脱"]),
+    ("松紧腰的设计，穿脱方便。拉链开合，方便穿脱。", []),
 ])
 def test_a_part_that_flatters_a_part_of_the_body_it_does_not_reach_is_misplaced(lexicon, text, found):
     assert grammar.misplaced(text) == found
@@ -167,5 +171,6 @@ def test_few_of_all_5000_references_are_unfinished_or_ungrammatical():
     rows = [json.loads(line) for line in SHARED_PAIRS.read_text(encoding="utf-8").splitlines() if line.strip()]
     assert 0 < sum(bool(grammar.unfinished(row["summary"])) for row in rows) <= 0.008 * len(rows)
     assert 0 < sum(bool(grammar.ungrammatical(row["summary"])) for row in rows) <= 0.002 * len(rows)
-    assert sum(bool(grammar.misplaced(row["summary"])) for row in rows) <= 0.0005 * len(rows)  # 2: 纤细的手臂 after a v领
+    # 9: 纤细的手臂 after a v领, and 7 saying 穿脱 with nothing that eases it ("穿脱方便的同时还很显年轻")
+    assert sum(bool(grammar.misplaced(row["summary"])) for row in rows) <= 0.002 * len(rows)
     assert sum(bool(grammar.self_contradictions(row["summary"])) for row in rows) <= 0.0025 * len(rows)  # 10
