@@ -88,7 +88,8 @@ def test_a_clause_that_leans_on_its_writers_other_clauses_is_left_out():
     for clause in ("在这种穿多了会热", "黑色的裙身上", "袖口处", "裤脚的设计很特别", "下摆的设计别致又独特",
                    "面料的选择上", "在简约的卫衣上", "这款牛仔裤在传统的猫须磨白的基础上",  # a frame for the next clause
                    "带来了一种裙子的既视感",  # a look of another garment
-                   "衬衫的干练", "而且还有些可爱的气息在"):  # a quality made a noun, a clause left at 在
+                   "衬衫的干练", "而且还有些可爱的气息在",  # a quality made a noun, a clause left at 在
+                   "这款牛仔裤装并不是直筒型的设计", "棉麻的质感不是透气"):  # what the writer's product is not
         assert clausebook.leans_on_context(clause)
     for clause in ("穿在身上", "这款衬衫", "在视觉上拉伸身材比例", "穿着舒适的同时",  # a verb; the product itself
                    "裤脚的设计", "独特的气质",  # a part not called special, nor special of a part

@@ -145,6 +145,9 @@ _LOOKS_LIKE_A_GARMENT = re.compile("(?:裙|裤|衣|衫|套)[子装]?的[即既]�
 _QUALITY_AS_NOUN = re.compile("^[\u4e00-\u9fff]{0,3}(?:衫|衣|裙|裤|套)[子装]?的(?:干练|优雅|帅气|简约|俏皮|甜美|利落|"
                               "随性|慵懒|精致|浪漫|休闲)$")
 _LEFT_AT_ZAI = re.compile("(?:气息|设计|感觉|味道|气质)在$")
+# A clause saying what its writer's product is not ("这款牛仔裤装并不是直筒型的设计", "棉麻的质感不是透气") is
+# about that product alone: the first went to straight-leg jeans, whose 直筒 it names (2026-12-05, night).
+_NOT = re.compile("不是|并非|不属于")
 
 # A clause that says something adjusts ("可以自由调节", "可以根据身高来调节") is for a product with a
 # part that does, whatever its writer listed: 125 of the 153 AdvertiseGen references writing 调节
@@ -301,13 +304,14 @@ def leans_on_context(clause: str) -> bool:
     """Whether a clause means something only beside its writer's own: it points back (这样, 这种...),
     it calls a part special and leaves how to the next ("裤脚的设计很特别"), it frames the next
     ("面料的选择上"), it says the garment looks like another ("裙子的既视感"), it is a quality made a
-    noun or left at a 在 ("衬衫的干练", "可爱的气息在"), or it is a place and nothing more (a clause ending on 上, 处, 地方... with no
+    noun or left at a 在 ("衬衫的干练", "可爱的气息在"), it says what the product is not ("并不是直筒型的
+    设计"), or it is a place and nothing more (a clause ending on 上, 处, 地方... with no
     verb, adjective or adverb: "黑色的裙身上", not "穿在身上")."""
     if _POINTS_BACK.search(clause) or (_PART.search(clause) and _SPECIAL.search(clause)):
         return True
     if (_FRAME.search(clause) and not _NOT_A_FRAME.search(clause)) or _LOOKS_LIKE_A_GARMENT.search(clause):
         return True
-    if _QUALITY_AS_NOUN.search(clause) or _LEFT_AT_ZAI.search(clause):
+    if _QUALITY_AS_NOUN.search(clause) or _LEFT_AT_ZAI.search(clause) or _NOT.search(clause):
         return True
     if not _PLACE_WORDS.search(clause):
         return False
