@@ -176,10 +176,11 @@ class AttributeVocab:
     # Words of features a product either has or not (口袋, 拼接, 荷叶边, 开叉...): the observed values
     # of the vocabulary's `details` keys; unstated_words() blocks those a product does not list.
     details: tuple[str, ...] = ()
-    # (the keys that state a part of the garment, the words that name it): a product with no value
-    # under any of the keys is given none of the words by a stated_only job (unstated_words): a
-    # pinafore that states no sleeve has no 袖口, a jacket that states no collar no 领口.
-    parts: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
+    # (the keys that state a part of the garment, the words that name it, the marks of a value that
+    # states it under any key): a product with no value under any of the keys, and none holding a
+    # mark, is given none of the words by a stated_only job (unstated_words): a pinafore that states
+    # no sleeve has no 袖口, a jacket that states no collar no 领口, a dress with no 收腰 or 高腰 no 腰线.
+    parts: tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...] = ()
 
     def closed_key_of(self, key: str) -> ClosedKey | None:
         for group in self.closed:
@@ -236,7 +237,7 @@ def _details(value: object, observed: object, source: str) -> tuple[str, ...]:
     return tuple(sorted(({fold(v) for k in keys for v in observed[k]} - {fold(w) for w in skip}) | set(map(fold, words))))
 
 
-def _parts(value: object, source: str) -> tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]:
+def _parts(value: object, source: str) -> tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...]:
     if not isinstance(value, dict):
         raise _fail(source, "field 'parts' must be an object")
     parts = []
@@ -247,9 +248,10 @@ def _parts(value: object, source: str) -> tuple[tuple[tuple[str, ...], tuple[str
             raise _fail(source, f"parts.{name} must be an object with 'keys' and 'words'")
         keys = _str_list(part.get("keys", []), source, f"parts.{name}.keys")
         words = _str_list(part.get("words", []), source, f"parts.{name}.words")
+        marks = _str_list(part.get("values", []), source, f"parts.{name}.values")
         if not keys or not words:
             raise _fail(source, f"parts.{name} must name at least one key and one word")
-        parts.append((tuple(keys), tuple(map(fold, words))))
+        parts.append((tuple(keys), tuple(map(fold, words)), tuple(map(fold, marks))))
     return tuple(parts)
 
 
@@ -508,7 +510,7 @@ def unstated_words(
         if group.names_garment:
             garment |= words
     unstated.update(vocab.details)  # the product's own are protected below, as its values
-    unstated.update(w for keys, words in _unstated_parts(attributes, vocab) for w in words)
+    unstated.update(w for keys, words in _unstated_parts(attributes, vocab, said) for w in words)
     allowed, _ = _judged_words(attributes, vocab)  # a white product's 纯白色 is no unstated pattern
     # Only the product's values protect the words inside them (雪纺衫 keeps 雪纺 open), not the
     # words its families allow: with no 颜色, a 碎花 dress (whose print allows a 纯白色 ground) is
@@ -527,10 +529,14 @@ def _words_its_text_allows(group: ClosedKey, folded_text: str) -> set[str]:
             | {w for w, classes in group.compounds.items() if classes <= said})
 
 
-def _unstated_parts(attributes: Mapping[str, Sequence[str]], vocab: AttributeVocab) -> list[tuple]:
-    """The vocabulary's parts the product states nothing of: no value under any of their keys."""
-    return [(keys, words) for keys, words in vocab.parts
-            if not any(v.strip() for key in keys for v in attributes.get(key, ()))]
+def _unstated_parts(attributes: Mapping[str, Sequence[str]], vocab: AttributeVocab, said: str = "") -> list[tuple]:
+    """The vocabulary's parts the product states nothing of: no value under any of their keys, and
+    no value under any key, nor its own text (said, folded), holding one of their marks (收腰 under
+    裙款式 states the waist: mark 腰)."""
+    values = [fold(v) for vs in attributes.values() for v in vs] + [said]
+    return [(keys, words) for keys, words, marks in vocab.parts
+            if not any(v.strip() for key in keys for v in attributes.get(key, ()))
+            and not any(mark in v for mark in marks for v in values)]
 
 
 def _unstated_families(attributes: Mapping[str, Sequence[str]], vocab: AttributeVocab) -> list[ClosedKey]:
@@ -569,7 +575,7 @@ def unstated_found(
             found.update(dict.fromkeys([word] if word in unstated else sorted(u for u in unstated if u in word)))
         found.update(dict.fromkeys(w for w in group.compounds if w in unstated and w in folded))
     found.update(dict.fromkeys(w for w in vocab.details if w in unstated and w in folded))
-    found.update(dict.fromkeys(w for _, words in vocab.parts for w in words if w in unstated and w in folded))
+    found.update(dict.fromkeys(w for _, words, _ in vocab.parts for w in words if w in unstated and w in folded))
     return [w for w in found if not any(w != other and w in other for other in found)]
 
 

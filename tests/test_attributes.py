@@ -799,7 +799,7 @@ def test_a_stated_only_job_praises_the_neck_or_face_only_where_the_product_state
     assert unstated_found("加上两个口袋的点缀，美观实用。", pinafore) == ["两个口袋"]
     assert unstated_found("口袋的设计，美观实用。", pinafore) == []
     lace = {"类型": ["裙"], "材质": ["蕾丝"], "裙领型": ["v领"]}  # and a v-neck lace dress a cinched waist
-    assert unstated_found("收束出腰身有种小蛮腰的即视感。", lace) == ["收束出腰"]
+    assert unstated_found("收束出腰身有种小蛮腰的即视感。", lace) == ["收束出腰", "腰身", "小蛮腰"]  # the waist too: below
     assert unstated_found("束腰的设计，有种小蛮腰的即视感。", {**lace, "裙款式": ["束腰"]}) == []
     # 2026.12-24: a printed chiffon top 俏皮娃娃衫, a denim pinafore 经典的交领设计 (make demo, 2026-12-05, night)
     chiffon = {"类型": ["上衣"], "材质": ["雪纺"], "衣样式": ["雪纺衫"], "图案": ["印花"]}
@@ -809,12 +809,23 @@ def test_a_stated_only_job_praises_the_neck_or_face_only_where_the_product_state
     assert unstated_found("直身的衣身廓形，加上中长的衣长。", trench) == ["直身"]
     assert unstated_found("裤身不同色系设计，增加了裤子的立体感。", trousers) == ["不同色系"]
     assert unstated_found("两种配色的修饰，为整体增添了不少的时髦度。", {"类型": ["上衣"], "衣样式": ["外套"]}) == ["两种配色"]
-    assert unstated_found("腰部曲线设计，束出纤细腰身。", {"类型": ["裙"], "裙型": ["百褶"]}) == ["束出"]
+    assert unstated_found("腰部曲线设计，束出纤细腰身。", {"类型": ["裙"], "裙型": ["百褶"]}) == ["束出", "腰身", "细腰", "腰部曲线"]
     # a floral dress 腰部自然的碎褶设计, a cardigan 大大的插兜设计: kept where the listing has 抽褶, 口袋
-    assert unstated_found("腰部自然的碎褶设计。", dress) == ["碎褶"]
-    assert unstated_found("腰部自然的碎褶设计。", {**dress, "裙款式": ["抽褶"]}) == []
+    assert unstated_found("腰部自然的碎褶设计。", dress) == ["碎褶", "腰部"]
+    assert unstated_found("腰部自然的碎褶设计。", {**dress, "裙款式": ["抽褶"], "裙腰型": ["自然腰"]}) == []
     assert unstated_found("大大的插兜设计既美观又实用。", {"类型": ["上衣"], "衣样式": ["开衫"]}) == ["插兜"]
     assert unstated_found("大大的插兜设计既美观又实用。", {"类型": ["上衣"], "衣款式": ["口袋"]}) == []
+
+
+def test_a_stated_only_job_praises_the_waist_only_where_the_product_states_one():
+    # make demo gave a lace dress "蕾丝裙摆的设计，展现出女性的纤细腰肢" and a slip dress a waist by its straps
+    # (2026-12-05, night): a waist key's value, a value holding 腰 or the product's own text states one
+    lace = {"类型": ["裙"], "材质": ["蕾丝"], "裙领型": ["v领"]}
+    assert unstated_found("蕾丝裙摆的设计，展现出女性的纤细腰肢。", lace) == ["腰肢", "细腰"]
+    assert unstated_found("高腰的设计，勾勒出纤细的腰身。", {"类型": ["裙"], "裙腰型": ["高腰"]}) == []
+    assert unstated_found("收腰的设计，勾勒出纤细的腰身。", {"类型": ["裙"], "裙款式": ["收腰"]}) == []
+    assert "腰身" in unstated_words(lace)
+    assert "腰身" not in unstated_words(lace, text="收腰蕾丝连衣裙")
 
 
 def test_a_stated_only_job_names_no_part_of_the_garment_the_product_states_nothing_of():
