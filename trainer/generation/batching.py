@@ -14,7 +14,7 @@ numpy and torch are imported inside the functions (importing trainer.generation 
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass
 
 from copygen.textnorm import content_words
@@ -39,7 +39,6 @@ KV_CACHE_BYTES = 512 * 2**20  # slots are capped so the KV cache stays within th
 REFILL_SHARE = 16  # refill once 1/16 of the slots (at least one) are free: fewer, larger prefills
 COMPACT_BELOW = 0.75  # with no rows waiting, drop finished slots once fewer than 3/4 are alive
 CLAUSE_TRIES = 4  # a clause below the floor is drawn again at most this many times, the last greedily
-THIRD_MENTION = 3  # a clause saying a content word for the copy's third time is drawn again (_Clauses._restates)
 _RETRY = 0xD1B54A32D192ED03  # hashed into a row's key for each clause written again: new draws
 
 
@@ -306,23 +305,14 @@ class _Clauses:
         that the clause before it in its sentence said ("宽松的廓形，宽松版型", "穿着舒适，柔软舒适": readers of
         make demo's copy counted 59 repeats in 58 rank-1 copies, 2026-12-05, evening). People do it in
         5.1% of the 34,449 clause joins of the AdvertiseGen references, make demo's rank-1 copy in 7.4%
-        of 403 (1.8% with this check: the last, greedy try keeps what it draws). Or one the copy has
-        said twice already: "高腰的设计…高腰的版型…高腰设计" was the edit a merchant would make most often
-        in a fresh clone's make demo copy (6 of 20 rank-1 copies said a value three times, 2026-12-05,
-        night)."""
-        if not self.pause_ids:
+        of 403 (1.8% with this check: the last, greedy try keeps what it draws)."""
+        if not self.pause_ids or start < 2 or int(out[start - 1]) not in self.pause_ids:
             return False
-        words = set(content_words(text))
-        if not words or start < 1:
-            return False
-        if start >= 2 and int(out[start - 1]) in self.pause_ids:
-            begin = start - 1
-            while begin > 0 and int(out[begin - 1]) not in self._marks:
-                begin -= 1
-            if not words.isdisjoint(content_words(self.decode(out[begin:start - 1].tolist()))):
-                return True
-        said = Counter(content_words(self.decode(out[:start].tolist())))
-        return any(said[w] >= THIRD_MENTION - 1 for w in words)
+        begin = start - 1
+        while begin > 0 and int(out[begin - 1]) not in self._marks:
+            begin -= 1
+        before = self.decode(out[begin:start - 1].tolist())
+        return not set(content_words(text)).isdisjoint(content_words(before))
 
 
 def _ban_early_end(scores, slots: _Slots, live, eos_id: int) -> None:
