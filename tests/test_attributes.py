@@ -809,6 +809,7 @@ def test_a_stated_only_job_praises_the_neck_or_face_only_where_the_product_state
     assert unstated_found("直身的衣身廓形，加上中长的衣长。", trench) == ["直身"]
     assert unstated_found("裤身不同色系设计，增加了裤子的立体感。", trousers) == ["不同色系"]
     assert unstated_found("两种配色的修饰，为整体增添了不少的时髦度。", {"类型": ["上衣"], "衣样式": ["外套"]}) == ["两种配色"]
+    assert unstated_found("而且，设计时使用不同的颜色。", trench) == ["不同的颜色"]
     assert unstated_found("腰部曲线设计，束出纤细腰身。", {"类型": ["裙"], "裙型": ["百褶"]}) == ["束出", "腰身", "细腰", "腰部曲线"]
     # a floral dress 腰部自然的碎褶设计, a cardigan 大大的插兜设计: kept where the listing has 抽褶, 口袋
     assert unstated_found("腰部自然的碎褶设计。", dress) == ["碎褶", "腰部"]
