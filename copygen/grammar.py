@@ -252,9 +252,9 @@ def misplaced(text: str) -> list[str]:
     ("无开合→穿脱"); and a pocket said to make it easier to put on ("口袋→方便穿脱", in its sentence) or
     to flatter the figure ("口袋→修饰身形")."""
     found = [f"口袋→{m.group(1) or m.group(2)}" for m in _POCKET_CLAIMS.finditer(text)]
-    found += [f"{_NO_CAUSE}→穿脱" for sentence in _SENTENCE.findall(text)
-              if _EASES.search(sentence) and not _EASE_CAUSES.search(sentence)]
     for sentence in _SENTENCE.findall(text):
+        if _EASES.search(sentence) and not _EASE_CAUSES.search(sentence):
+            found.append(f"{_NO_CAUSE}→穿脱")
         clauses = _CLAUSE.findall(sentence)
         for i, clause in enumerate(clauses):
             part = next(((word, region) for word, region in _PARTS if word in clause[:_PART_AT]), None)

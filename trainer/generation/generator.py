@@ -324,18 +324,18 @@ class Generator:
         the clauses of its garment type whose facts its product states and its blockers let through."""
         trie = self._known_clauses()
         call = self._passing(trie, blocker)
-        allowed, unnamed, starting, starting_unnamed, first, first_unnamed = [], [], [], [], [], []
+        # where a clause begins (known.MID, SENTENCE, COPY): the clauses it may be, before the product is named
+        # and after (less those naming it)
+        places = ([~trie.garment_name], [trie.starts, ~trie.bare_name], [trie.starts])
+        sets: list[list] = [[] for _ in range(2 * len(places))]
         for g, source in groups:
             passing = [call, trie.of_type(ngram.key_of(source)), self._of_facts(trie, source)]
             if g >= 0:
                 passing.append(self._passing(trie, own.automata[g]))
-            allowed.append(trie.allowed([*passing, ~trie.garment_name]))
-            unnamed.append(trie.allowed([*passing, ~trie.names_product, ~trie.garment_name]))
-            starting.append(trie.allowed([*passing, trie.starts, ~trie.bare_name]))
-            starting_unnamed.append(trie.allowed([*passing, ~trie.names_product, trie.starts, ~trie.bare_name]))
-            first.append(trie.allowed([*passing, trie.starts]))
-            first_unnamed.append(trie.allowed([*passing, ~trie.names_product, trie.starts]))
-        return _Book(trie, allowed, unnamed, starting + starting_unnamed + first + first_unnamed)
+            for p, rule in enumerate(places):
+                sets[2 * p].append(trie.allowed([*passing, *rule]))
+                sets[2 * p + 1].append(trie.allowed([*passing, ~trie.names_product, *rule]))
+        return _Book(trie, sets[0], sets[1], [s for block in sets[2:] for s in block])
 
     @functools.lru_cache(maxsize=64)  # noqa: B019  (one Generator per process; 33 KB each for the demo book)
     def _passing(self, trie: _KnownClauses, blocker: _Blocker):

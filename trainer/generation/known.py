@@ -181,7 +181,7 @@ class _KnownClauses:
         trie.names_product[:] = [any(p in book.clauses[i] for p in NAMED_ONCE) for i in kept]
         trie.connective[:] = [book.clauses[i] in CONNECTIVES for i in kept]
         trie.garment_name[:] = [_names_a_garment_alone(book.clauses[i]) for i in kept]
-        trie.bare_name[:] = [_names_a_garment_alone(book.clauses[i]) and not _THIS.match(book.clauses[i]) for i in kept]
+        trie.bare_name[:] = trie.garment_name & [not _THIS.match(book.clauses[i]) for i in kept]
         return trie
 
     # -- which clauses a row may write ---------------------------------------------------------
@@ -371,7 +371,8 @@ class _Book:
         from the ，, wrote the free "采用了条纹的设计版型设计"). The ban keeps holding inside a clause:
         lifted there, it let rows write "柔软舒适，柔软舒适" rather than a free clause. named: per slot,
         whether its row had named the product when its clause began (its set is then from unnamed);
-        starting: per slot, whether its clause began a sentence (its set is then from starting)."""
+        starting: per slot, where its clause began (MID, SENTENCE or COPY: its set is from starting
+        at the two last)."""
         import numpy as np  # lazy: nothing heavy at import
         import torch
 
