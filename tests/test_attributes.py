@@ -829,6 +829,16 @@ def test_a_stated_only_job_praises_the_waist_only_where_the_product_states_one()
     assert "腰身" not in unstated_words(lace, text="收腰蕾丝连衣裙")
 
 
+def test_a_stated_only_job_shows_the_ankle_only_where_a_length_or_leg_opening_does():
+    # make demo's full-length wide-leg trousers: "阔腿设计…露出纤细的脚踝" (2026-12-05, late night)
+    wide_legs = {"类型": ["裤"], "版型": ["宽松"], "裤型": ["阔腿裤"], "裤腰型": ["高腰"]}
+    assert unstated_found("宽松的裤腿，露出纤细的脚踝。", wide_legs) == ["脚踝"]
+    assert "脚踝" in unstated_words(wide_legs)
+    for states in ({"裤长": ["九分裤"]}, {"裤口": ["小脚"]}, {"裤型": ["哈伦裤"]}, {"裤款式": ["束脚"]}):
+        assert unstated_found("宽松的裤腿，露出纤细的脚踝。", {**wide_legs, **states}) == [], states
+    assert "脚踝" not in unstated_words({"类型": ["裙"], "裙长": ["中长裙"]})
+
+
 def test_a_stated_only_job_names_no_part_of_the_garment_the_product_states_nothing_of():
     # make demo's copy from the clause book gave a pinafore 袖口的收紧设计, a denim jacket 圆形的领口,
     # a chiffon top 开扣 and a sweatshirt 小象图案 (2026.12-19)

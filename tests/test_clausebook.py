@@ -254,6 +254,27 @@ def test_a_row_that_has_named_the_product_begins_no_clause_that_names_it_again(e
     assert all(wordpairs.clauses(t)[1].startswith("这") and wordpairs.clauses(t)[1] not in book for t in texts)
 
 
+def test_a_clause_drawn_again_does_not_enter_the_book_prefix_the_repeat_ban_closed(engine, monkeypatch):
+    # make demo's pinafore: after "背带裙的版型", the ban closed 背带裙的, and a row beginning a sentence
+    # with 背带裙 wrote "背带裙，" freely in every draw. Here, forced toward 的: after 简约的版型，, the
+    # second 简约的 has its 版 banned, and the row has 简约百搭 to go to.
+    book = clausebook.ClauseBook([("简约的版型", ("上衣",)), ("简约百搭", ("上衣",))],
+                                 starting={"简约的版型", "简约百搭"})
+    forced = _forced_with_book(engine, "的", book)
+    with torch.no_grad():  # and, less, toward ，: a free clause ends once the ban stops 的的的的
+        forced.model.lm_head.weight[engine.tokenizer.convert_tokens_to_ids("，"), 0] = 0.5
+    request = Request("类型#上衣*颜色#白色*材质#棉*风格#简约", variants=3)
+    sample = {"seed": 3, "max_new_tokens": 16, "known_clauses": True, "no_repeat_ngram": 4}
+    texts = forced.generate([request], **sample)[0]
+    assert all(wordpairs.clauses(t)[:2] == ["简约的版型", "简约百搭"] for t in texts), texts
+    # before: the dead end was entered again in every draw, and the row wrote on freely from 简约的
+    mask = _Book.mask
+    monkeypatch.setattr(_Book, "mask", lambda book, *args: mask(book, *args[:7]))  # dead left out
+    texts = forced.generate([request], **sample)[0]
+    assert all(wordpairs.clauses(t)[1].startswith("简约的") and wordpairs.clauses(t)[1] not in book.clauses
+               for t in texts), texts
+
+
 def test_the_book_survives_saving_and_a_missing_file_is_refused(tmp_path):
     book = clausebook.ClauseBook([("柔软亲肤", ("上衣", "裙")), ("简约的版型百搭又显瘦", ())])
     book.save(tmp_path / clausebook.FILE)
@@ -426,6 +447,20 @@ def test_a_row_its_book_leaves_no_token_writes_freely_and_is_counted():
     masked, stuck = trie.mask(scores, np.array([trie.start([1])]), np.zeros(1, dtype=np.int64),
                               [trie.allowed([])], np.ones(1, dtype=bool))
     assert stuck.tolist() == [0] and torch.equal(masked, scores)
+
+
+def test_a_row_enters_none_of_the_paths_its_earlier_draws_were_left_no_token_on():
+    trie = _KnownClauses([[1, 2], [1, 3], [1, 4]], [90], 99)
+    at = np.array([trie.start([1])])
+    dead = np.array([[trie.start([1, 2]), -1, trie.start([1, 3]), -1]])  # two draws, a floor redraw between
+    masked, stuck = trie.mask(torch.zeros(1, 100), at, np.zeros(1, dtype=np.int64), [trie.allowed([])],
+                              np.ones(1, dtype=bool), dead)
+    assert torch.isfinite(masked[0]).nonzero().ravel().tolist() == [4] and not len(stuck)
+    # a row left no token avoids the path from the last place it had a choice: another token, or an end
+    trie = _KnownClauses([[1, 2, 3, 8], [1, 4], [5, 6, 7], [5, 6]], [90], 99)
+    assert trie.branch[trie.start([1, 2, 3, 8])] == trie.start([1, 2])
+    assert trie.branch[trie.start([5, 6, 7])] == trie.start([5, 6, 7])  # 5 6 may end a clause
+    assert trie.branch[trie.start([5, 6])] == trie.start([5])
 
 
 def test_a_row_the_repeat_ban_leaves_no_clause_may_still_write_the_mark_that_ends_its_clause():

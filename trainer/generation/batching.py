@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from copygen.textnorm import content_words
 from trainer import wordpairs
 from trainer.generation.blocking import _Blocker, _RequestBlockers
-from trainer.generation.known import COPY, OFF, _Book
+from trainer.generation.known import COPY, OFF, ROOT, _Book
 from trainer.generation.nudging import _RequestNudgers
 from trainer.generation.sampling import (
     _ban_adding_again,
@@ -138,6 +138,8 @@ class _Slots:
         self.named_before = np.zeros(width, dtype=bool)  # ... by the start of the clause it is writing (_Book.mask)
         self.starting = np.full(width, COPY, dtype=np.int8)  # where the clause being written began (_Book.mask)
         self.offbook = np.zeros(width, dtype=bool)  # the clause being written left the book (_Clauses draws it again)
+        self.stuck = np.full(width, -1, dtype=np.int64)  # ... on the path below this node (_KnownClauses.branch)
+        self.dead = np.full((width, CLAUSE_TRIES), -1, dtype=np.int64)  # the nodes the clause, drawn again, does not enter
         self.opens = np.full(width, -1, dtype=np.int64)  # the first token of the clause being written (sampling._openings)
         self.opened = np.full(width, -1, dtype=np.int64)  # ... and of the clause before it
         # The clause being written (_Clauses): the slot's state where it began, the token before it,
@@ -194,13 +196,14 @@ class _Slots:
         for name, saved in self.marks.items():
             saved[slots] = getattr(self, name)[slots]
         self.tries[slots] = 0
+        self.dead[slots] = -1
 
     def select(self, keep) -> _Slots:
         kept = _Slots.__new__(_Slots)
         kept.width = len(keep)
         for name in ("row", "pos", "done", "budget", "key", "state", "own", "own_state", "wanted", "wanted_state",
                      "written", "logprob", "chars", "floor", "out", "context", "ngram", "known", "book", "named",
-                     "offbook", "opens", "opened", "after", "named_before", "starting"):
+                     "offbook", "stuck", "dead", "opens", "opened", "after", "named_before", "starting"):
             setattr(kept, name, getattr(self, name)[keep])
         kept.marks = {name: saved[keep] for name, saved in self.marks.items()}
         kept.last, kept.tries = self.last[keep], self.tries[keep]
@@ -228,7 +231,9 @@ class _Clauses:
 
     With a clause book (known.py), a clause a row wrote off its book (where the book, the repeat
     ban and the blockers together left it no token) is drawn again too: written freely, such a
-    clause is checked by no book ("而且这样的一款牛仔裤就是街头的破洞元素" in a denim jacket's copy)."""
+    clause is checked by no book ("而且这样的一款牛仔裤就是街头的破洞元素" in a denim jacket's copy), and
+    drawn again it does not enter a node where its book left one of its draws no token (_Slots.dead):
+    the same draw would reach the same dead end (known.py)."""
 
     # the per-slot state a rolled-back clause returns to (_Slots' arrays of the same names)
     MARKED = ("pos", "done", "state", "own_state", "wanted_state", "written", "logprob", "chars", "context", "known",
@@ -288,7 +293,10 @@ class _Clauses:
                 again[i] = ((self.pairs is not None and bool(self.pairs.unseen_in(text)))
                             or self._restates(slots.out[slot], start, text))
         back, onward = at[again], at[~again & grow[at]]
+        stuck = back[slots.offbook[back] & (slots.stuck[back] >= 0)]
+        slots.dead[stuck, slots.tries[stuck]] = slots.stuck[stuck]  # drawn again, it avoids where it was left no token
         slots.offbook[at] = False
+        slots.stuck[at] = -1
         for name, saved in marks.items():
             getattr(slots, name)[back] = saved[back]
         slots.pos[back] -= 1  # the token before the clause is fed again, at its position
@@ -409,8 +417,11 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
                 scores = _ban_repeats(scores, slots.out, slots.done, live, no_repeat_ngram)
                 scores = _ban_stutter(scores, slots.out, slots.done, live)
             if book is not None:  # last: a row its book leaves no token, marks unbanned, writes freely
+                was = slots.known.copy()
                 scores = book.mask(scores, slots.known, slots.book, live, unbanned_marks,
-                                   slots.named_before if named_once else None, slots.starting)
+                                   slots.named_before if named_once else None, slots.starting, slots.dead)
+                left = live & (slots.known == OFF) & (was > ROOT)  # left no token at `was` just now
+                slots.stuck[left] = book.trie.branch[was[left]]
                 slots.offbook |= live & (slots.known == OFF)
                 scores = book.follow(scores, slots.known, slots.after, live)
             tokens = sampler(scores, slots.key, slots.done, live)

@@ -21,7 +21,11 @@ facts of one of their writers: trainer.clausebook) and none of whose tokens its 
 block (the call's phrases and its request's own, read from the start of the clause), so blocking
 never leaves it in a dead end.
 Where the other rules still leave a row no token (the repeat ban on a clause it wrote before), it
-writes freely until its next clause mark: its state is OFF (counted in `free_clauses`).
+writes freely until its next clause mark: its state is OFF (counted in `free_clauses`), and the
+clause is drawn again (batching._Clauses) avoiding the paths where its draws were left none. Once make demo's
+pinafore had written "背带裙的版型", the ban closed 背带裙的 to a row that began a sentence with 背带裙,
+and every draw, the greedy last one too, went that way and wrote "。背带裙，" freely (63 of 192
+candidates, 2026-12-05, night).
 
 After a clause ended by a comma, the clauses that followed it in its writers' sentences (the book's
 followers) get FOLLOW_BONUS on each of their tokens while the row is on their path: the row goes
@@ -109,6 +113,15 @@ class _KnownClauses:
             self.depth[path] = np.arange(1, len(path) + 1)
             if path:
                 self.clause_at[path[-1]] = i
+        # Per node, the node below the last place on its path where a row had a choice (another token
+        # or a clause's end): a row left no token at a node avoids this one, not just its own (a
+        # clause's draws would otherwise back off one token per draw). Parents come before children.
+        kid_count = np.diff(self.first)
+        self.branch = np.arange(self.size, dtype=np.int64)
+        for node in range(1, self.size):
+            up = parent[node]
+            if up != ROOT and kid_count[up] == 1 and self.clause_at[up] < 0:
+                self.branch[node] = self.branch[up]
         self.followers = followers or [()] * len(sequences)
         self.names_product = np.zeros(len(sequences), dtype=bool)  # holds a phrase of sampling.NAMED_ONCE (from_book)
         self.connective = np.zeros(len(sequences), dtype=bool)  # is one of CONNECTIVES (from_book)
@@ -283,10 +296,11 @@ class _KnownClauses:
 
         return np.array([self.step(int(s), int(t)) for s, t in zip(states, tokens)], dtype=np.int64)
 
-    def mask(self, scores, states, books, allowed: list, live):
+    def mask(self, scores, states, books, allowed: list, live, dead=None):
         """scores with -inf on every token the live rows' books do not continue, except in rows
         it would leave no token at all (returned: those rows, to write freely until their next
-        mark). books[slot] indexes allowed: (node_ok, end_ok, stop_ok) of the slot's row."""
+        mark). books[slot] indexes allowed: (node_ok, end_ok, stop_ok) of the slot's row; dead[slot],
+        the nodes the row does not enter (-1 where none)."""
         import numpy as np  # lazy: nothing heavy at import
         import torch
 
@@ -298,7 +312,8 @@ class _KnownClauses:
             node = max(int(states[slot]), ROOT)  # PAUSED: the root
             node_ok, end_ok, stop_ok = allowed[books[slot]]
             kids = self.kids[self.first[node]:self.first[node + 1]]
-            tokens = self.kid_tokens[self.first[node]:self.first[node + 1]][node_ok[kids]]
+            ok = node_ok[kids] if dead is None or dead[slot].max() < 0 else node_ok[kids] & ~np.isin(kids, dead[slot])
+            tokens = self.kid_tokens[self.first[node]:self.first[node + 1]][ok]
             if end_ok[node]:
                 tokens = np.concatenate([tokens, self.pauses, self.stops if stop_ok[node] else self.stops[:0]])
             if states[slot] == ROOT:  # after a mark that ends a sentence, or before any
@@ -363,7 +378,7 @@ class _Book:
 
         return scores[:, torch.from_numpy(self.trie.marks).to(scores.device)].clone()
 
-    def mask(self, scores, states, books, live, unbanned_marks=None, named=None, starting=None):
+    def mask(self, scores, states, books, live, unbanned_marks=None, named=None, starting=None, dead=None):
         """_KnownClauses.mask over this call's allowed sets; the rows it leaves free are set OFF
         in states and counted. unbanned_marks: marks_of() the scores before the repeat ban, which
         a row the ban would leave no clause may write: a mark is no content, and people end clauses
@@ -372,7 +387,7 @@ class _Book:
         lifted there, it let rows write "柔软舒适，柔软舒适" rather than a free clause. named: per slot,
         whether its row had named the product when its clause began (its set is then from unnamed);
         starting: per slot, where its clause began (MID, SENTENCE or COPY: its set is from starting
-        at the two last)."""
+        at the two last); dead: per slot, the nodes its row does not enter (-1: none)."""
         import numpy as np  # lazy: nothing heavy at import
         import torch
 
@@ -381,19 +396,19 @@ class _Book:
             sets = self.allowed + self.unnamed
             books = books + len(self.allowed) * named.astype(books.dtype)
         if starting is None or self.starting is None:
-            scores, stuck = self._masked(scores, states, books, sets, live, unbanned_marks)
+            scores, stuck = self._masked(scores, states, books, sets, live, unbanned_marks, dead)
         else:
             n = len(self.allowed)
             sentence, sentence_unnamed, first, first_unnamed = (self.starting[i * n:(i + 1) * n] for i in range(4))
             if len(sets) > n:  # with the unnamed sets
                 sentence, first = sentence + sentence_unnamed, first + first_unnamed
             chosen = books + len(sets) * starting.astype(books.dtype)
-            masked, stuck = self._masked(scores, states, chosen, sets + sentence + first, live, unbanned_marks)
+            masked, stuck = self._masked(scores, states, chosen, sets + sentence + first, live, unbanned_marks, dead)
             # a row that no clause a writer began a sentence with lets go on goes on with any of its book's
             retry = np.zeros_like(live)
             retry[stuck] = starting[stuck] != MID
             if retry.any():
-                again, still = self._masked(scores, states, books, sets, retry, unbanned_marks)
+                again, still = self._masked(scores, states, books, sets, retry, unbanned_marks, dead)
                 rescued = np.setdiff1d(np.flatnonzero(retry), still)
                 index = torch.from_numpy(rescued).to(scores.device)
                 masked[index] = again[index]
@@ -403,13 +418,13 @@ class _Book:
         self.free_clauses += len(stuck)
         return scores
 
-    def _masked(self, scores, states, books, sets, live, unbanned_marks):
+    def _masked(self, scores, states, books, sets, live, unbanned_marks, dead=None):
         """(scores masked by each live row's set, the rows left no token), a row the repeat ban
         leaves none trying again with the marks unbanned (mask())."""
         import numpy as np  # lazy: nothing heavy at import
         import torch
 
-        scores, stuck = self.trie.mask(scores, states, books, sets, live)
+        scores, stuck = self.trie.mask(scores, states, books, sets, live, dead)
         if len(stuck) and unbanned_marks is not None:
             retry = np.zeros_like(live)
             retry[stuck] = True
@@ -417,7 +432,7 @@ class _Book:
             marks = torch.from_numpy(self.trie.marks).to(scores.device)
             lifted = scores.clone()
             lifted[index[:, None], marks] = unbanned_marks[index]
-            again, still = self.trie.mask(lifted, states, books, sets, retry)
+            again, still = self.trie.mask(lifted, states, books, sets, retry, dead)
             rescued = np.setdiff1d(stuck, still)
             if len(rescued):
                 index = torch.from_numpy(rescued).to(scores.device)
