@@ -293,7 +293,7 @@ class _Clauses:
                 again[i] = ((self.pairs is not None and bool(self.pairs.unseen_in(text)))
                             or self._restates(slots.out[slot], start, text))
         back, onward = at[again], at[~again & grow[at]]
-        stuck = back[slots.offbook[back] & (slots.stuck[back] >= 0)]
+        stuck = back[slots.stuck[back] >= 0]  # set only where the clause left its book (offbook)
         slots.dead[stuck, slots.tries[stuck]] = slots.stuck[stuck]  # drawn again, it avoids where it was left no token
         slots.offbook[at] = False
         slots.stuck[at] = -1
