@@ -28,9 +28,10 @@ venv: $(BIN)/.installed
 
 # The clause book is the target: a demo model trained before 2026-12-05 has none, and the books of that day
 # keep clauses torn where the data lost a character, naming another type's garment or leaning on their
-# writer's others, know no clause's followers, keep words fewer than 20 copies use or know no clause a
-# writer began a sentence with (their manifest counts none "starting"); either is trained again.
-ifeq ($(shell grep -s '"starting"' $(CHECKPOINT)/copygen.json),)
+# writer's others, know no clause's followers, keep words fewer than 20 copies use, know no clause a
+# writer began a sentence with or keep clauses describing a part their writer lists nothing of (their
+# manifest counts none "unlisted_part"); either is trained again.
+ifeq ($(shell grep -s '"unlisted_part"' $(CHECKPOINT)/copygen.json),)
 .PHONY: $(CHECKPOINT)/clauses.txt
 endif
 $(CHECKPOINT)/clauses.txt: | $(BIN)/.installed

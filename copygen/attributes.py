@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 VOCAB_FILE = "attribute_vocab.json"
 MIN_STEM_CHARS = 2  # a stem of one character (白, 长) says too little to stand for its value
 MIN_BLOCK_CHARS = 2  # a blocked character (白, 裤) would also block every word that contains it
+HUE_FAMILY = "颜色"  # the family of hues: a product listing none is given none, whatever its print allows
 
 
 @functools.lru_cache(maxsize=4096)
@@ -176,11 +177,12 @@ class AttributeVocab:
     # Words of features a product either has or not (口袋, 拼接, 荷叶边, 开叉...): the observed values
     # of the vocabulary's `details` keys; unstated_words() blocks those a product does not list.
     details: tuple[str, ...] = ()
-    # (the keys that state a part of the garment, the words that name it, the marks of a value that
-    # states it under any key): a product with no value under any of the keys, and none holding a
-    # mark, is given none of the words by a stated_only job (unstated_words): a pinafore that states
-    # no sleeve has no 袖口, a jacket that states no collar no 领口, a dress with no 收腰 or 高腰 no 腰线.
-    parts: tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...] = ()
+    # (the keys that state a part of the garment, the words that name it or the body it frames, the
+    # marks of a value that states it under any key, the words of the body alone): a product with no
+    # value under any of the keys, and none holding a mark, is given none of the words by a
+    # stated_only job (unstated_words): a pinafore that states no sleeve has no 袖口, a jacket that
+    # states no collar no 领口, a dress with no 收腰 or 高腰 no 腰线.
+    parts: tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...] = ()
 
     def closed_key_of(self, key: str) -> ClosedKey | None:
         for group in self.closed:
@@ -237,7 +239,7 @@ def _details(value: object, observed: object, source: str) -> tuple[str, ...]:
     return tuple(sorted(({fold(v) for k in keys for v in observed[k]} - {fold(w) for w in skip}) | set(map(fold, words))))
 
 
-def _parts(value: object, source: str) -> tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...]:
+def _parts(value: object, source: str) -> tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...]:
     if not isinstance(value, dict):
         raise _fail(source, "field 'parts' must be an object")
     parts = []
@@ -245,13 +247,14 @@ def _parts(value: object, source: str) -> tuple[tuple[tuple[str, ...], tuple[str
         if name == "note":
             continue
         if not isinstance(part, dict):
-            raise _fail(source, f"parts.{name} must be an object with 'keys' and 'words'")
+            raise _fail(source, f"parts.{name} must be an object with 'keys' or 'values', and 'words'")
         keys = _str_list(part.get("keys", []), source, f"parts.{name}.keys")
         words = _str_list(part.get("words", []), source, f"parts.{name}.words")
         marks = _str_list(part.get("values", []), source, f"parts.{name}.values")
-        if not keys or not words:
-            raise _fail(source, f"parts.{name} must name at least one key and one word")
-        parts.append((tuple(keys), tuple(map(fold, words)), tuple(map(fold, marks))))
+        body = _str_list(part.get("body", []), source, f"parts.{name}.body")
+        if not (keys or marks) or not (words or body):
+            raise _fail(source, f"parts.{name} must name at least one key or value, and one word")
+        parts.append((tuple(keys), tuple(map(fold, words + body)), tuple(map(fold, marks)), tuple(map(fold, body))))
     return tuple(parts)
 
 
@@ -502,20 +505,23 @@ def unstated_words(
     attributes = attributes or {}
     said = fold(text)
     unstated: set[str] = set()
-    garment: set[str] = set()  # words naming the garment, which no other family's leave opens (部位 allows a skirt 连衣裙)
+    # words naming the garment, which no other family's leave opens (部位 allows a skirt 连衣裙), and
+    # the hues of a product listing no colour: a print's plain ground (花纹 allows a 碎花 dress 纯白)
+    # opens no colour (make demo called a floral dress of no listed colour "纯白的连衣裙")
+    kept_shut: set[str] = set()
     for group in _unstated_families(attributes, vocab):
         # a title 牛仔阔腿裤 keeps 牛仔裤 open
         words = (set(group.mentions) | set(group.compounds)) - _words_its_text_allows(group, said)
         unstated |= words
-        if group.names_garment:
-            garment |= words
+        if group.names_garment or group.name == HUE_FAMILY:
+            kept_shut |= words
     unstated.update(vocab.details)  # the product's own are protected below, as its values
-    unstated.update(w for keys, words in _unstated_parts(attributes, vocab, said) for w in words)
+    unstated.update(w for _, words, _ in _unstated_parts(attributes, vocab, said) for w in words)
     allowed, _ = _judged_words(attributes, vocab)  # a white product's 纯白色 is no unstated pattern
     # Only the product's values protect the words inside them (雪纺衫 keeps 雪纺 open), not the
     # words its families allow: with no 颜色, a 碎花 dress (whose print allows a 纯白色 ground) is
     # given no 白色.
-    return _blockable({w for w in unstated - (allowed - garment) if w not in said}, _value_words(attributes, vocab))
+    return _blockable({w for w in unstated - (allowed - kept_shut) if w not in said}, _value_words(attributes, vocab))
 
 
 def _words_its_text_allows(group: ClosedKey, folded_text: str) -> set[str]:
@@ -529,12 +535,24 @@ def _words_its_text_allows(group: ClosedKey, folded_text: str) -> set[str]:
             | {w for w, classes in group.compounds.items() if classes <= said})
 
 
+def unstated_parts_named(
+    text: str, attributes: Mapping[str, Sequence[str]] | None, vocab: AttributeVocab | None = None, *, said: str = "",
+) -> list[str]:
+    """The words in text that name a part of the garment (the vocabulary's ``parts``: a collar, a
+    cuff, a print, a pocket; not the body it frames) that the product, with these attributes and its
+    own text (said), states nothing of."""
+    vocab = vocab or load_vocab()
+    folded, own = fold(text), fold(said)
+    return [w for _, words, body in _unstated_parts(attributes or {}, vocab, own) for w in words
+            if w not in body and w in folded and w not in own]
+
+
 def _unstated_parts(attributes: Mapping[str, Sequence[str]], vocab: AttributeVocab, said: str = "") -> list[tuple]:
     """The vocabulary's parts the product states nothing of: no value under any of their keys, and
     no value under any key, nor its own text (said, folded), holding one of their marks (收腰 under
     裙款式 states the waist: mark 腰)."""
     values = [fold(v) for vs in attributes.values() for v in vs] + [said]
-    return [(keys, words) for keys, words, marks in vocab.parts
+    return [(keys, words, body) for keys, words, marks, body in vocab.parts
             if not any(v.strip() for key in keys for v in attributes.get(key, ()))
             and not any(mark in v for mark in marks for v in values)]
 
@@ -575,7 +593,7 @@ def unstated_found(
             found.update(dict.fromkeys([word] if word in unstated else sorted(u for u in unstated if u in word)))
         found.update(dict.fromkeys(w for w in group.compounds if w in unstated and w in folded))
     found.update(dict.fromkeys(w for w in vocab.details if w in unstated and w in folded))
-    found.update(dict.fromkeys(w for _, words, _ in vocab.parts for w in words if w in unstated and w in folded))
+    found.update(dict.fromkeys(w for _, words, _, _ in vocab.parts for w in words if w in unstated and w in folded))
     return [w for w in found if not any(w != other and w in other for other in found)]
 
 

@@ -18,6 +18,7 @@ from copygen.attributes import (
     missing_values,
     names_value,
     unstated_found,
+    unstated_parts_named,
     unstated_words,
     wanted_phrases,
 )
@@ -132,7 +133,10 @@ def test_a_bad_vocabulary_file_is_refused_with_its_name_and_the_problem(tmp_path
     with pytest.raises(ValueError, match="missing.json: cannot be read"):
         load_vocab(tmp_path / "missing.json")
     path.write_text('{"version": "1", "parts": {"领": {"keys": ["领型"], "words": []}}}', encoding="utf-8")
-    with pytest.raises(ValueError, match="parts.领 must name at least one key and one word"):
+    with pytest.raises(ValueError, match="parts.领 must name at least one key or value, and one word"):
+        load_vocab(path)
+    path.write_text('{"version": "1", "parts": {"袋": {"keys": [], "values": [], "words": ["口袋"]}}}', encoding="utf-8")
+    with pytest.raises(ValueError, match="parts.袋 must name at least one key or value, and one word"):
         load_vocab(path)
 
 
@@ -837,6 +841,29 @@ def test_a_stated_only_job_shows_the_ankle_only_where_a_length_or_leg_opening_do
     for states in ({"裤长": ["九分裤"]}, {"裤口": ["小脚"]}, {"裤型": ["哈伦裤"]}, {"裤款式": ["束脚"]}):
         assert unstated_found("宽松的裤腿，露出纤细的脚踝。", {**wide_legs, **states}) == [], states
     assert "脚踝" not in unstated_words({"类型": ["裙"], "裙长": ["中长裙"]})
+
+
+def test_a_stated_only_job_gives_a_print_of_no_listed_colour_no_hue_its_plain_ground_allows():
+    # make demo called a floral chiffon dress listing no colour "纯白的连衣裙": 花纹 reads 纯白 as a plain ground
+    floral = {"类型": ["裙"], "材质": ["雪纺"], "图案": ["碎花"], "裙长": ["连衣裙"]}
+    assert unstated_found("纯白的连衣裙，清新的碎花。", floral) == ["纯白"]
+    assert "纯白" in unstated_words(floral)
+    assert unstated_found("纯白的连衣裙，清新的碎花。", {**floral, "颜色": ["白色"]}) == []
+    assert unstated_found("纯白的连衣裙，清新的碎花。", floral, said="纯白碎花连衣裙") == []  # its title says so
+    # a white product listing no print keeps 纯白色, which 花纹 reads as a plain ground
+    assert unstated_found("纯白色的衬衫。", {"类型": ["上衣"], "颜色": ["白色"], "衣样式": ["衬衫"]}) == []
+
+
+def test_a_stated_only_job_names_a_pocket_only_where_a_value_holds_one():
+    # make demo gave a denim jacket listing no pocket "前幅运用了个性的贴袋装饰" (2026.12-26)
+    jacket = {"类型": ["上衣"], "材质": ["牛仔布"], "衣样式": ["外套"], "衣款式": ["破洞"]}
+    assert unstated_found("前幅运用了个性的贴袋装饰。", jacket) == ["贴袋"]
+    assert unstated_parts_named("前幅运用了个性的贴袋装饰", jacket) == ["贴袋"]
+    for states in ({"衣款式": ["口袋"]}, {"裤款式": ["斜插袋"]}, {"衣款式": ["插兜"]}):
+        assert unstated_found("前幅运用了个性的贴袋装饰。", {**jacket, **states}) == [], states
+        assert unstated_parts_named("前幅运用了个性的贴袋装饰", {**jacket, **states}) == [], states
+    assert unstated_parts_named("前幅运用了个性的贴袋装饰", jacket, said="贴袋牛仔外套") == []  # its own text says so
+    assert unstated_parts_named("简约大方", jacket) == []
 
 
 def test_a_stated_only_job_names_no_part_of_the_garment_the_product_states_nothing_of():

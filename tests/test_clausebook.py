@@ -98,6 +98,27 @@ def test_a_clause_that_leans_on_its_writers_other_clauses_is_left_out():
         assert not clausebook.leans_on_context(clause)
 
 
+def test_a_clause_describing_a_part_its_writer_states_nothing_of_is_left_out():
+    # make demo gave a 翻领 shirt "领口采用了v字造型" and a pocketless denim jacket "前幅运用了个性的贴袋装饰",
+    # each written by a product listing no collar or no pocket: what its writer saw and did not list
+    book = clausebook.ClauseBook.collect([
+        ("类型#上衣*衣样式#衬衫", "领口采用了v字造型，前幅运用了个性的贴袋装饰，修饰脖颈曲线，简约大方。"),
+        ("类型#裤*裤款式#抽绳", "裤子的腰身处采用的是抽绳设计。"),
+        ("类型#上衣*衣领型#翻领", "领口采用了翻领造型，修饰脸型。"),
+        ("类型#上衣*衣款式#口袋", "前幅运用了个性的贴袋装饰。"),
+    ] * clausebook.WORD_COPIES)
+    assert "领口采用了v字造型" not in book.clauses and "简约大方" in book.clauses
+    assert book.unlisted_part == 2 * clausebook.WORD_COPIES  # v字造型 and the shirt's 贴袋, each time written
+    facts = dict(zip(book.clauses, book.facts))
+    assert facts["领口采用了翻领造型"] == (frozenset({"衣领型#翻领"}),)  # a writer who listed the collar keeps it
+    assert facts["前幅运用了个性的贴袋装饰"] == ()  # the pocket's writer listed it: a product needs a pocket (parts)
+    assert "修饰脸型" in book.clauses  # the face a collar frames: its writer lists one
+    # the neck a collar frames is the body, no part of the writer's garment; a clause naming a value
+    # its writer lists (抽绳) holds the products that write it to that value
+    assert "修饰脖颈曲线" in book.clauses
+    assert facts["裤子的腰身处采用的是抽绳设计"] == (frozenset({"裤款式#抽绳"}),)
+
+
 def test_a_clause_saying_something_adjusts_is_only_for_products_with_a_part_that_does():
     book = clausebook.ClauseBook.collect([("类型#裙*裙型#百褶", "可以自由调节，百褶的裙摆。")] * clausebook.WORD_COPIES)
     facts = dict(zip(book.clauses, book.facts))
@@ -124,6 +145,12 @@ def test_a_clause_placing_a_pocket_or_a_ruffle_is_only_for_products_that_name_th
     book = clausebook.ClauseBook.collect([("类型#裙*裙款式#荷叶边", "胸前荷叶边装饰，荷叶边的设计。")] * clausebook.WORD_COPIES)
     assert dict(zip(book.clauses, book.facts)) == {"胸前荷叶边装饰": (frozenset({"裙款式#荷叶边", "位置#胸前"}),),
                                                    "荷叶边的设计": (frozenset({"裙款式#荷叶边"}),)}
+    # a print too: make demo's printed chiffon top "胸前特色的印花充满艺术气息", its listing placing none
+    book = clausebook.ClauseBook.collect([("类型#上衣*图案#印花", "胸前特色的印花充满艺术气息，前身个性印花装饰设计，印花的设计。")]
+                                         * clausebook.WORD_COPIES)
+    assert dict(zip(book.clauses, book.facts)) == {"胸前特色的印花充满艺术气息": (frozenset({"图案#印花", "位置#胸前"}),),
+                                                   "前身个性印花装饰设计": (frozenset({"图案#印花", "位置#前身"}),),
+                                                   "印花的设计": (frozenset({"图案#印花"}),)}
 
 
 def test_each_clause_keeps_the_clauses_that_followed_it_in_a_sentence(tmp_path):
@@ -297,6 +324,7 @@ def test_training_saves_the_clauses_of_its_copy_in_the_checkpoint(tiny):
     assert manifest["clauses"]["torn"] == 0  # make demo retrains a book whose manifest counts none
     assert manifest["clauses"]["other_garment"] == 0  # ... nor a count of clauses naming another type's garment
     assert manifest["clauses"]["leaning"] == 0  # ... nor one of clauses leaning on their writer's others
+    assert manifest["clauses"]["unlisted_part"] == 0  # ... nor one of clauses describing a part no listing states
     assert manifest["clauses"]["followed"] == sum(bool(f) for f in book.followers) > 0  # ... nor one of followed clauses
     assert manifest["clauses"]["word_copies"] == clausebook.WORD_COPIES  # ... nor the copies a word needs
     assert manifest["clauses"]["starting"] == sum(book.starts) > 0  # ... nor the clauses that began a sentence

@@ -20,7 +20,9 @@ torn where the data lost a character (trainer.data.Pair.torn: "卫衣的地方�
 in them) or cut off at a copy's end, nor one that names a garment of another type than its writer's,
 unless it wears the two together (names_another_garment), nor one that leans on a clause of its
 writer's that the book does not keep with it (leans_on_context: "这样的颜色非常的衬肤色", "这款裙子的腰头地方",
-"裤脚的设计很特别").
+"裤脚的设计很特别"), nor one that describes a part of the garment its writer lists nothing of and
+names no value (_describes_unlisted_part: "领口采用了v字造型" by a shirt listing no collar went to a
+翻领 shirt, "前幅运用了个性的贴袋装饰" by a top listing no pocket to a denim jacket).
 A product's own banned phrases remove the
 clauses that contain one when it is decoded, so what the product excludes or does not state is never
 written from the book either.
@@ -43,7 +45,7 @@ writer's listing does not (_Values.unlisted): what the writer saw in the garment
 A dress listing no length wrote "这款连衣裙采用中长的版型设计"; the clause is for products that name
 a 中长 length, not for every dress (make demo gave it to one of no stated length).
 A clause saying something adjusts (调节) is only for products with a part that does (ADJUSTS), one
-placing a pocket or a ruffle (胸前的口袋, 领口荷叶边) only for products that name the place (PLACE).
+placing a pocket, a ruffle or a print (胸前的口袋, 领口荷叶边, 胸前的印花) only for products that name the place (PLACE).
 A book saved without facts (the first books, of early 2026-12-05) puts no condition on any clause.
 
 Each clause also keeps the clauses that followed it in its writers' sentences (its followers: a
@@ -70,7 +72,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from copygen.attributes import load_vocab, missing_values, names_value, naming_forms
+from copygen.attributes import load_vocab, missing_values, names_value, naming_forms, unstated_parts_named
 from copygen.catalogue.attribute_parsing import parse_attributes
 from copygen.compliance import fold
 from copygen.prompt import SOURCE_JOINER
@@ -94,8 +96,9 @@ ENDING_SHARE = 0.05  # a clause whose last word ends fewer sentences than this i
 _FINAL = "。！？!?.~～…"  # what a whole copy ends with
 _DIGIT = re.compile(r"\d")
 # 的 twice is a typo: 21 of the 5,000 references, 8 of the demo book's clauses ("同时又散发着利落干练的的气质"
-# went to make demo's wide trousers, 2026-12-05, evening)
-_TYPO = re.compile("的的")
+# went to make demo's wide trousers, 2026-12-05, evening); so is 比较的 (4 references, 4 clauses): "这款连衣裙
+# 的版型比较的简单" opened 16 of the 160 rank-1 copies of eight make demo jobs (2026-12-05, late night)
+_TYPO = re.compile("的的|比较的")
 _FOLLOWERS = re.compile(r"(\d+(,\d+)*)?")
 _LATIN = re.compile(r"[A-Za-z]+")
 _ATTRIBUTES = re.compile(r"[^\s#*]+#[^#*]+(\*[^\s#*]+#[^#*]+)*")  # copygen.prompt.attributes_text
@@ -165,9 +168,11 @@ PLACE = "位置"
 # is placed too: its place is 侧; and a chest pocket (胸袋: "胸袋设计" went to a hoodie, evening), 胸.
 # So is a ruffle (荷叶边, 木耳边: "胸前荷叶边装饰" went to a shirt dress whose listing places none, and
 # readers took it for one at the hem, 2026-12-05, night; 34 clauses), where the waist, shoulders or
-# neckline may be its place too.
-_PLACED_DETAIL = re.compile("(胸前|胸口|前胸|左胸|右胸|两侧|侧边|两边|双侧|身侧|侧面|腹部|前后|后面|后背|背后|臀部|腰间|前片"
-                            "|腰部|肩部|领口|胸部|侧(?=插?口?袋)|胸(?=袋))[^，。！？；]{0,8}?(?:袋|荷叶边|木耳边)")
+# neckline may be its place too. So is a print, an embroidery or a stripe ("胸前特色的印花充满艺术气息" and
+# "前身个性印花装饰设计" went to a printed chiffon top listing no place, 2026-12-05, late night; 102 more clauses).
+_PLACED_DETAIL = re.compile("(胸前|胸口|前胸|左胸|右胸|两侧|侧边|两边|双侧|身侧|侧面|腹部|前后|后面|后背|背后|臀部|腰间|前片|前身"
+                            "|腰部|肩部|领口|胸部|侧(?=插?口?袋)|胸(?=袋))[^，。！？；]{0,8}?"
+                            "(?:袋|荷叶边|木耳边|印花|图案|刺绣|绣花|字母|贴布|条纹|格纹)")
 Facts = tuple[frozenset[str], ...]  # a clause's writers' facts (key#value); () when any product may write it
 
 
@@ -200,6 +205,7 @@ class ClauseBook:
         self.torn = 0  # clauses collect() left out as torn, each time a copy wrote one
         self.other_garment = 0  # ... and as naming another type's garment (names_another_garment)
         self.leaning = 0  # ... and as leaning on a clause of its writer's (leans_on_context)
+        self.unlisted_part = 0  # ... and as describing a part its writer lists nothing of
 
     def __len__(self) -> int:
         return len(self.clauses)
@@ -228,7 +234,9 @@ class ClauseBook:
                 and all(w in common for w in _content(ws))]
         apart = [names_another_garment(clause, kind) for _, kind, clause, _ in kept]
         leaning = [not out and leans_on_context(clause) for out, (_, _, clause, _) in zip(apart, kept)]
-        kept = [entry for entry, out, leans in zip(kept, apart, leaning) if not (out or leans)]
+        unseen = [not (out or leans) and _describes_unlisted_part(clause, *writers[n], values)
+                  for out, leans, (n, _, clause, _) in zip(apart, leaning, kept)]
+        kept = [entry for entry, out, leans, hidden in zip(kept, apart, leaning, unseen) if not (out or leans or hidden)]
         followers: dict[str, set[str]] = {}
         for _, _, parts, _ in pairs:
             for (clause, end), (after, _) in itertools.pairwise(parts):
@@ -244,6 +252,7 @@ class ClauseBook:
         book.torn = sum(c in lost[n] for n, (_, _, parts, _) in enumerate(pairs) for c, _ in parts)
         book.other_garment = sum(apart)
         book.leaning = sum(leaning)
+        book.unlisted_part = sum(unseen)
         return book
 
     def save(self, path: Path) -> None:
@@ -318,6 +327,17 @@ def leans_on_context(clause: str) -> bool:
     return not any(tag[:1] in ("v", "a", "d") for _, tag in _tagged(clause))
 
 
+def _describes_unlisted_part(clause: str, attributes: Mapping[str, Sequence[str]], rest: str, values: _Values) -> bool:
+    """Whether the clause names a part of the garment (the vocabulary's parts: a collar, a cuff, a
+    print, a pocket) that its writer, with these attributes and this title and description, states
+    nothing of, and names no value: it describes what its writer saw and did not list ("领口采用了v字
+    造型", "胸前的小象图案", "袖口采用同材质扣"), which no fact of the clause can hold a product to. One
+    naming a value ("裤子的腰身处采用的是抽绳设计") is for products that state it (said_facts, unlisted)."""
+    if not unstated_parts_named(clause, attributes, said=rest):
+        return False
+    return not (said_facts(clause, attributes) or values.unlisted(clause, attributes, rest))
+
+
 def _tagged(clause: str) -> list[tuple[str, str]]:
     """clause's jieba words with their part-of-speech tags."""
     import jieba.posseg  # heavy: loads its dictionary on first use, never at import
@@ -329,7 +349,7 @@ def _tagged(clause: str) -> list[tuple[str, str]]:
 def _with_parts(clause: str, facts: frozenset[str]) -> list[frozenset[str]]:
     """The writer's facts and what the clause says that no listing does: where it says something
     adjusts, each way of meeting them with a part that does (ADJUSTS); where it places a pocket,
-    or a ruffle, the place (PLACE)."""
+    a ruffle, a print or a stripe, the place (PLACE)."""
     ways = [facts]
     if ADJUSTS in clause:
         ways = [way | {f"{ADJUSTS}#{part}"} for way in ways for part in _ADJUSTERS]

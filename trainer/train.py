@@ -436,6 +436,7 @@ def write_checkpoint(opts: TrainOptions, run: TrainingRun, results: dict[str, Fi
         book = clausebook.ClauseBook.collect((p.source, p.copy, p.torn) for p in train_pairs)
         manifest["clauses"] = {"clauses": len(book), "facts": sum(bool(f) for f in book.facts), "torn": book.torn,
                                "other_garment": book.other_garment, "leaning": book.leaning,
+                               "unlisted_part": book.unlisted_part,
                                "followed": sum(bool(f) for f in book.followers),
                                "word_copies": clausebook.WORD_COPIES, "starting": sum(book.starts)}
         run.work_root.mkdir(parents=True, exist_ok=True)
