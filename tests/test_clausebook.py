@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -220,6 +221,25 @@ def test_the_clause_after_a_connective_alone_is_one_a_writer_began_a_sentence_wi
     trie = _KnownClauses.from_book(book, engine.tokenizer, marks, engine.eos_id)
     assert trie.connective.tolist() == [False, True, False, False]
     assert trie.begins(np.array([PAUSED, PAUSED, ROOT]), np.array([0, 1, -1])).tolist() == [False, True, True]
+
+
+def test_a_row_is_led_toward_a_clause_that_writes_a_value_it_has_not_written(engine, monkeypatch):
+    # make demo's grey and off-white cardigan named its colour in 4 of 192 candidates: no clause of its
+    # book begins with 灰, so the nudge on 灰 never met a row that could write it. 纯棉 here: no clause
+    # begins with 纯, one holds it.
+    book = clausebook.ClauseBook([("柔软亲肤", ("上衣",)), ("活力满满", ("上衣",)), ("这款白色上衣采用纯棉面料", ("上衣",)),
+                                  ("简约的版型百搭又显瘦", ("上衣",))])
+    forced = _forced_with_book(engine, "活", book)  # writes 活 wherever it may: 活力满满
+    request = Request("类型#上衣*颜色#白色*材质#棉*风格#简约", variants=3, wanted=(("纯棉",),))
+    sample = {"seed": 3, "max_new_tokens": 20, "known_clauses": True, "nudge": (30.0, 30.0)}
+    monkeypatch.setattr(known, "LEAD_BONUS", 0.0)
+    alone = forced.generate([request], **sample)[0]
+    assert all(t.startswith("活力满满") for t in alone), alone  # the nudge alone
+    monkeypatch.setattr(known, "LEAD_BONUS", 100.0)  # stronger than the forcing
+    led = forced.generate([request], **sample)[0]
+    assert all(t.startswith("这款白色上衣采用纯棉面料") for t in led), led
+    assert all("活力满满" in t for t in led), led  # once 纯棉 is written, the row is led no more
+    assert all(t.startswith("活力满满") for t in forced.generate([replace(request, wanted=())], **sample)[0])
 
 
 def test_a_clause_naming_a_garment_alone_begins_the_copy_or_with_a_this_a_sentence(engine):

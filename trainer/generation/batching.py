@@ -424,6 +424,8 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
                 slots.stuck[left] = book.trie.branch[was[left]]
                 slots.offbook |= live & (slots.known == OFF)
                 scores = book.follow(scores, slots.known, slots.after, live)
+                if nudgers is not None:
+                    scores = book.lead(scores, slots.known, slots.book, slots.wanted, slots.written, nudgers, live)
             tokens = sampler(scores, slots.key, slots.done, live)
             if clauses is not None:
                 tokens = clauses.settle(tokens, scores, slots, live, eos_id)

@@ -30,6 +30,7 @@ class _Nudger:
         import numpy as np  # lazy: nothing heavy at import
 
         groups = groups[:MAX_GROUPS]
+        self.groups = groups  # each group's phrases (token ids): a clause book leads a row toward them (known._Book.lead)
         owner: dict[tuple[int, ...], int] = {}  # phrase -> bits of the groups it writes
         for g, phrases in enumerate(groups):
             for p in phrases:
