@@ -866,6 +866,13 @@ def test_a_stated_only_job_names_a_pocket_only_where_a_value_holds_one():
     assert unstated_parts_named("简约大方", jacket) == []
 
 
+def test_a_stated_only_job_gives_trousers_no_sleeve_their_own_values_lead_to():
+    # led toward their 不对称, validation trousers were given "不对称的肩袖个性十足" (2026.12-26)
+    trousers = {"类型": ["裤"], "裤款式": ["不对称"], "裤长": ["九分裤"]}
+    assert unstated_found("不对称的肩袖个性十足。", trousers) == ["肩袖"]
+    assert unstated_found("不对称的肩袖个性十足。", {"类型": ["上衣"], "衣袖型": ["落肩袖"], "衣款式": ["不对称"]}) == []
+
+
 def test_a_stated_only_job_names_no_part_of_the_garment_the_product_states_nothing_of():
     # make demo's copy from the clause book gave a pinafore 袖口的收紧设计, a denim jacket 圆形的领口,
     # a chiffon top 开扣 and a sweatshirt 小象图案 (2026.12-19)

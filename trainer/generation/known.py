@@ -33,6 +33,12 @@ on with its writer's sentence unless the model, its product or its bans want oth
 is a person's, the join between two is the model's, and the demo model's joins are where readers
 found it incoherent ("经典的卡其色，让你的穿着舒适自在"); a person's sentence holds together.
 
+Where a row wants phrases (the nudge toward its product's values: nudging.py), the tokens on a path
+toward a clause of its book that writes a value it has not written yet get LEAD_BONUS (_Book.lead):
+the nudge lifts a value's first token only where the book lets the row write it, so a value no
+common clause begins with went unsaid (make demo's grey and off-white cardigan named its colour in
+4 of 192 candidates; led, in 35).
+
 numpy and torch are imported inside the methods (importing trainer.generation loads neither).
 """
 
