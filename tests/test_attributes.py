@@ -866,6 +866,13 @@ def test_a_stated_only_job_names_a_pocket_only_where_a_value_holds_one():
     assert unstated_parts_named("简约大方", jacket) == []
 
 
+def test_a_stated_only_job_gives_no_detachable_webbing_no_listing_names():
+    # make demo gave a printed chiffon top "下摆增添可拆卸织带装饰" (2026.12-26)
+    top = {"类型": ["上衣"], "材质": ["雪纺"], "图案": ["印花"], "衣袖型": ["喇叭袖"]}
+    assert unstated_found("下摆增添可拆卸织带装饰。", top) == ["可拆卸", "织带"]
+    assert unstated_found("下摆增添可拆卸织带装饰。", top, said="可拆卸织带雪纺衫") == []  # its title says so
+
+
 def test_a_stated_only_job_gives_trousers_no_sleeve_their_own_values_lead_to():
     # led toward their 不对称, validation trousers were given "不对称的肩袖个性十足" (2026.12-26)
     trousers = {"类型": ["裤"], "裤款式": ["不对称"], "裤长": ["九分裤"]}
