@@ -391,9 +391,12 @@ class _Book:
             reach = self._reach_of(int(books[slot]), int(wanted[slot]), nudgers)
             if reach is None:
                 continue
+            nodes, bits = reach
             node = max(int(states[slot]), ROOT)
             lo, hi = trie.first[node], trie.first[node + 1]
-            toward = (reach[trie.kids[lo:hi]] & ~written[slot]) != 0
+            kids = trie.kids[lo:hi]
+            at = np.minimum(np.searchsorted(nodes, kids), len(nodes) - 1)
+            toward = (nodes[at] == kids) & ((bits[at] & ~written[slot]) != 0)
             tokens = trie.kid_tokens[lo:hi][toward]
             rows += [slot] * len(tokens)
             cols += tokens.tolist()
@@ -403,8 +406,10 @@ class _Book:
         return scores
 
     def _reach_of(self, book: int, nudger: int, nudgers):
-        """Per node, the bits of the nudger's groups that an allowed clause on a path below it writes
-        (None where none does)."""
+        """(nodes, bits): the nodes on a path to an allowed clause that writes a phrase of one of the
+        nudger's groups, sorted, and the bits of the groups reached below each; None where no clause
+        does. Kept sparse: a chunk of many products holds one per product (the demo trie has 153,118
+        nodes)."""
         import numpy as np  # lazy: nothing heavy at import
 
         key = (book, nudger)
@@ -427,8 +432,11 @@ class _Book:
                     bits.append(np.full(len(path), found, dtype=np.int64))
             reach = None
             if nodes:
-                reach = np.zeros(trie.size, dtype=np.int64)
-                np.bitwise_or.at(reach, np.concatenate(nodes), np.concatenate(bits))
+                nodes, bits = np.concatenate(nodes), np.concatenate(bits)
+                order = np.argsort(nodes, kind="stable")
+                nodes, bits = nodes[order], bits[order]
+                starts = np.flatnonzero(np.r_[True, nodes[1:] != nodes[:-1]])
+                reach = (nodes[starts], np.bitwise_or.reduceat(bits, starts))
             self._reach[key] = reach
         return self._reach[key]
 
