@@ -377,7 +377,7 @@ class _Book:
     starting: list | None = None
     free_clauses: int = 0  # clauses a row wrote freely, where its book left it no token
     # per (allowed set, nudger): the groups of wanted phrases some allowed clause below each node writes
-    _reach: dict = field(default_factory=dict)
+    _reach: dict = field(default_factory=dict, init=False, repr=False)
 
     def lead(self, scores, states, books, wanted, written, nudgers, live):
         """scores with LEAD_BONUS on the tokens that go on toward a clause of each live row's book
