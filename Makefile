@@ -29,9 +29,10 @@ venv: $(BIN)/.installed
 # The clause book is the target: a demo model trained before 2026-12-05 has none, and the books of that day
 # keep clauses torn where the data lost a character, naming another type's garment or leaning on their
 # writer's others, know no clause's followers, keep words fewer than 20 copies use, know no clause a
-# writer began a sentence with or keep clauses describing a part their writer lists nothing of (their
-# manifest counts none "unlisted_part"); either is trained again.
-ifeq ($(shell grep -s '"unlisted_part"' $(CHECKPOINT)/copygen.json),)
+# writer began a sentence with or keep clauses describing a part their writer lists nothing of, and
+# those before 2026-12-06 keep rarely doubled characters and hold no clause of storing things to a pocket
+# (their manifest has no "doubled_copies"); either is trained again.
+ifeq ($(shell grep -s '"doubled_copies"' $(CHECKPOINT)/copygen.json),)
 .PHONY: $(CHECKPOINT)/clauses.txt
 endif
 $(CHECKPOINT)/clauses.txt: | $(BIN)/.installed

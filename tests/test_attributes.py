@@ -873,6 +873,17 @@ def test_a_stated_only_job_gives_no_detachable_webbing_no_listing_names():
     assert unstated_found("下摆增添可拆卸织带装饰。", top, said="可拆卸织带雪纺衫") == []  # its title says so
 
 
+def test_a_stated_only_job_claims_no_fabric_function_nor_two_way_wear_no_listing_names():
+    # make demo gave elastic-waist harem trousers "这款裤子采用了优质的速干面料打造" in every job, and a
+    # denim jacket "前后两穿设计" (2026.12-27)
+    trousers = {"类型": ["裤"], "风格": ["休闲"], "裤型": ["哈伦裤"], "裤腰型": ["松紧腰"]}
+    assert unstated_found("这款裤子采用了优质的速干面料打造。", trousers) == ["速干"]
+    assert set(unstated_found("防晒又防水，抗皱免烫。", trousers)) == {"防晒", "防水", "抗皱", "免烫"}
+    assert unstated_found("前后两穿设计。", {"类型": ["上衣"], "衣样式": ["外套"]}) == ["两穿"]
+    assert unstated_found("这款裤子采用了优质的速干面料打造。", trousers, said="速干哈伦裤") == []  # its title says so
+    assert unstated_found("棉质面料，透气舒适。", {**trousers, "材质": ["棉"]}) == []  # what any cotton does
+
+
 def test_a_stated_only_job_gives_trousers_no_sleeve_their_own_values_lead_to():
     # led toward their 不对称, validation trousers were given "不对称的肩袖个性十足" (2026.12-26)
     trousers = {"类型": ["裤"], "裤款式": ["不对称"], "裤长": ["九分裤"]}

@@ -86,7 +86,7 @@ def test_a_clause_that_leans_on_its_writers_other_clauses_is_left_out():
     ] * clausebook.WORD_COPIES)
     assert book.clauses == ["绿色的卫衣", "穿在身上", "很显白", "添加了褶皱", "这款裙子"]
     assert book.leaning == 2 * clausebook.WORD_COPIES  # 这样的颜色..., 这款裙子的腰头地方
-    for clause in ("在这种穿多了会热", "黑色的裙身上", "袖口处", "裤脚的设计很特别", "下摆的设计别致又独特",
+    for clause in ("在这种穿多了会热", "黑色的裙身上", "袖口处", "裤脚的设计很特别", "下摆的设计别致又独特", "裤脚独具设计感",
                    "面料的选择上", "在简约的卫衣上", "这款牛仔裤在传统的猫须磨白的基础上",  # a frame for the next clause
                    "带来了一种裙子的既视感",  # a look of another garment
                    "衬衫的干练", "而且还有些可爱的气息在",  # a quality made a noun, a clause left at 在
@@ -129,6 +129,42 @@ def test_a_clause_saying_something_adjusts_is_only_for_products_with_a_part_that
     for source, may in [("类型#裤*裤款式#抽绳", True), ("类型#裙*裙型#背带裙", True), ("类型#裙*裙型#百褶", False)]:
         met = clausebook.facts_met(source, trie.fact_names)
         assert trie.of_facts(met)[book.clauses.index("可以自由调节")] == may
+
+
+def test_a_clause_saying_something_holds_ones_things_is_only_for_products_with_a_pocket():
+    # make demo gave a pocketless denim jacket "单排扣的设计，不仅可以放置物品" (2026-12-06)
+    book = clausebook.ClauseBook.collect([("类型#上衣*衣款式#口袋", "不仅可以放置物品，口袋的设计。")] * clausebook.WORD_COPIES)
+    facts = dict(zip(book.clauses, book.facts))
+    assert facts["不仅可以放置物品"] == (frozenset({"收纳#兜"}), frozenset({"收纳#袋"}))  # its writer's 口袋 is not named
+    trie = _KnownClauses([[1], [2]], [90], 99, facts=book.facts)
+    for source, may in [("类型#上衣*衣款式#口袋", True), ("类型#裤*裤款式#斜插兜", True),
+                        ("类型#上衣*衣门襟#单排扣", False)]:
+        met = clausebook.facts_met(source, trie.fact_names)
+        assert trie.of_facts(met)[book.clauses.index("不仅可以放置物品")] == may
+
+
+def test_a_clause_placing_an_elastic_at_an_opening_is_only_for_products_that_name_the_place():
+    # its writers listed an elastic waist, which 松紧 names: make demo gave elastic-waist harem trousers
+    # "裤腿的松紧口设计" in three jobs of four (2026-12-06)
+    book = clausebook.ClauseBook.collect([("类型#裤*裤腰型#松紧腰", "裤腿的松紧口设计，松紧腰的设计，裤脚运用了橡筋收紧。")]
+                                         * clausebook.WORD_COPIES)
+    facts = dict(zip(book.clauses, book.facts))
+    assert facts["裤腿的松紧口设计"] == (frozenset({"裤腰型#松紧腰", "位置#裤腿"}),)
+    assert facts["裤脚运用了橡筋收紧"] == (frozenset({"位置#裤脚"}),)
+    assert facts["松紧腰的设计"] == (frozenset({"裤腰型#松紧腰"}),)  # at the waist, where its writer's is
+    assert clausebook.facts_met("类型#裤*裤腰型#松紧腰*裤型#哈伦裤", ["位置#裤腿"]) == [False]
+
+
+def test_a_character_few_copies_double_is_a_typo_and_its_clause_is_left_out():
+    # "更显腿腿长" (2 references) went to make demo's 小脚 jeans (2026-12-06)
+    rare = [("类型#裤*裤口#小脚", "更显腿腿长，满满的活力。")] * (clausebook.DOUBLED_COPIES - 1)
+    common = [("类型#上衣", "满满的活力，另外外套可以单穿。")] * clausebook.WORD_COPIES
+    book = clausebook.ClauseBook.collect(rare + common)
+    assert "更显腿腿长" not in book.clauses
+    assert "满满的活力" in book.clauses  # doubled by enough copies
+    assert "另外外套可以单穿" in book.clauses  # a pair across two words (另外|外套) is no typo
+    book = clausebook.ClauseBook.collect(rare * 2 + common)
+    assert "更显腿腿长" in book.clauses  # doubled by DOUBLED_COPIES copies
 
 
 def test_a_clause_placing_a_pocket_or_a_ruffle_is_only_for_products_that_name_the_place():
@@ -347,6 +383,7 @@ def test_training_saves_the_clauses_of_its_copy_in_the_checkpoint(tiny):
     assert manifest["clauses"]["unlisted_part"] == 0  # ... nor one of clauses describing a part no listing states
     assert manifest["clauses"]["followed"] == sum(bool(f) for f in book.followers) > 0  # ... nor one of followed clauses
     assert manifest["clauses"]["word_copies"] == clausebook.WORD_COPIES  # ... nor the copies a word needs
+    assert manifest["clauses"]["doubled_copies"] == clausebook.DOUBLED_COPIES  # ... nor those a doubled character needs
     assert manifest["clauses"]["starting"] == sum(book.starts) > 0  # ... nor the clauses that began a sentence
     assert {"这款白色上衣采用纯棉面料", "柔软亲肤", "遮肉显腿长"} <= set(book.clauses)  # trainer.testing's copy
 

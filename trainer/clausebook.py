@@ -10,7 +10,8 @@ still chooses which clauses, and in what order, token by token (trainer.generati
 The book is the set of distinct clauses (text between ，。！？； and the like) of the training copy,
 saved in the checkpoint (FILE: one clause per line; tabs before its types joined by commas, its
 facts and CONTINUES or nothing), without those that would carry another product's claims into any
-copy: a clause with a digit (a size, a year, a percentage: "100%纯棉") or a doubled 的 (a typo), with a word of Latin letters
+copy: a clause with a digit (a size, a year, a percentage: "100%纯棉"), a doubled 的 or a rarely doubled
+character (a typo: "更显腿腿长"), with a word of Latin letters
 that fewer than LATIN_COPIES copies use (a brand: "veromoda"; polo, v领 and a字 stay), or with a word
 (jieba, two characters or more) that fewer than WORD_COPIES copies use and that holds no listed
 value's name: what a few products alone have (四合扣, 毛绒绒, a 淡绿 trim, one writer's tie waist in
@@ -45,7 +46,9 @@ writer's listing does not (_Values.unlisted): what the writer saw in the garment
 A dress listing no length wrote "这款连衣裙采用中长的版型设计"; the clause is for products that name
 a 中长 length, not for every dress (make demo gave it to one of no stated length).
 A clause saying something adjusts (调节) is only for products with a part that does (ADJUSTS), one
-placing a pocket, a ruffle or a print (胸前的口袋, 领口荷叶边, 胸前的印花) only for products that name the place (PLACE).
+saying something holds one's things (放置物品) for products with a pocket (STORES), one placing a
+pocket, a ruffle, a print or an elastic (胸前的口袋, 领口荷叶边, 胸前的印花, 裤腿的松紧口) only for
+products that name the place (PLACE).
 A book saved without facts (the first books, of early 2026-12-05) puts no condition on any clause.
 
 Each clause also keeps the clauses that followed it in its writers' sentences (its followers: a
@@ -99,6 +102,12 @@ _DIGIT = re.compile(r"\d")
 # went to make demo's wide trousers, 2026-12-05, evening); so is 比较的 (4 references, 4 clauses): "这款连衣裙
 # 的版型比较的简单" opened 16 of the 160 rank-1 copies of eight make demo jobs (2026-12-05, late night)
 _TYPO = re.compile("的的|比较的")
+# So is a character written twice that fewer than DOUBLED_COPIES copies double: "更显腿腿长" (2 references) went
+# to make demo's 小脚 jeans (2026-12-06); 满满, 微微 and 小小 are doubled by 271, 114 and 49 copies. jieba splits
+# such a pair into single characters, so the rare-word rule (WORD_COPIES) never sees it.
+# A pair across two words is no typo (另外|外套, 展现|现代, 品质|质感).
+DOUBLED_COPIES = 3
+_DOUBLED = re.compile(r"([\u4e00-\u9fff])\1")
 _FOLLOWERS = re.compile(r"(\d+(,\d+)*)?")
 _LATIN = re.compile(r"[A-Za-z]+")
 _ATTRIBUTES = re.compile(r"[^\s#*]+#[^#*]+(\*[^\s#*]+#[^#*]+)*")  # copygen.prompt.attributes_text
@@ -130,9 +139,10 @@ _PLACE_WORDS = re.compile("(地方|部位|位置|之处|之间|部分|处|上|�
 # A clause that calls a part of the garment special and leaves how to its writer's next clause
 # ("裤脚的设计很特别，一边是常规的…", "下摆的设计别致又独特", "腰部还进行了特别的处理") claims a detail
 # its writer's product had: 7 of the 60 rank-1 copies of three make demo jobs (2026-12-05, evening)
-# had one, each read blind as a wrong fact, straight jeans given a special 裤脚 among them.
+# had one, each read blind as a wrong fact, straight jeans given a special 裤脚 among them; "裤脚独具设计感"
+# went to elastic-waist harem trousers in four jobs of four (2026-12-06).
 _PART = re.compile("下摆|衣摆|裤脚|裤口|裙摆|腰部|腰头|腰间|领口|领部|领子|袖口|袖子|肩部|背部|后背|门襟|衣身|裙身|裤身")
-_SPECIAL = re.compile("特别|独特|别致|特殊|别出心裁|与众不同|用心|巧妙")
+_SPECIAL = re.compile("特别|独特|独具|别具一格|别致|特殊|别出心裁|与众不同|用心|巧妙")
 # A frame for its writer's next clause ("面料的选择上，选用了…", "在简约的卫衣上，印上…") says nothing
 # itself, and the book keeps none of its followers: make demo's jeans went on from one with whatever
 # the model liked ("面料的选择上，是街头少女的良品噢", two jobs on 2026-12-05, night): 24 of the demo book's clauses.
@@ -158,6 +168,12 @@ _NOT = re.compile("不是|并非|不属于")
 # "可以自由调节". Its facts are then one of ADJUSTS#part (facts_met reads the part's name).
 ADJUSTS = "调节"
 _ADJUSTERS = ("抽绳", "系带", "背带", "松紧", "腰带", "绑带", "肩带", "吊带", "拉链", "扣")
+# So a clause saying something holds one's things ("不仅可以放置物品", "也让置物变得容易") is for a product with
+# a pocket: 25 of the demo book's clauses said it and named no pocket, so any product could write them, and
+# make demo gave a denim jacket "单排扣的设计，不仅可以放置物品" (2026-12-06). Its facts are then one of STORES#袋 or #兜.
+STORES = "收纳"
+_STORING = re.compile("放置|置物|收纳|储物|存放|放手机|放东西|装东西|随身物品|随身小物|小物品|插手")
+_HOLDERS = ("袋", "兜")
 
 # Where a pocket is (两侧的口袋, 胸前的大口袋) is a fact no listing states: 212 of the 5,000 references
 # name the place, and make demo gave a 口袋 hoodie "胸前的大口袋" and a pinafore "胸前的口袋自带光泽"
@@ -173,6 +189,10 @@ PLACE = "位置"
 _PLACED_DETAIL = re.compile("(胸前|胸口|前胸|左胸|右胸|两侧|侧边|两边|双侧|身侧|侧面|腹部|前后|后面|后背|背后|臀部|腰间|前片|前身"
                             "|腰部|肩部|领口|胸部|侧(?=插?口?袋)|胸(?=袋))[^，。！？；]{0,8}?"
                             "(?:袋|荷叶边|木耳边|印花|图案|刺绣|绣花|字母|贴布|条纹|格纹)")
+# An elastic or a drawstring at the leg or sleeve opening ("裤腿的松紧口设计", "裤脚运用了橡筋收紧") is placed too:
+# its writers listed an elastic waist (松紧腰) or band, which the clause's 松紧 and 橡筋 name, so make demo gave
+# elastic-waist harem trousers elastic cuffs in three jobs of four (2026-12-06). Its place is the opening.
+_AT_AN_OPENING = re.compile("(裤腿|裤脚|脚口|裤口|袖口)[^，。！？；]{0,6}?(?:松紧|橡筋|抽绳|收紧)")
 Facts = tuple[frozenset[str], ...]  # a clause's writers' facts (key#value); () when any product may write it
 
 
@@ -224,12 +244,14 @@ class ClauseBook:
         latin_use = Counter(w.lower() for _, parts in copies for w in {w for c, _, _ in parts for w in _LATIN.findall(c)})
         latin = {w for w, n in latin_use.items() if n >= LATIN_COPIES}
         word_use = Counter(w for _, parts in copies for w in {w for _, ws, _ in parts for w in _content(ws)})
+        doubled_use = Counter(d for _, parts in copies for d in {d for _, ws, _ in parts for d in _doubled(ws)})
         ending = _sentence_ends((ws[-1], end) for _, parts in copies for _, ws, end in parts if ws)
         writers = [source_attributes(source) for source, _, _, _ in pairs]
         values = _Values((k, v) for attributes, _ in writers for k, vs in attributes.items() for v in vs)
         common = {w for w, n in word_use.items() if n >= WORD_COPIES or values.in_word(w)}
         kept = [(n, kind, clause, ws) for n, (kind, parts) in enumerate(copies) for clause, ws, _ in parts
                 if MIN_CHARS <= len(clause) <= MAX_CHARS and not _DIGIT.search(clause) and not _TYPO.search(clause)
+                and all(doubled_use[d] >= DOUBLED_COPIES for d in _doubled(ws))
                 and all(w.lower() in latin for w in _LATIN.findall(clause))
                 and all(w in common for w in _content(ws))]
         apart = [names_another_garment(clause, kind) for _, kind, clause, _ in kept]
@@ -348,12 +370,15 @@ def _tagged(clause: str) -> list[tuple[str, str]]:
 
 def _with_parts(clause: str, facts: frozenset[str]) -> list[frozenset[str]]:
     """The writer's facts and what the clause says that no listing does: where it says something
-    adjusts, each way of meeting them with a part that does (ADJUSTS); where it places a pocket,
-    a ruffle, a print or a stripe, the place (PLACE)."""
+    adjusts, each way of meeting them with a part that does (ADJUSTS); where it says something holds
+    one's things, with a pocket (STORES); where it places a pocket, a ruffle, a print or a stripe, or
+    an elastic at an opening, the place (PLACE)."""
     ways = [facts]
     if ADJUSTS in clause:
         ways = [way | {f"{ADJUSTS}#{part}"} for way in ways for part in _ADJUSTERS]
-    places = {f"{PLACE}#{m.group(1)}" for m in _PLACED_DETAIL.finditer(clause)}
+    if _STORING.search(clause):
+        ways = [way | {f"{STORES}#{holder}"} for way in ways for holder in _HOLDERS]
+    places = {f"{PLACE}#{m.group(1)}" for pattern in (_PLACED_DETAIL, _AT_AN_OPENING) for m in pattern.finditer(clause)}
     return [way | places for way in ways]
 
 
@@ -454,6 +479,14 @@ def _cut_off(copy: str, parts: list[tuple[str, bool]]) -> set[str]:
     cut off where the data was truncated ("复古的典雅气质也是一点都不", "纯色的下"), 46 of the 5,000
     AdvertiseGen copies."""
     return {parts[-1][0]} if parts and copy.rstrip()[-1] not in _FINAL else set()
+
+
+def _doubled(clause_words: list[str]) -> list[str]:
+    """The characters a clause writes twice in a row (its jieba words): inside a word (满满), or as two
+    words of one character each ("更显腿腿长"); not a pair across two longer words (另外外套)."""
+    inside = [m.group() for w in clause_words for m in _DOUBLED.finditer(w)]
+    alone = [a + b for a, b in itertools.pairwise(clause_words) if len(a) == len(b) == 1 and a == b and _DOUBLED.fullmatch(a + b)]
+    return inside + alone
 
 
 def _content(clause_words: list[str]) -> list[str]:

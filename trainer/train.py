@@ -438,7 +438,8 @@ def write_checkpoint(opts: TrainOptions, run: TrainingRun, results: dict[str, Fi
                                "other_garment": book.other_garment, "leaning": book.leaning,
                                "unlisted_part": book.unlisted_part,
                                "followed": sum(bool(f) for f in book.followers),
-                               "word_copies": clausebook.WORD_COPIES, "starting": sum(book.starts)}
+                               "word_copies": clausebook.WORD_COPIES, "doubled_copies": clausebook.DOUBLED_COPIES,
+                               "starting": sum(book.starts)}
         run.work_root.mkdir(parents=True, exist_ok=True)
         book.save(run.work_root / clausebook.FILE)
         extra_files[clausebook.FILE] = run.work_root / clausebook.FILE
