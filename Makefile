@@ -30,9 +30,9 @@ venv: $(BIN)/.installed
 # keep clauses torn where the data lost a character, naming another type's garment or leaning on their
 # writer's others, know no clause's followers, keep words fewer than 20 copies use, know no clause a
 # writer began a sentence with or keep clauses describing a part their writer lists nothing of, and
-# those before 2026-12-06 keep rarely doubled characters and hold no clause of storing things to a pocket
-# (their manifest has no "doubled_copies"); either is trained again.
-ifeq ($(shell grep -s '"doubled_copies"' $(CHECKPOINT)/copygen.json),)
+# those before 2026-12-06 keep rarely doubled or used characters (brands: 茵曼) and hold no clause of storing
+# things to a pocket (their manifest has no "char_copies"); either is trained again.
+ifeq ($(shell grep -s '"char_copies"' $(CHECKPOINT)/copygen.json),)
 .PHONY: $(CHECKPOINT)/clauses.txt
 endif
 $(CHECKPOINT)/clauses.txt: | $(BIN)/.installed

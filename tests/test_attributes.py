@@ -884,6 +884,15 @@ def test_a_stated_only_job_claims_no_fabric_function_nor_two_way_wear_no_listing
     assert unstated_found("棉质面料，透气舒适。", {**trousers, "材质": ["棉"]}) == []  # what any cotton does
 
 
+def test_a_stated_only_job_names_a_waistband_only_where_the_waist_is_stated():
+    # make demo gave a v-neck lace dress "腰头没有多余装饰" and suit trousers "裤子的腰头设计的很精致" (2026.12-27)
+    dress = {"类型": ["裙"], "材质": ["蕾丝"], "裙领型": ["v领"], "裙长": ["连衣裙"]}
+    assert unstated_found("腰头没有多余装饰。", dress) == ["腰头"]
+    assert unstated_parts_named("腰头没有多余装饰", dress) == ["腰头"]
+    for waist in ({"裤腰型": ["松紧腰"]}, {"裙腰型": ["高腰"]}, {"裙款式": ["收腰"]}):
+        assert unstated_found("腰头没有多余装饰。", {**dress, **waist}) == [], waist
+
+
 def test_a_stated_only_job_gives_trousers_no_sleeve_their_own_values_lead_to():
     # led toward their 不对称, validation trousers were given "不对称的肩袖个性十足" (2026.12-26)
     trousers = {"类型": ["裤"], "裤款式": ["不对称"], "裤长": ["九分裤"]}

@@ -86,7 +86,7 @@ def test_a_clause_that_leans_on_its_writers_other_clauses_is_left_out():
     ] * clausebook.WORD_COPIES)
     assert book.clauses == ["绿色的卫衣", "穿在身上", "很显白", "添加了褶皱", "这款裙子"]
     assert book.leaning == 2 * clausebook.WORD_COPIES  # 这样的颜色..., 这款裙子的腰头地方
-    for clause in ("在这种穿多了会热", "黑色的裙身上", "袖口处", "裤脚的设计很特别", "下摆的设计别致又独特", "裤脚独具设计感",
+    for clause in ("在这种穿多了会热", "黑色的裙身上", "袖口处", "裤脚的设计很特别", "下摆的设计别致又独特", "裤脚独具设计感", "这款连衣裙的面料十分特别",
                    "面料的选择上", "在简约的卫衣上", "这款牛仔裤在传统的猫须磨白的基础上",  # a frame for the next clause
                    "带来了一种裙子的既视感",  # a look of another garment
                    "衬衫的干练", "而且还有些可爱的气息在",  # a quality made a noun, a clause left at 在
@@ -158,13 +158,29 @@ def test_a_clause_placing_an_elastic_at_an_opening_is_only_for_products_that_nam
 def test_a_character_few_copies_double_is_a_typo_and_its_clause_is_left_out():
     # "更显腿腿长" (2 references) went to make demo's 小脚 jeans (2026-12-06)
     rare = [("类型#裤*裤口#小脚", "更显腿腿长，满满的活力。")] * (clausebook.DOUBLED_COPIES - 1)
+    legs = [("类型#裤", "更显腿长。")] * clausebook.WORD_COPIES  # 腿 and 长 are common characters
     common = [("类型#上衣", "满满的活力，另外外套可以单穿。")] * clausebook.WORD_COPIES
-    book = clausebook.ClauseBook.collect(rare + common)
+    book = clausebook.ClauseBook.collect(rare + legs + common)
     assert "更显腿腿长" not in book.clauses
     assert "满满的活力" in book.clauses  # doubled by enough copies
     assert "另外外套可以单穿" in book.clauses  # a pair across two words (另外|外套) is no typo
-    book = clausebook.ClauseBook.collect(rare * 2 + common)
+    book = clausebook.ClauseBook.collect(rare * 2 + legs + common)
     assert "更显腿腿长" in book.clauses  # doubled by DOUBLED_COPIES copies
+
+
+def test_a_character_few_copies_use_leaves_its_clause_out_unless_a_named_value_holds_it(monkeypatch):
+    # a brand: "茵曼连衣裙在袖口以及裙摆处融入了荷叶边设计" in the demo book (2026-12-06)
+    rare = [("类型#裙*裙长#连衣裙", "茵曼连衣裙，简约大方。")] * (clausebook.CHAR_COPIES - 1)
+    common = [("类型#裙", "简约大方，连衣裙的设计。")] * clausebook.WORD_COPIES
+    book = clausebook.ClauseBook.collect(rare + common)
+    assert "茵曼连衣裙" not in book.clauses  # 茵 and 曼: fewer than CHAR_COPIES copies
+    assert "简约大方" in book.clauses
+    book = clausebook.ClauseBook.collect(rare + [("类型#裙", "茵曼连衣裙。")] + common)
+    assert "茵曼连衣裙" in book.clauses  # CHAR_COPIES copies use them
+    # a rare character of a listed value the clause names stays (八 of 八分裤)
+    monkeypatch.setattr(clausebook, "CHAR_COPIES", clausebook.WORD_COPIES + 1)
+    book = clausebook.ClauseBook.collect([("类型#裤*裤长#八分裤", "八分裤的设计。")] * clausebook.WORD_COPIES + common)
+    assert "八分裤的设计" in book.clauses
 
 
 def test_a_clause_placing_a_pocket_or_a_ruffle_is_only_for_products_that_name_the_place():
@@ -384,6 +400,7 @@ def test_training_saves_the_clauses_of_its_copy_in_the_checkpoint(tiny):
     assert manifest["clauses"]["followed"] == sum(bool(f) for f in book.followers) > 0  # ... nor one of followed clauses
     assert manifest["clauses"]["word_copies"] == clausebook.WORD_COPIES  # ... nor the copies a word needs
     assert manifest["clauses"]["doubled_copies"] == clausebook.DOUBLED_COPIES  # ... nor those a doubled character needs
+    assert manifest["clauses"]["char_copies"] == clausebook.CHAR_COPIES  # ... nor those a character needs
     assert manifest["clauses"]["starting"] == sum(book.starts) > 0  # ... nor the clauses that began a sentence
     assert {"这款白色上衣采用纯棉面料", "柔软亲肤", "遮肉显腿长"} <= set(book.clauses)  # trainer.testing's copy
 

@@ -98,6 +98,9 @@ def test_a_sentence_that_opens_with_an_opener_must_go_on(lexicon, text, found):
     ("时尚又不失优雅，上身效果很是显瘦，适合各种身材，非常好的效果，更加包容身材。", []),
     ("简约的衬衫版型，不仅能够很好的包容性，而且穿着舒适。", ["能够很好的包容性"]),
     ("宽松的版型，有很好的包容性，能够很好地修饰身材。", []),
+    # two nouns under one degree adverb (make demo, 2026-12-06); an adjective, 有 and a noun is fine
+    ("雪纺面料的轻盈顺滑，让整体的造型更加层次质感。", ["更加层次质感"]),
+    ("更加性感有魅力，非常优雅有气质，更加舒适的同时。", []),
 ])
 def test_ungrammatical_shapes_are_found_and_flagged(lexicon, text, found):
     assert grammar.ungrammatical(text) == found
@@ -141,6 +144,12 @@ def test_ungrammatical_shapes_are_found_and_flagged(lexicon, text, found):
     ("九分裤长的设计，穿脱方便，适合各种腿型。", ["无开合→穿脱"]),
     ("清新的颜色，同时还方便裤子穿脱。", ["无开合→穿脱"]),
     ("松紧腰的设计，穿脱方便。拉链开合，方便穿脱。", []),
+    # a place for one's hands or things where no pocket is named (make demo, 2026-12-06)
+    ("裤身版型采用微微的哈伦设计，方便插兜，也让置物变得容易。", ["无口袋→方便插兜"]),
+    ("单排扣的设计，不仅可以放置物品，还能让你凹造型。", ["无口袋→放置"]),
+    ("两侧的斜插口袋，方便插兜，也让置物变得容易。", []),  # the pocket's own service
+    ("插兜的设计实用又美观，可以放置随身物品。", []),  # 插兜 is the pocket
+    ("口袋设计，美观实用。单排扣的设计，不仅可以放置物品。", ["无口袋→放置"]),  # another sentence
 ])
 def test_a_part_that_flatters_a_part_of_the_body_it_does_not_reach_is_misplaced(lexicon, text, found):
     assert grammar.misplaced(text) == found
@@ -172,13 +181,13 @@ def test_the_committed_references_are_neither_unfinished_nor_ungrammatical():
 
 @pytest.mark.skipif(not SHARED_PAIRS.exists(), reason=f"{SHARED_PAIRS} is not beside this checkout")
 def test_few_of_all_5000_references_are_unfinished_or_ungrammatical():
-    """38 of the 5,000 unfinished (0.76%) and 9 ungrammatical (0.18%), most of them as broken as the
-    model's are: "不仅优雅浪漫。", "将你女性的魅力", "既有立体感，有带出...", "更加美感", "能够增添了",
+    """38 of the 5,000 unfinished (0.76%) and 10 ungrammatical (0.2%), most of them as broken as the
+    model's are: "不仅优雅浪漫。", "将你女性的魅力", "既有立体感，有带出...", "更加美感", "更加层次质感", "能够增添了",
     "饱满质感的金属质感", "轻松被轻松"."""
     rows = [json.loads(line) for line in SHARED_PAIRS.read_text(encoding="utf-8").splitlines() if line.strip()]
     assert 0 < sum(bool(grammar.unfinished(row["summary"])) for row in rows) <= 0.008 * len(rows)
     assert 0 < sum(bool(grammar.ungrammatical(row["summary"])) for row in rows) <= 0.002 * len(rows)
-    # 10: 纤细的手臂 after a v领, 7 saying 穿脱 with nothing that eases it ("穿脱方便的同时还很显年轻") and one
-    # collar said to shape the figure
-    assert sum(bool(grammar.misplaced(row["summary"])) for row in rows) <= 0.002 * len(rows)
+    # 12: 纤细的手臂 after a v领, 7 saying 穿脱 with nothing that eases it ("穿脱方便的同时还很显年轻"), one
+    # collar said to shape the figure and 2 places for one's things with no pocket ("背部设小包，可折叠存放更方便携带收纳")
+    assert sum(bool(grammar.misplaced(row["summary"])) for row in rows) <= 12 * len(rows) // 5000
     assert sum(bool(grammar.self_contradictions(row["summary"])) for row in rows) <= 0.0025 * len(rows)  # 10

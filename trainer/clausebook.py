@@ -11,7 +11,7 @@ The book is the set of distinct clauses (text between ，。！？； and the li
 saved in the checkpoint (FILE: one clause per line; tabs before its types joined by commas, its
 facts and CONTINUES or nothing), without those that would carry another product's claims into any
 copy: a clause with a digit (a size, a year, a percentage: "100%纯棉"), a doubled 的 or a rarely doubled
-character (a typo: "更显腿腿长"), with a word of Latin letters
+character (a typo: "更显腿腿长"), a character few copies use (a brand: "茵曼连衣裙"), with a word of Latin letters
 that fewer than LATIN_COPIES copies use (a brand: "veromoda"; polo, v领 and a字 stay), or with a word
 (jieba, two characters or more) that fewer than WORD_COPIES copies use and that holds no listed
 value's name: what a few products alone have (四合扣, 毛绒绒, a 淡绿 trim, one writer's tie waist in
@@ -105,6 +105,12 @@ _TYPO = re.compile("的的|比较的")
 # So is a character written twice that fewer than DOUBLED_COPIES copies double: "更显腿腿长" (2 references) went
 # to make demo's 小脚 jeans (2026-12-06); 满满, 微微 and 小小 are doubled by 271, 114 and 49 copies. jieba splits
 # such a pair into single characters, so the rare-word rule (WORD_COPIES) never sees it.
+# A character fewer copies than this use names what a few products alone have, where jieba splits it off
+# as a word of one character the rare-word rule never reads: brands ("茵曼连衣裙在袖口以及裙摆处融入了荷叶边设计",
+# "北冥鹰这款休闲裤精选优质面料打造") and details (绗缝, 芽边, 胸垫无钢托): 175 of the demo book's clauses
+# (2026-12-06). A character of a listed value the clause names stays (八 of 八分裤).
+CHAR_COPIES = 10
+_HAN = re.compile(r"[\u4e00-\u9fff]")
 # A pair across two words is no typo (另外|外套, 展现|现代, 品质|质感).
 DOUBLED_COPIES = 3
 _DOUBLED = re.compile(r"([\u4e00-\u9fff])\1")
@@ -140,8 +146,9 @@ _PLACE_WORDS = re.compile("(地方|部位|位置|之处|之间|部分|处|上|�
 # ("裤脚的设计很特别，一边是常规的…", "下摆的设计别致又独特", "腰部还进行了特别的处理") claims a detail
 # its writer's product had: 7 of the 60 rank-1 copies of three make demo jobs (2026-12-05, evening)
 # had one, each read blind as a wrong fact, straight jeans given a special 裤脚 among them; "裤脚独具设计感"
-# went to elastic-waist harem trousers in four jobs of four (2026-12-06).
-_PART = re.compile("下摆|衣摆|裤脚|裤口|裙摆|腰部|腰头|腰间|领口|领部|领子|袖口|袖子|肩部|背部|后背|门襟|衣身|裙身|裤身")
+# went to elastic-waist harem trousers in four jobs of four, and the fabric is such a part: "这款连衣裙的面料十分特别"
+# opened a lace dress's copy, its writer's next clause left out (2026-12-06).
+_PART = re.compile("下摆|衣摆|裤脚|裤口|裙摆|腰部|腰头|腰间|领口|领部|领子|袖口|袖子|肩部|背部|后背|门襟|衣身|裙身|裤身|面料|布料")
 _SPECIAL = re.compile("特别|独特|独具|别具一格|别致|特殊|别出心裁|与众不同|用心|巧妙")
 # A frame for its writer's next clause ("面料的选择上，选用了…", "在简约的卫衣上，印上…") says nothing
 # itself, and the book keeps none of its followers: make demo's jeans went on from one with whatever
@@ -249,11 +256,14 @@ class ClauseBook:
         writers = [source_attributes(source) for source, _, _, _ in pairs]
         values = _Values((k, v) for attributes, _ in writers for k, vs in attributes.items() for v in vs)
         common = {w for w, n in word_use.items() if n >= WORD_COPIES or values.in_word(w)}
+        char_use = Counter(ch for _, parts in copies for ch in {ch for c, _, _ in parts for ch in _HAN.findall(c)})
+        rare_chars = {ch for ch, n in char_use.items() if n < CHAR_COPIES}
         kept = [(n, kind, clause, ws) for n, (kind, parts) in enumerate(copies) for clause, ws, _ in parts
                 if MIN_CHARS <= len(clause) <= MAX_CHARS and not _DIGIT.search(clause) and not _TYPO.search(clause)
                 and all(doubled_use[d] >= DOUBLED_COPIES for d in _doubled(ws))
                 and all(w.lower() in latin for w in _LATIN.findall(clause))
-                and all(w in common for w in _content(ws))]
+                and all(w in common for w in _content(ws))
+                and not _rare_characters(clause, rare_chars, values)]
         apart = [names_another_garment(clause, kind) for _, kind, clause, _ in kept]
         leaning = [not out and leans_on_context(clause) for out, (_, _, clause, _) in zip(apart, kept)]
         unseen = [not (out or leans) and _describes_unlisted_part(clause, *writers[n], values)
@@ -479,6 +489,12 @@ def _cut_off(copy: str, parts: list[tuple[str, bool]]) -> set[str]:
     cut off where the data was truncated ("复古的典雅气质也是一点都不", "纯色的下"), 46 of the 5,000
     AdvertiseGen copies."""
     return {parts[-1][0]} if parts and copy.rstrip()[-1] not in _FINAL else set()
+
+
+def _rare_characters(clause: str, rare: set[str], values: _Values) -> bool:
+    """Whether the clause has a rare character (CHAR_COPIES) that no listed value it names holds."""
+    found = {ch for ch in _HAN.findall(clause) if ch in rare}
+    return bool(found) and not all(any(ch in value for value in values.named(clause)) for ch in found)
 
 
 def _doubled(clause_words: list[str]) -> list[str]:
