@@ -893,6 +893,14 @@ def test_a_stated_only_job_names_a_waistband_only_where_the_waist_is_stated():
         assert unstated_found("腰头没有多余装饰。", {**dress, **waist}) == [], waist
 
 
+def test_a_stated_only_job_gives_no_flutter_sleeve_nor_vest_to_a_product_stating_no_sleeve():
+    # make demo gave a white shirt dress "小飞袖荷叶边设计" and "版型上采用合身背心款式" (2026.12-27)
+    shirt_dress = {"颜色": ["白色"], "风格": ["通勤"], "裙型": ["衬衫裙"], "裙下摆": ["荷叶边"]}
+    assert unstated_found("小飞袖荷叶边设计，版型上采用合身背心款式。", shirt_dress) == ["飞袖", "背心"]
+    assert unstated_found("背心的设计，清爽宜人。", {"类型": ["上衣"], "衣样式": ["背心"]}) == []  # a vest says it
+    assert unstated_found("小飞袖的设计。", {"类型": ["上衣"], "衣袖型": ["荷叶袖"]}) == []  # a sleeve is stated
+
+
 def test_a_stated_only_job_gives_trousers_no_sleeve_their_own_values_lead_to():
     # led toward their 不对称, validation trousers were given "不对称的肩袖个性十足" (2026.12-26)
     trousers = {"类型": ["裤"], "裤款式": ["不对称"], "裤长": ["九分裤"]}
