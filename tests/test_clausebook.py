@@ -143,6 +143,20 @@ def test_a_clause_saying_something_holds_ones_things_is_only_for_products_with_a
         assert trie.of_facts(met)[book.clauses.index("不仅可以放置物品")] == may
 
 
+def test_a_clause_speaking_of_a_child_is_only_for_products_that_name_one():
+    # make demo gave light-blue adult jeans "能够彰显孩子可爱气质" (2026-12-06); 女孩子 is a young woman
+    book = clausebook.ClauseBook.collect([("类型#裤*风格#可爱", "能够彰显孩子可爱气质，衬托出女孩子柔美的气质。")]
+                                         * clausebook.WORD_COPIES)
+    facts = dict(zip(book.clauses, book.facts))
+    assert frozenset({"风格#可爱", "穿着者#童"}) in facts["能够彰显孩子可爱气质"]
+    assert facts["衬托出女孩子柔美的气质"] == ()
+    trie = _KnownClauses([[1], [2]], [90], 99, facts=book.facts)
+    for source, may in [("类型#裤*风格#可爱", False), ("类型#裤*风格#可爱 儿童牛仔裤", True),
+                        ("类型#裤*风格#可爱 宝宝背带裤", True)]:
+        met = clausebook.facts_met(source, trie.fact_names)
+        assert trie.of_facts(met)[book.clauses.index("能够彰显孩子可爱气质")] == may
+
+
 def test_a_clause_placing_an_elastic_at_an_opening_is_only_for_products_that_name_the_place():
     # its writers listed an elastic waist, which 松紧 names: make demo gave elastic-waist harem trousers
     # "裤腿的松紧口设计" in three jobs of four (2026-12-06)

@@ -150,6 +150,10 @@ def test_ungrammatical_shapes_are_found_and_flagged(lexicon, text, found):
     ("两侧的斜插口袋，方便插兜，也让置物变得容易。", []),  # the pocket's own service
     ("插兜的设计实用又美观，可以放置随身物品。", []),  # 插兜 is the pocket
     ("口袋设计，美观实用。单排扣的设计，不仅可以放置物品。", ["无口袋→放置"]),  # another sentence
+    # a colour that breathes (make demo, 2026-12-06)
+    ("浅蓝色的色系，清爽透气，使得裤子看起来干净利落。", ["颜色→透气"]),
+    ("浅蓝色的色系，清新淡雅。棉质面料，清爽透气。", []),  # the fabric breathes
+    ("浅蓝色的棉质面料，清爽透气。", []),
 ])
 def test_a_part_that_flatters_a_part_of_the_body_it_does_not_reach_is_misplaced(lexicon, text, found):
     assert grammar.misplaced(text) == found
@@ -187,7 +191,8 @@ def test_few_of_all_5000_references_are_unfinished_or_ungrammatical():
     rows = [json.loads(line) for line in SHARED_PAIRS.read_text(encoding="utf-8").splitlines() if line.strip()]
     assert 0 < sum(bool(grammar.unfinished(row["summary"])) for row in rows) <= 0.008 * len(rows)
     assert 0 < sum(bool(grammar.ungrammatical(row["summary"])) for row in rows) <= 0.002 * len(rows)
-    # 12: 纤细的手臂 after a v领, 7 saying 穿脱 with nothing that eases it ("穿脱方便的同时还很显年轻"), one
-    # collar said to shape the figure and 2 places for one's things with no pocket ("背部设小包，可折叠存放更方便携带收纳")
-    assert sum(bool(grammar.misplaced(row["summary"])) for row in rows) <= 12 * len(rows) // 5000
+    # 14: 纤细的手臂 after a v领, 7 saying 穿脱 with nothing that eases it ("穿脱方便的同时还很显年轻"), one
+    # collar said to shape the figure, 2 places for one's things with no pocket ("背部设小包，可折叠存放更方便携带收纳")
+    # and 2 colours that breathe ("色系饱满而细腻，更加亲肤的同时还有是身材")
+    assert sum(bool(grammar.misplaced(row["summary"])) for row in rows) <= 14 * len(rows) // 5000
     assert sum(bool(grammar.self_contradictions(row["summary"])) for row in rows) <= 0.0025 * len(rows)  # 10

@@ -110,6 +110,18 @@ def test_copy_that_says_a_selling_point_again_is_less_varied_and_chosen_after_co
     assert selection.choose(pool, 1)[0].text == varied
 
 
+def test_copy_that_says_an_effect_again_in_other_words_is_less_varied(lexicon):
+    # make demo's wide trousers: longer legs three times, in words jieba reads as different (2026-12-06)
+    repeating = "高腰的设计，轻松拉长腿部比例，打造出大长腿的视觉感。阔腿的裤型设计，修饰腿型，轻松打造长腿。"
+    varied = "高腰的设计，轻松拉长腿部比例。阔腿的裤型设计，修饰腿型，穿着舒适，垂感十足，走路带风。"
+    assert selection.restated_effects(repeating) == 2 and selection.restated_effects(varied) == 0
+    assert selection.variedness(varied) > selection.variedness(repeating)
+    pool = assess([repeating, varied], lexicon)
+    for c in pool:  # equal on everything else
+        c.terms.update(coverage=1.0, fluency=0.5, agreement=0.2, length=1.0)
+    assert selection.choose(pool, 1)[0].text == varied
+
+
 def test_the_weights_are_one_place_and_a_flag_outweighs_every_term():
     assert set(selection.WEIGHTS) == {"coverage", "fluency", "agreement", "length", "distinct", "varied"}
     # the defaults as written; a weights file is held to the same bound when it is read

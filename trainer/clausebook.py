@@ -46,7 +46,8 @@ writer's listing does not (_Values.unlisted): what the writer saw in the garment
 A dress listing no length wrote "这款连衣裙采用中长的版型设计"; the clause is for products that name
 a 中长 length, not for every dress (make demo gave it to one of no stated length).
 A clause saying something adjusts (调节) is only for products with a part that does (ADJUSTS), one
-saying something holds one's things (放置物品) for products with a pocket (STORES), one placing a
+saying something holds one's things (放置物品) for products with a pocket (STORES), one speaking of a
+child (彰显孩子可爱气质) for products naming one (WEARER), one placing a
 pocket, a ruffle, a print or an elastic (胸前的口袋, 领口荷叶边, 胸前的印花, 裤腿的松紧口) only for
 products that name the place (PLACE).
 A book saved without facts (the first books, of early 2026-12-05) puts no condition on any clause.
@@ -181,6 +182,12 @@ _ADJUSTERS = ("抽绳", "系带", "背带", "松紧", "腰带", "绑带", "肩�
 STORES = "收纳"
 _STORING = re.compile("放置|置物|收纳|储物|存放|放手机|放东西|装东西|随身物品|随身小物|小物品|插手")
 _HOLDERS = ("袋", "兜")
+# So a clause about a child ("能够彰显孩子可爱气质", "让孩子行走的时候更加自由") is for a product that names one: 孩子
+# is no blocked word (女孩子 is a young woman), and make demo gave light-blue adult jeans "能够彰显孩子可爱
+# 气质" (2026-12-06). Its facts are then one of WEARER#孩子, #童 or #宝宝.
+WEARER = "穿着者"
+_CHILD = re.compile("(?<![女男])孩子")
+_CHILDREN = ("孩子", "童", "宝宝")
 
 # Where a pocket is (两侧的口袋, 胸前的大口袋) is a fact no listing states: 212 of the 5,000 references
 # name the place, and make demo gave a 口袋 hoodie "胸前的大口袋" and a pinafore "胸前的口袋自带光泽"
@@ -381,13 +388,15 @@ def _tagged(clause: str) -> list[tuple[str, str]]:
 def _with_parts(clause: str, facts: frozenset[str]) -> list[frozenset[str]]:
     """The writer's facts and what the clause says that no listing does: where it says something
     adjusts, each way of meeting them with a part that does (ADJUSTS); where it says something holds
-    one's things, with a pocket (STORES); where it places a pocket, a ruffle, a print or a stripe, or
+    one's things, with a pocket (STORES); where it speaks of a child, with a child's (WEARER); where it places a pocket, a ruffle, a print or a stripe, or
     an elastic at an opening, the place (PLACE)."""
     ways = [facts]
     if ADJUSTS in clause:
         ways = [way | {f"{ADJUSTS}#{part}"} for way in ways for part in _ADJUSTERS]
     if _STORING.search(clause):
         ways = [way | {f"{STORES}#{holder}"} for way in ways for holder in _HOLDERS]
+    if _CHILD.search(clause):
+        ways = [way | {f"{WEARER}#{child}"} for way in ways for child in _CHILDREN]
     places = {f"{PLACE}#{m.group(1)}" for pattern in (_PLACED_DETAIL, _AT_AN_OPENING) for m in pattern.finditer(clause)}
     return [way | places for way in ways]
 

@@ -21,7 +21,8 @@ when a product has fewer than k passing candidates (never dropped):
                                 reach ("袖口→脖颈": 袖口的设计，修饰脖颈线条), a pocket that eases
                                 dressing or flatters the figure ("口袋→方便穿脱"), ease of dressing
                                 from nothing that gives it ("无开合→穿脱"), a place for one's things
-                                where no pocket is named ("无口袋→放置") (copygen.grammar)
+                                where no pocket is named ("无口袋→放置"), a colour that breathes
+                                ("颜色→透气") (copygen.grammar)
     self_contradiction:<phrase> a cut called loose and fitted at once ("宽松的版型，修身") (copygen.grammar)
     near_duplicate              char 3-gram Jaccard >= 0.7 against a sibling (selection passes the
                                 variants kept before it)

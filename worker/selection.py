@@ -15,9 +15,10 @@ The score (higher is better), each term in [0, 1], weights in WEIGHTS with the r
                  Bayes risk term): what most samples say is the safest reading of the attributes
     length fit   1 inside the length bounds, falling off outside
     distinctness 1 minus the largest similarity to the variants ranked above it
-    varied       1 minus the content words said again per character (restated_words), reaching 0
-                 at 10 per 100 characters: the demo model says 舒适, 显瘦 or 修饰 again 2.5 times as
-                 often as the human references do, and blind readers count each repeat against it
+    varied       1 minus the content words and effects said again per character (restated_words,
+                 restated_effects), reaching 0 at 10 per 100 characters: the demo model says 舒适,
+                 显瘦 or 修饰 again 2.5 times as often as the human references do, and blind readers
+                 count each repeat against it
 
     score = sum(weight x term) - FLAG_PENALTY x flags, so a flagged candidate is below 0 and a
     passing one at least 0; a flag of a wrong or unlawful claim (FACT_FLAGS) costs FACT_PENALTY.
@@ -26,6 +27,7 @@ The score (higher is better), each term in [0, 1], weights in WEIGHTS with the r
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -108,9 +110,21 @@ def restated_words(text: str) -> int:
     return sum(n - 1 for n in words.values())
 
 
+# An effect said in other words is said again too: longer legs and a taller figure ("拉长腿部比例，打造出大长腿的
+# 视觉感…轻松打造长腿"). 3 or more mentions in 23% of the trousers' rank-1 copies of eight make demo jobs, 0.5%
+# of the 1,075 trousers' references (2026-12-06); jieba's words differ, so restated_words counts none.
+_EFFECTS = (re.compile("大长腿|长腿|腿长|腿部修长|双腿修长|修长的双腿|腿部更显修长|双腿更加的修长|腿部比例|双腿比例|美腿|拉长腿"
+                       "|显高|高挑|身高比例|身材比例|身高曲线"),)
+
+
+def restated_effects(text: str) -> int:
+    """How many times the copy says an effect of _EFFECTS again, in any of its words."""
+    return sum(max(0, len(effect.findall(text)) - 1) for effect in _EFFECTS)
+
+
 def variedness(text: str) -> float:
     """1 for a copy that says nothing again, falling to 0 at RESTATED_PER_100_CHARS_AT_ZERO."""
-    per_100 = restated_words(text) * 100 / max(len(text), 1)
+    per_100 = (restated_words(text) + restated_effects(text)) * 100 / max(len(text), 1)
     return max(0.0, 1 - per_100 / RESTATED_PER_100_CHARS_AT_ZERO)
 
 
