@@ -174,15 +174,17 @@ _PARTS = (("领口", "颈"), ("领型", "颈"), ("领", "颈"), ("袖口", "臂"
 # The whole figure (身材比例, 身形) is 2026-12-05's (last night): blind readers of make demo's copy called
 # "小立领的设计，在视觉上拉伸身材比例", "简洁的短袖设计，修饰身材曲线" and "喇叭袖口的设计…还能凸显挺拔身形"
 # wrong cause and effect; 6 of the 160 rank-1 copies of eight jobs said one, and 1 more of the 5,000
-# references is flagged with it (10 against 9). A collar, a sleeve or a hood does not shape the figure.
+# references is flagged with it (10 against 9). A collar, a sleeve or a hood does not shape the figure,
+# nor 身材 alone (2026-12-06: "精致的小翻领，修饰颈部曲线，勾勒出纤细窈窕的身材" opened a shirt's make demo copy; 4
+# more of the 5,000 references are flagged, 3 of the 160 rank-1 copies of eight jobs).
 _BODY = {"脖颈": "颈", "颈": "颈", "锁骨": "颈", "手臂": "臂", "臂": "臂", "大长腿": "腿", "双腿": "腿", "大腿": "腿",
          "腿": "腿", "脚踝": "腿", "小蛮腰": "腰", "腰身": "腰", "腰肢": "腰", "腰线": "腰", "腰": "腰",
-         "身材比例": "身", "身高比例": "身", "身材曲线": "身", "身形": "身", "身段": "身"}
+         "身材比例": "身", "身高比例": "身", "身材曲线": "身", "身形": "身", "身段": "身", "身材": "身"}
 _FAR = {"颈": {"臂", "腿", "腰", "身"}, "臂": {"颈", "腿", "腰", "身"}, "下身": {"颈", "臂"}, "腿": {"颈", "臂", "腰"},
         "肩": {"腿", "腰"}, "腰": {"颈", "臂", "腿"}}
 _EFFECT = re.compile(r"(?:修饰|拉长|勾勒|凸显|展现|露出|衬托|显露|突出|彰显|纤细|遮住|遮盖|遮挡|拉伸|提升|打造)" + _IN
                      + r"{0,4}?(脖颈|颈|锁骨|手臂|臂|大长腿|双腿|大腿|腿|脚踝|小蛮腰|腰身|腰肢|腰线|腰|身材比例|身高比例"
-                     r"|身材曲线|身形|身段)")
+                     r"|身材曲线|身材|身形|身段)")
 _PART_AT = 8
 _SHORT_CLAUSE = 10  # "领口的设计，" names the part alone; its effect is the next clause
 # ...and the clauses after that one which begin with a verb or an adverb, having no subject of their

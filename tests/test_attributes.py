@@ -818,8 +818,10 @@ def test_a_stated_only_job_praises_the_neck_or_face_only_where_the_product_state
     # a floral dress 腰部自然的碎褶设计, a cardigan 大大的插兜设计: kept where the listing has 抽褶, 口袋
     assert unstated_found("腰部自然的碎褶设计。", dress) == ["碎褶", "腰部"]
     assert unstated_found("腰部自然的碎褶设计。", {**dress, "裙款式": ["抽褶"], "裙腰型": ["自然腰"]}) == []
-    assert unstated_found("大大的插兜设计既美观又实用。", {"类型": ["上衣"], "衣样式": ["开衫"]}) == ["插兜"]
-    assert unstated_found("大大的插兜设计既美观又实用。", {"类型": ["上衣"], "衣款式": ["口袋"]}) == []
+    assert unstated_found("大大的插兜设计既美观又实用。", {"类型": ["上衣"], "衣样式": ["开衫"]}) == ["大大的插兜"]
+    assert unstated_found("插兜设计既美观又实用。", {"类型": ["上衣"], "衣款式": ["口袋"]}) == []
+    # the pockets' size is no listing's (2026.12-27)
+    assert unstated_found("大大的插兜设计既美观又实用。", {"类型": ["上衣"], "衣款式": ["口袋"]}) == ["大大的插兜"]
 
 
 def test_a_stated_only_job_praises_the_waist_only_where_the_product_states_one():
@@ -891,6 +893,16 @@ def test_a_stated_only_job_names_a_waistband_only_where_the_waist_is_stated():
     assert unstated_parts_named("腰头没有多余装饰", dress) == ["腰头"]
     for waist in ({"裤腰型": ["松紧腰"]}, {"裙腰型": ["高腰"]}, {"裙款式": ["收腰"]}):
         assert unstated_found("腰头没有多余装饰。", {**dress, **waist}) == [], waist
+
+
+
+def test_a_stated_only_job_gives_no_back_fastening_nor_big_pockets_no_listing_names():
+    # make demo gave a pinafore "后背系扣的设计" and a hoodie listing 口袋 "搭配大大的口袋" (2026.12-27)
+    pinafore = {"类型": ["裙"], "材质": ["牛仔布"], "裙型": ["背带裙"], "裙款式": ["口袋"]}
+    assert unstated_found("后背系扣的设计，方便穿脱。", pinafore) == ["系扣"]
+    assert unstated_found("后背系扣的设计，方便穿脱。", {**pinafore, "裙衣门襟": ["单排扣"]}) == []
+    assert unstated_found("搭配大大的口袋，美观实用。", pinafore) == ["大大的口袋"]
+    assert unstated_found("搭配口袋，美观实用。", pinafore) == []
 
 
 def test_a_stated_only_job_gives_no_flutter_sleeve_nor_vest_to_a_product_stating_no_sleeve():

@@ -137,6 +137,8 @@ def test_ungrammatical_shapes_are_found_and_flagged(lexicon, text, found):
     ("小立领的设计，在视觉上拉伸身材比例，将女性的高雅魅力展现得淋漓尽致。", ["领→身材比例"]),
     ("简洁的短袖设计，修饰身材曲线，散发出女性的优雅气息。", ["袖→身材曲线"]),
     ("连帽的款式搭配，不仅能够很好地修饰身形。", ["连帽→身形"]),
+    ("精致的小翻领，修饰颈部曲线，勾勒出纤细窈窕的身材。", ["领→身材"]),  # make demo, 2026-12-06
+    ("高腰的设计，修饰身材。", []),
     ("时尚的v领设计，可以让你的双腿看起来更显纤细，展现出大长腿。", ["领→大长腿"]),
     ("高腰的设计，拉长身材比例，显得腿长。", []),  # the waist's own effect
     ("宽松的版型，修饰身形，遮肉显瘦。", []),  # no part
@@ -191,8 +193,8 @@ def test_few_of_all_5000_references_are_unfinished_or_ungrammatical():
     rows = [json.loads(line) for line in SHARED_PAIRS.read_text(encoding="utf-8").splitlines() if line.strip()]
     assert 0 < sum(bool(grammar.unfinished(row["summary"])) for row in rows) <= 0.008 * len(rows)
     assert 0 < sum(bool(grammar.ungrammatical(row["summary"])) for row in rows) <= 0.002 * len(rows)
-    # 14: 纤细的手臂 after a v领, 7 saying 穿脱 with nothing that eases it ("穿脱方便的同时还很显年轻"), one
-    # collar said to shape the figure, 2 places for one's things with no pocket ("背部设小包，可折叠存放更方便携带收纳")
+    # 18: 纤细的手臂 after a v领, 7 saying 穿脱 with nothing that eases it ("穿脱方便的同时还很显年轻"), 5
+    # collars or cuffs said to shape the figure, 2 places for one's things with no pocket ("背部设小包，可折叠存放更方便携带收纳")
     # and 2 colours that breathe ("色系饱满而细腻，更加亲肤的同时还有是身材")
-    assert sum(bool(grammar.misplaced(row["summary"])) for row in rows) <= 14 * len(rows) // 5000
+    assert sum(bool(grammar.misplaced(row["summary"])) for row in rows) <= 18 * len(rows) // 5000
     assert sum(bool(grammar.self_contradictions(row["summary"])) for row in rows) <= 0.0025 * len(rows)  # 10

@@ -105,16 +105,16 @@ _DIGIT = re.compile(r"\d")
 _TYPO = re.compile("的的|比较的")
 # So is a character written twice that fewer than DOUBLED_COPIES copies double: "更显腿腿长" (2 references) went
 # to make demo's 小脚 jeans (2026-12-06); 满满, 微微 and 小小 are doubled by 271, 114 and 49 copies. jieba splits
-# such a pair into single characters, so the rare-word rule (WORD_COPIES) never sees it.
+# such a pair into single characters, so the rare-word rule (WORD_COPIES) never sees it. A pair across two
+# words is no typo (另外|外套, 展现|现代, 品质|质感).
+DOUBLED_COPIES = 3
+_DOUBLED = re.compile(r"([\u4e00-\u9fff])\1")
 # A character fewer copies than this use names what a few products alone have, where jieba splits it off
 # as a word of one character the rare-word rule never reads: brands ("茵曼连衣裙在袖口以及裙摆处融入了荷叶边设计",
-# "北冥鹰这款休闲裤精选优质面料打造") and details (绗缝, 芽边, 胸垫无钢托): 175 of the demo book's clauses
+# "北冥鹰这款休闲裤精选优质面料打造") and details (绗缝, 芽边, 胸垫无钢托): 227 of the demo book's clauses
 # (2026-12-06). A character of a listed value the clause names stays (八 of 八分裤).
 CHAR_COPIES = 10
 _HAN = re.compile(r"[\u4e00-\u9fff]")
-# A pair across two words is no typo (另外|外套, 展现|现代, 品质|质感).
-DOUBLED_COPIES = 3
-_DOUBLED = re.compile(r"([\u4e00-\u9fff])\1")
 _FOLLOWERS = re.compile(r"(\d+(,\d+)*)?")
 _LATIN = re.compile(r"[A-Za-z]+")
 _ATTRIBUTES = re.compile(r"[^\s#*]+#[^#*]+(\*[^\s#*]+#[^#*]+)*")  # copygen.prompt.attributes_text
@@ -388,8 +388,8 @@ def _tagged(clause: str) -> list[tuple[str, str]]:
 def _with_parts(clause: str, facts: frozenset[str]) -> list[frozenset[str]]:
     """The writer's facts and what the clause says that no listing does: where it says something
     adjusts, each way of meeting them with a part that does (ADJUSTS); where it says something holds
-    one's things, with a pocket (STORES); where it speaks of a child, with a child's (WEARER); where it places a pocket, a ruffle, a print or a stripe, or
-    an elastic at an opening, the place (PLACE)."""
+    one's things, with a pocket (STORES); where it speaks of a child, with a child's (WEARER); where
+    it places a pocket, a ruffle, a print or a stripe, or an elastic at an opening, the place (PLACE)."""
     ways = [facts]
     if ADJUSTS in clause:
         ways = [way | {f"{ADJUSTS}#{part}"} for way in ways for part in _ADJUSTERS]
