@@ -190,7 +190,7 @@ _SHORT_CLAUSE = 10  # "领口的设计，" names the part alone; its effect is t
 # ...and the clauses after that one which begin with a verb or an adverb, having no subject of their
 # own, go on saying what the part does: "小立领设计，修饰颈部曲线，勾勒出纤细的腰身" (two of make demo's
 # rank-1 copies on 2026-12-05, night). Read so, the same 2 of the 5,000 references are flagged.
-_SUBJECTLESS = re.compile(r"(?:修饰|拉长|勾勒|凸显|展现|露出|衬托|显|突出|彰显|遮|让|使|更|还|又|也|能|可以|给|增添|"
+_SUBJECTLESS = re.compile(r"(?:修饰|拉长|勾勒|凸显|展现|露出|衬托|显|突出|彰显|遮|让|使|更|还|又|也|能|可以|给|增添|恰到好处|"
                           r"打造|尽显|轻松|很好|在视觉上|从视觉上|不仅)")
 # Putting a garment on is made easier by a closure, elastic, an opening, straps or a loose cut; a
 # sentence saying so with none of them credits what cannot ("九分裤长的设计，穿脱方便", "连帽的款式搭配，不仅

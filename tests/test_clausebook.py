@@ -206,6 +206,8 @@ def test_a_clause_placing_a_pocket_or_a_ruffle_is_only_for_products_that_name_th
     assert clausebook.facts_met("类型#上衣*衣款式#口袋 胸前贴袋卫衣", ["位置#胸前"]) == [True]  # its title says so
     book = clausebook.ClauseBook.collect([("类型#上衣*衣款式#口袋", "衣身两个侧口袋的设计。")] * clausebook.WORD_COPIES)
     assert book.facts == [(frozenset({"衣款式#口袋", "位置#侧"}),)]  # a pocket at the side
+    book = clausebook.ClauseBook.collect([("类型#裙*裙款式#口袋", "侧边有插兜设计，实用。")] * clausebook.WORD_COPIES)
+    assert book.facts[0] == (frozenset({"裙款式#口袋", "位置#侧边"}),)  # a 兜 is a pocket too (make demo, 2026-12-06)
     book = clausebook.ClauseBook.collect([("类型#上衣*衣款式#口袋", "胸袋设计，实用。")] * clausebook.WORD_COPIES)
     assert book.facts[0] == (frozenset({"位置#胸"}),)  # and on the chest (胸袋 names no 口袋)
     # a ruffle too: make demo's shirt dress "胸前荷叶边装饰", its listing placing none
