@@ -42,6 +42,13 @@ def _clauses(texts) -> list[str]:
     return [c for text in texts for c in wordpairs.clauses(text)]
 
 
+def _writable_by(book, clause: str, sources: list[str]) -> list[bool]:
+    """For each product source: whether its row may write the clause (it meets the clause's facts)."""
+    trie = _KnownClauses([[1 + i] for i in range(len(book))], [90], 99, facts=book.facts)
+    return [bool(trie.of_facts(clausebook.facts_met(source, trie.fact_names))[book.clauses.index(clause)])
+            for source in sources]
+
+
 # -- the book ------------------------------------------------------------------------------------
 
 def test_the_book_keeps_the_copys_clauses_and_leaves_out_what_names_another_products_claims():
@@ -125,10 +132,8 @@ def test_a_clause_saying_something_adjusts_is_only_for_products_with_a_part_that
     facts = dict(zip(book.clauses, book.facts))
     assert facts["百褶的裙摆"] == (frozenset({"裙型#百褶"}),)
     assert frozenset({"调节#抽绳"}) in facts["可以自由调节"] and frozenset({"调节#背带"}) in facts["可以自由调节"]
-    trie = _KnownClauses([[1], [2]], [90], 99, facts=book.facts)
-    for source, may in [("类型#裤*裤款式#抽绳", True), ("类型#裙*裙型#背带裙", True), ("类型#裙*裙型#百褶", False)]:
-        met = clausebook.facts_met(source, trie.fact_names)
-        assert trie.of_facts(met)[book.clauses.index("可以自由调节")] == may
+    assert _writable_by(book, "可以自由调节", ["类型#裤*裤款式#抽绳", "类型#裙*裙型#背带裙", "类型#裙*裙型#百褶"]) == [
+        True, True, False]
 
 
 def test_a_clause_saying_something_holds_ones_things_is_only_for_products_with_a_pocket():
@@ -136,11 +141,8 @@ def test_a_clause_saying_something_holds_ones_things_is_only_for_products_with_a
     book = clausebook.ClauseBook.collect([("类型#上衣*衣款式#口袋", "不仅可以放置物品，口袋的设计。")] * clausebook.WORD_COPIES)
     facts = dict(zip(book.clauses, book.facts))
     assert facts["不仅可以放置物品"] == (frozenset({"收纳#兜"}), frozenset({"收纳#袋"}))  # its writer's 口袋 is not named
-    trie = _KnownClauses([[1], [2]], [90], 99, facts=book.facts)
-    for source, may in [("类型#上衣*衣款式#口袋", True), ("类型#裤*裤款式#斜插兜", True),
-                        ("类型#上衣*衣门襟#单排扣", False)]:
-        met = clausebook.facts_met(source, trie.fact_names)
-        assert trie.of_facts(met)[book.clauses.index("不仅可以放置物品")] == may
+    assert _writable_by(book, "不仅可以放置物品", ["类型#上衣*衣款式#口袋", "类型#裤*裤款式#斜插兜",
+                                           "类型#上衣*衣门襟#单排扣"]) == [True, True, False]
 
 
 def test_a_clause_speaking_of_a_child_is_only_for_products_that_name_one():
@@ -150,11 +152,8 @@ def test_a_clause_speaking_of_a_child_is_only_for_products_that_name_one():
     facts = dict(zip(book.clauses, book.facts))
     assert frozenset({"风格#可爱", "穿着者#童"}) in facts["能够彰显孩子可爱气质"]
     assert facts["衬托出女孩子柔美的气质"] == ()
-    trie = _KnownClauses([[1], [2]], [90], 99, facts=book.facts)
-    for source, may in [("类型#裤*风格#可爱", False), ("类型#裤*风格#可爱 儿童牛仔裤", True),
-                        ("类型#裤*风格#可爱 宝宝背带裤", True)]:
-        met = clausebook.facts_met(source, trie.fact_names)
-        assert trie.of_facts(met)[book.clauses.index("能够彰显孩子可爱气质")] == may
+    assert _writable_by(book, "能够彰显孩子可爱气质", ["类型#裤*风格#可爱", "类型#裤*风格#可爱 儿童牛仔裤",
+                                              "类型#裤*风格#可爱 宝宝背带裤"]) == [False, True, True]
 
 
 def test_a_clause_placing_an_elastic_at_an_opening_is_only_for_products_that_name_the_place():
