@@ -913,6 +913,16 @@ def test_a_stated_only_job_gives_no_flutter_sleeve_nor_vest_to_a_product_stating
     assert unstated_found("小飞袖的设计。", {"类型": ["上衣"], "衣袖型": ["荷叶袖"]}) == []  # a sleeve is stated
 
 
+def test_a_chiffon_is_never_called_crisp():
+    # make demo gave a chiffon top "上身挺括有型" and "让整体的版型挺括起来" (2026.12-27); none of the 156
+    # chiffon references says 挺括 or 硬挺
+    chiffon = {"类型": ["上衣"], "材质": ["雪纺"], "图案": ["印花"]}
+    assert contradictions("雪纺面料，上身挺括有型。", chiffon) == ["材质:挺括"]
+    assert "挺括" in excluded_words(chiffon)
+    assert contradictions("棉质面料，上身挺括有型。", {"类型": ["上衣"], "材质": ["棉"]}) == []
+    assert contradictions("上身挺括有型。", {"类型": ["上衣"]}) == []
+
+
 def test_a_stated_only_job_gives_trousers_no_sleeve_their_own_values_lead_to():
     # led toward their 不对称, validation trousers were given "不对称的肩袖个性十足" (2026.12-26)
     trousers = {"类型": ["裤"], "裤款式": ["不对称"], "裤长": ["九分裤"]}
