@@ -904,6 +904,11 @@ def test_a_stated_only_job_gives_no_back_fastening_nor_big_pockets_no_listing_na
     assert unstated_found("搭配大大的口袋，美观实用。", pinafore) == ["大大的口袋"]
     assert unstated_found("搭配口袋，美观实用。", pinafore) == []
 
+    # a motif no listing names: "同时采用了碎花星星的装饰" went to a floral chiffon dress (2026.12-27)
+    floral = {"类型": ["裙"], "材质": ["雪纺"], "图案": ["碎花"], "裙长": ["连衣裙"]}
+    assert unstated_found("同时采用了碎花星星的装饰。", floral) == ["星星"]
+    assert unstated_found("同时采用了碎花星星的装饰。", floral, said="星星碎花连衣裙") == []  # its title says so
+
 
 def test_a_stated_only_job_gives_no_flutter_sleeve_nor_vest_to_a_product_stating_no_sleeve():
     # make demo gave a white shirt dress "小飞袖荷叶边设计" and "版型上采用合身背心款式" (2026.12-27)
