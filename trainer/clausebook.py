@@ -188,6 +188,9 @@ _HOLDERS = ("袋", "兜")
 WEARER = "穿着者"
 _CHILD = re.compile("(?<![女男])孩子")
 _CHILDREN = ("孩子", "童", "宝宝")
+# What a clause says that a product must have a way of meeting: (what the clause says, the fact's key,
+# the values any one of which meets it).
+_NEEDS = ((re.compile(ADJUSTS), ADJUSTS, _ADJUSTERS), (_STORING, STORES, _HOLDERS), (_CHILD, WEARER, _CHILDREN))
 
 # Where a pocket is (两侧的口袋, 胸前的大口袋) is a fact no listing states: 212 of the 5,000 references
 # name the place, and make demo gave a 口袋 hoodie "胸前的大口袋" and a pinafore "胸前的口袋自带光泽"
@@ -392,12 +395,9 @@ def _with_parts(clause: str, facts: frozenset[str]) -> list[frozenset[str]]:
     one's things, with a pocket (STORES); where it speaks of a child, with a child's (WEARER); where
     it places a pocket, a ruffle, a print or a stripe, or an elastic at an opening, the place (PLACE)."""
     ways = [facts]
-    if ADJUSTS in clause:
-        ways = [way | {f"{ADJUSTS}#{part}"} for way in ways for part in _ADJUSTERS]
-    if _STORING.search(clause):
-        ways = [way | {f"{STORES}#{holder}"} for way in ways for holder in _HOLDERS]
-    if _CHILD.search(clause):
-        ways = [way | {f"{WEARER}#{child}"} for way in ways for child in _CHILDREN]
+    for says, key, meeting in _NEEDS:
+        if says.search(clause):
+            ways = [way | {f"{key}#{value}"} for way in ways for value in meeting]
     places = {f"{PLACE}#{m.group(1)}" for pattern in (_PLACED_DETAIL, _AT_AN_OPENING) for m in pattern.finditer(clause)}
     return [way | places for way in ways]
 
