@@ -150,6 +150,12 @@ _RUN_TOGETHER = re.compile(r"适合各种身材" + _IN + r"{0,3}都(?:可以|能
 _CLASH = "撞衫"
 _CLASH_AVOIDED = re.compile(r"不|避免|降低|拒绝|担心|怕|免|防|少")
 
+# A product introduced again in the sentence that introduced it: "这款外套设计感非常强，这是一件很有设计感的
+# 牛仔外套" (two writers' openings chained; 4 of the 160 rank-1 copies of eight make demo jobs, 2026-12-06).
+# Of the 78 references that write 这是一款/件/条, 4 do so after a comma, none after an introduction.
+_INTRODUCED = re.compile(r"这款|这条|这件|此款|该款|这一款|这是一[款件条]")
+_INTRODUCED_AGAIN = re.compile(r"这是一[款件条]")
+
 # -- self_contradictions() --
 # A cut called loose and fitted in one breath: "宽松的版型，修身显瘦" (11 of the demo model's 200 rank-1
 # copies of the first validation products, 4.0% of their candidates; every blind reader counted it
@@ -246,11 +252,12 @@ def ungrammatical(text: str) -> list[str]:
     """The degree adverbs on a bare noun or a thing in text, each with what it qualifies ("更加的实用性",
     "非常的深蓝色"), the modal verbs whose verb takes 了 ("能够很好的提升了"), stacked comparatives
     ("更显得更加"), doubled nouns ("连衣裙的印花连衣裙", "身材的身形"), denied merits ("不会显得更加的修长"),
-    a degree adverb on a verb ("更加的修饰") and 撞衫 written for 撞色 ("采用了撞衫的设计")."""
+    a degree adverb on a verb ("更加的修饰"), 撞衫 written for 撞色 ("采用了撞衫的设计") and a product introduced
+    again in the sentence that introduced it ("这款外套…，这是一件牛仔外套")."""
     return ([m.group() for m in _DEGREE_NOUN.finditer(text)
              if len(m.group(1)) > 1 and not m.group(1).endswith(_ADJECTIVES)]
             + _whole(text, _MODAL_PERFECTIVE, _STACKED, _DEGREE_THING, _DOUBLED, _DENIED_MERIT, _DEGREE_VERB)
-            + _clashes(text)
+            + _clashes(text) + _introduced_again(text)
             + _whole(text, _SEEMS_THING, _MODAL_TWICE, _NOT_LACKING_ITSELF, _HENSHI, _RUN_TOGETHER, _DEGREE_EFFECT,
                      _MODAL_MERIT))
 
@@ -263,6 +270,19 @@ def _whole(text: str, *patterns: re.Pattern[str]) -> list[str]:
 def _clashes(text: str) -> list[str]:
     """撞衫 for each one with no 不, 避免... in the 8 characters before it ("不想满大街羽绒服撞衫")."""
     return [_CLASH for m in re.finditer(_CLASH, text) if not _CLASH_AVOIDED.search(text, max(0, m.start() - 8), m.start())]
+
+
+def _introduced_again(text: str) -> list[str]:
+    """这是一款 (件, 条) for each clause that opens so after a clause of its sentence that opened with an
+    introduction ("这款外套设计感非常强，这是一件很有设计感的牛仔外套")."""
+    found = []
+    for sentence in _SENTENCE.findall(text):
+        clauses = _CLAUSE.findall(sentence)
+        for i, clause in enumerate(clauses):
+            again = _INTRODUCED_AGAIN.match(clause)
+            if again and any(_INTRODUCED.match(before) for before in clauses[:i]):
+                found.append(again.group())
+    return found
 
 
 def self_contradictions(text: str) -> list[str]:

@@ -4,6 +4,7 @@ and the words to block for a product at decode time."""
 from __future__ import annotations
 
 import json
+import runpy
 from importlib import resources
 from pathlib import Path
 
@@ -436,10 +437,16 @@ def test_an_excluded_word_never_sits_inside_a_word_naming_the_products_own_value
     assert kept not in excluded_words(attrs)
 
 
+def _blocked_never_flagged(vocab):
+    """The words blocked while decoding that no check flags: a family's blocked_with and a style's."""
+    return ({w for group in vocab.closed for ws in group.blocked_with.values() for w in ws}
+            | {w for ws in vocab.style_blocks.values() for w in ws})
+
+
 def test_no_excluded_word_of_a_sample_product_sits_inside_its_values_or_its_allowed_words():
     vocab = load_vocab()
     compounds = {w for group in vocab.closed for w in group.compounds}  # judged by their own rule
-    blocked = {w for group in vocab.closed for ws in group.blocked_with.values() for w in ws}  # blocked though allowed
+    blocked = _blocked_never_flagged(vocab)  # blocked though allowed
     for attrs, _ in sample_rows():
         words = [w for w in excluded_words(attrs) if w not in blocked]
         own = {fold(v) for v in attribute_values(attrs)}
@@ -453,7 +460,7 @@ def test_no_excluded_word_of_a_sample_product_sits_inside_its_values_or_its_allo
 
 def test_every_excluded_word_of_a_sample_product_but_a_compound_is_flagged_in_a_copy():
     compounds = {w for group in load_vocab().closed for w in group.compounds}
-    blocked = {w for group in load_vocab().closed for ws in group.blocked_with.values() for w in ws}  # never flagged
+    blocked = _blocked_never_flagged(load_vocab())
     for attrs, _ in sample_rows():
         for word in set(excluded_words(attrs)) - compounds - blocked:
             assert contradictions(f"这款{word}。", attrs), (attrs, word)
@@ -666,6 +673,36 @@ def test_a_loose_cut_is_never_called_fitted_while_decoding_yet_a_reference_that_
     assert contradictions("宽松的版型，起到了修身显瘦的作用", loose) == []
     assert "修身" not in excluded_words({"类型": ["上衣"], "版型": ["显瘦"]})
     assert ("修身",) not in wanted_phrases(loose, excluded=excluded_words(loose))
+
+
+def test_a_listed_style_blocks_the_register_its_references_avoid_and_flags_none_of_it():
+    # make demo gave a street denim jacket 浪漫柔美 and 性感 wide-leg trousers 阳光帅气 (2026.12-28)
+    street = {"类型": ["上衣"], "材质": ["牛仔布"], "风格": ["街头"], "衣样式": ["外套"]}
+    sexy = {"类型": ["裤"], "风格": ["性感"], "裤型": ["阔腿裤"]}
+    assert {"柔美", "淑女", "高贵"} <= set(excluded_words(street))
+    assert "阳光" in excluded_words(sexy) and "柔美" not in excluded_words(sexy)
+    assert contradictions("平添几分浪漫柔美的气质", street) == []  # 1 of the 229 street references says 柔美
+    assert "阳光" not in excluded_words({"类型": ["裤"], "裤型": ["阔腿裤"]})  # no style, no register blocked
+    ladylike_street = {**street, "风格": ["街头", "淑女"]}
+    assert "淑女" not in excluded_words(ladylike_street)  # a style it lists stays open...
+    assert {"帅气", "柔美"} <= set(excluded_words(ladylike_street))  # ...and each style blocks its own
+
+
+def test_a_style_block_that_is_not_a_list_of_words_is_refused(tmp_path):
+    path = tmp_path / "vocab.json"
+    path.write_text('{"version": "1", "styles": {"keys": ["风格"], "blocked": {"街头": "淑女"}}}', encoding="utf-8")
+    with pytest.raises(ValueError, match="styles.blocked.街头 must be a list of non-empty strings"):
+        load_vocab(path)
+
+
+@pytest.mark.skipif(not SHARED_PAIRS.exists(), reason=f"{SHARED_PAIRS} is not beside this checkout")
+def test_the_style_blocks_are_what_the_script_derives_from_all_5000_references():
+    script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "derive_style_blocks.py"))
+    table = script["blocked_words"](script["read_rows"](SHARED_PAIRS))
+    derived = {style: tuple(word for word, _, _ in words) for style, words in table.items()}
+    assert derived == dict(load_vocab().style_blocks)
+    street = {word: (said, expected) for word, said, expected in table["街头"]}
+    assert street["淑女"] == (1, 6.5)  # 1 of the 229 street references where 6.5 would say it
 
 
 def test_a_stated_only_job_names_an_elastic_waist_only_when_the_product_has_one():

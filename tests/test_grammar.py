@@ -101,6 +101,10 @@ def test_a_sentence_that_opens_with_an_opener_must_go_on(lexicon, text, found):
     # two nouns under one degree adverb (make demo, 2026-12-06); an adjective, 有 and a noun is fine
     ("雪纺面料的轻盈顺滑，让整体的造型更加层次质感。", ["更加层次质感"]),
     ("更加性感有魅力，非常优雅有气质，更加舒适的同时。", []),
+    # a product introduced again in its sentence (make demo's candidates, 2026-12-06)
+    ("这款外套设计感非常强，这是一件很有设计感的牛仔外套，单排扣的设计。", ["这是一件"]),
+    ("这款外套设计感非常强。这是一件很有设计感的牛仔外套。", []),  # a sentence of its own
+    ("吊带裙的内衬加上透视网纱，这是一款将性感时髦兼具一身的单品。", []),  # as a reference writes it
 ])
 def test_ungrammatical_shapes_are_found_and_flagged(lexicon, text, found):
     assert grammar.ungrammatical(text) == found
