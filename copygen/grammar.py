@@ -151,10 +151,13 @@ _CLASH = "撞衫"
 _CLASH_AVOIDED = re.compile(r"不|避免|降低|拒绝|担心|怕|免|防|少")
 
 # A product introduced again in the sentence that introduced it: "这款外套设计感非常强，这是一件很有设计感的
-# 牛仔外套" (two writers' openings chained; 4 of the 160 rank-1 copies of eight make demo jobs, 2026-12-06).
-# Of the 78 references that write 这是一款/件/条, 4 do so after a comma, none after an introduction.
-_INTRODUCED = re.compile(r"这款|这条|这件|此款|该款|这一款|这是一[款件条]")
-_INTRODUCED_AGAIN = re.compile(r"这是一[款件条]")
+# 牛仔外套", "这款的设计非常的经典，这一款开衫有多种穿搭方式" (two writers' openings chained; 4 of the 160
+# rank-1 copies of eight make demo jobs, 2026-12-06). Of the 78 references that write 这是一款/件/条, 4 do
+# so after a comma, none after an introduction; 1 of the 5,000 writes 这一款 after one, as broken
+# ("这件纯色的翻领设计富有层次感，想要…，这一款纯色的蕾丝衬衫").
+_INTRODUCED = re.compile(r"这款|这条|这件|此款|该款|这一[款件条]|这是一[款件条]")
+_INTRODUCED_AGAIN = re.compile(r"这是一[款件条]|这一[款件条]")
+_PERIOD = re.compile(r"[^。！？；!?;]+")  # a ； closes what was said too ("…；针织衫的好穿不必多说，这一件有新意的…")
 
 # -- self_contradictions() --
 # A cut called loose and fitted in one breath: "宽松的版型，修身显瘦" (11 of the demo model's 200 rank-1
@@ -273,10 +276,10 @@ def _clashes(text: str) -> list[str]:
 
 
 def _introduced_again(text: str) -> list[str]:
-    """这是一款 (件, 条) for each clause that opens so after a clause of its sentence that opened with an
-    introduction ("这款外套设计感非常强，这是一件很有设计感的牛仔外套")."""
+    """这是一款 or 这一款 (件, 条) for each clause that opens so after a clause of its sentence (or of its part
+    before a ；) that opened with an introduction ("这款外套设计感非常强，这是一件很有设计感的牛仔外套")."""
     found = []
-    for sentence in _SENTENCE.findall(text):
+    for sentence in _PERIOD.findall(text):
         clauses = _CLAUSE.findall(sentence)
         for i, clause in enumerate(clauses):
             again = _INTRODUCED_AGAIN.match(clause)

@@ -105,6 +105,7 @@ def test_a_sentence_that_opens_with_an_opener_must_go_on(lexicon, text, found):
     ("这款外套设计感非常强，这是一件很有设计感的牛仔外套，单排扣的设计。", ["这是一件"]),
     ("这款外套设计感非常强。这是一件很有设计感的牛仔外套。", []),  # a sentence of its own
     ("吊带裙的内衬加上透视网纱，这是一款将性感时髦兼具一身的单品。", []),  # as a reference writes it
+    ("这款的设计非常的经典，宽松的版型，这一款开衫有多种穿搭方式。", ["这一款"]),
 ])
 def test_ungrammatical_shapes_are_found_and_flagged(lexicon, text, found):
     assert grammar.ungrammatical(text) == found
@@ -192,12 +193,12 @@ def test_the_committed_references_are_neither_unfinished_nor_ungrammatical():
 
 @pytest.mark.skipif(not SHARED_PAIRS.exists(), reason=f"{SHARED_PAIRS} is not beside this checkout")
 def test_few_of_all_5000_references_are_unfinished_or_ungrammatical():
-    """38 of the 5,000 unfinished (0.76%) and 10 ungrammatical (0.2%), most of them as broken as the
+    """38 of the 5,000 unfinished (0.76%) and 11 ungrammatical (0.22%), most of them as broken as the
     model's are: "不仅优雅浪漫。", "将你女性的魅力", "既有立体感，有带出...", "更加美感", "更加层次质感", "能够增添了",
-    "饱满质感的金属质感", "轻松被轻松"."""
+    "饱满质感的金属质感", "轻松被轻松", "这件纯色的翻领设计…，这一款纯色的蕾丝衬衫"."""
     rows = [json.loads(line) for line in SHARED_PAIRS.read_text(encoding="utf-8").splitlines() if line.strip()]
     assert 0 < sum(bool(grammar.unfinished(row["summary"])) for row in rows) <= 0.008 * len(rows)
-    assert 0 < sum(bool(grammar.ungrammatical(row["summary"])) for row in rows) <= 0.002 * len(rows)
+    assert 0 < sum(bool(grammar.ungrammatical(row["summary"])) for row in rows) <= 0.0022 * len(rows)
     # 18: 纤细的手臂 after a v领, 7 saying 穿脱 with nothing that eases it ("穿脱方便的同时还很显年轻"), 5
     # collars or cuffs said to shape the figure, 2 places for one's things with no pocket ("背部设小包，可折叠存放更方便携带收纳")
     # and 2 colours that breathe ("色系饱满而细腻，更加亲肤的同时还有是身材")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from copygen.textnorm import content_words
 from trainer import wordpairs
 from trainer.generation.blocking import _Blocker, _RequestBlockers
-from trainer.generation.known import COPY, OFF, ROOT, _Book
+from trainer.generation.known import OFF, ROOT, SENTENCE, _Book
 from trainer.generation.nudging import _RequestNudgers
 from trainer.generation.sampling import (
     _ban_adding_again,
@@ -136,7 +136,7 @@ class _Slots:
         self.after = np.full(width, -1, dtype=np.int64)  # ... and the clause it last ended with a comma (_Book.follow)
         self.named = np.zeros(width, dtype=bool)  # the row has written a phrase of named_once (decode_rows), opening and all
         self.named_before = np.zeros(width, dtype=bool)  # ... by the start of the clause it is writing (_Book.mask)
-        self.starting = np.full(width, COPY, dtype=np.int8)  # where the clause being written began (_Book.mask)
+        self.starting = np.full(width, SENTENCE, dtype=np.int8)  # where the clause being written began (_Book.mask)
         self.offbook = np.zeros(width, dtype=bool)  # the clause being written left the book (_Clauses draws it again)
         self.stuck = np.full(width, -1, dtype=np.int64)  # ... on the path below this node (_KnownClauses.branch)
         self.dead = np.full((width, CLAUSE_TRIES), -1, dtype=np.int64)  # the nodes the clause, drawn again, does not enter

@@ -324,9 +324,9 @@ class Generator:
         the clauses of its garment type whose facts its product states and its blockers let through."""
         trie = self._known_clauses()
         call = self._passing(trie, blocker)
-        # where a clause begins (known.MID, SENTENCE, COPY): the clauses it may be, before the product is named
-        # and after (less those naming it)
-        places = ([~trie.garment_name], [trie.starts, ~trie.bare_name], [trie.starts])
+        # where a clause begins (known.MID, SENTENCE): the clauses it may be, before the product is named and
+        # after (less those naming it)
+        places = ([~trie.garment_name], [trie.starts, ~trie.bare_name])
         sets: list[list] = [[] for _ in range(2 * len(places))]
         for g, source in groups:
             passing = [call, trie.of_type(ngram.key_of(source)), self._of_facts(trie, source)]

@@ -72,11 +72,12 @@ SENTENCE_MARKS = "。！？；"  # the clause marks never written after a contin
 # 优雅气质" in make demo's rank-1 copy, 2026-12-05, night).
 CONNECTIVES = frozenset({"而且", "并且", "同时", "此外", "另外", "再加上", "加上", "但是", "不过", "首先", "其次",
                          "然后", "再者", "当然", "最后", "除此之外", "不仅如此", "与此同时"})
-# A garment's name alone ("背带裙", "简约半身裙") opens a copy and is a fragment anywhere else: "背带裙，休闲
-# 舒适，背带牛仔裙，可以随意系结", "中长裙，百褶裙的剪裁设计" and "而且，连衣裙，增添了甜美浪漫的气息" in make demo's
-# rank-1 copy (2026-12-05, night; 33 of a job's 480 candidates had one after their first clause). With a
-# 这款 ("这款卫衣") it may open a sentence too.
-MID, SENTENCE, COPY = 0, 1, 2  # where a clause begins: in mid-sentence, at a sentence's start, at the copy's
+# A garment's name alone ("背带裙", "简约半身裙") is a fragment: "背带裙，休闲舒适，背带牛仔裙，可以随意系结", "中长裙，
+# 百褶裙的剪裁设计" and "而且，连衣裙，增添了甜美浪漫的气息" in make demo's rank-1 copy (2026-12-05, night; 33 of a
+# job's 480 candidates had one after their first clause). With a 这款 ("这款卫衣") it may open a sentence. It
+# opened copies until 2026-12-06: "针织布上衣，宽松的版型，…" began the knit cardigan's rank-1 copy in eight
+# seeded make demo jobs of eight, and two readers called it a fragment (41 of the 5,000 references open so).
+MID, SENTENCE = 0, 1  # where a clause begins: in mid-sentence, at a sentence's start (the copy's first too)
 _THIS = re.compile("^(?:这款|这件|这条|此款|这一款|这一件)")
 _GARMENT_NAME = re.compile(r"(?:这款|这件|这条|此款|这一款|这一件|一款)?[\u4e00-\u9fffa-z]{0,4}?"
                            r"(?:裙|裤|衫|衣|裙子|裤子|外套|风衣|卫衣|毛衣|开衫|夹克|背心|马甲|t恤|西装|大衣|羽绒服)")
@@ -262,10 +263,10 @@ class _KnownClauses:
 
     def opening(self, ids: list[int]) -> tuple[int, int, int]:
         """A row's (state, clause it last ended with a comma as `ended` reads it or -1, where the clause
-        it is writing begins: COPY before any mark, else `begins`) after its forced opening."""
+        it is writing begins: SENTENCE before any mark, else `begins`) after its forced opening."""
         import numpy as np  # lazy: nothing heavy at import
 
-        state, after, where = ROOT, -1, COPY
+        state, after, where = ROOT, -1, SENTENCE
         for t in ids:
             after = int(self.ended(np.array([state]), np.array([t]), np.array([after]))[0])
             state = self.step(state, t)
@@ -371,9 +372,8 @@ class _Book:
     unnamed: list | None = None
     # allowed and unnamed less the clauses no writer began a sentence with, for rows beginning one:
     # "这款宽松的版型，", "休闲的风范。" and "而且还有些可爱的气息在；" opened sentences of make demo's copy,
-    # each one writer's clause in mid-sentence (2026-12-05, evening). Four blocks as long as allowed: at
-    # a sentence's start, the same unnamed, at the copy's start, the same unnamed (the garment names
-    # each may begin with differ: _names_a_garment_alone).
+    # each one writer's clause in mid-sentence (2026-12-05, evening). Two blocks as long as allowed: at
+    # a sentence's start (the copy's too), the same unnamed.
     starting: list | None = None
     free_clauses: int = 0  # clauses a row wrote freely, where its book left it no token
     # per (allowed set, nudger): the groups of wanted phrases some allowed clause below each node writes
@@ -470,8 +470,8 @@ class _Book:
         from the ，, wrote the free "采用了条纹的设计版型设计"). The ban keeps holding inside a clause:
         lifted there, it let rows write "柔软舒适，柔软舒适" rather than a free clause. named: per slot,
         whether its row had named the product when its clause began (its set is then from unnamed);
-        starting: per slot, where its clause began (MID, SENTENCE or COPY: its set is from starting
-        at the two last); dead: per slot, the nodes its row does not enter (-1: none)."""
+        starting: per slot, where its clause began (MID or SENTENCE: its set is then from starting);
+        dead: per slot, the nodes its row does not enter (-1: none)."""
         import numpy as np  # lazy: nothing heavy at import
         import torch
 
@@ -483,11 +483,11 @@ class _Book:
             scores, stuck = self._masked(scores, states, books, sets, live, unbanned_marks, dead)
         else:
             n = len(self.allowed)
-            sentence, sentence_unnamed, first, first_unnamed = (self.starting[i * n:(i + 1) * n] for i in range(4))
+            sentence, sentence_unnamed = self.starting[:n], self.starting[n:]
             if len(sets) > n:  # with the unnamed sets
-                sentence, first = sentence + sentence_unnamed, first + first_unnamed
+                sentence = sentence + sentence_unnamed
             chosen = books + len(sets) * starting.astype(books.dtype)
-            masked, stuck = self._masked(scores, states, chosen, sets + sentence + first, live, unbanned_marks, dead)
+            masked, stuck = self._masked(scores, states, chosen, sets + sentence, live, unbanned_marks, dead)
             # a row that no clause a writer began a sentence with lets go on goes on with any of its book's
             retry = np.zeros_like(live)
             retry[stuck] = starting[stuck] != MID
