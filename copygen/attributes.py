@@ -43,9 +43,9 @@ inside a word naming one of the product's own values (长裙 stays open to a 中
 works on token sequences. A copy containing one of them is flagged, unless the word only stands
 inside a phrase its family ignores (绿色环保, the 西装 of 西装领). A family's ``blocked_with`` adds
 words blocked for a product with a given value and never flagged (修身 for a 宽松 cut: people write
-it loosely, the model everywhere). So are the words of a register a product's listed style avoids
-(the vocabulary's ``styles``: 淑女 for a 街头 product, 阳光 for a 性感 one), chosen from the data by
-scripts/derive_style_blocks.py.
+it loosely, the model everywhere). So are the words of a register, feel or fit that the references
+of a listed style, fabric or kind of garment avoid (the vocabulary's ``avoided``: 淑女 for a 街头
+product, 阳光 for a 性感 one, 飘逸 for denim), chosen from the data by scripts/derive_avoided_words.py.
 """
 
 from __future__ import annotations
@@ -185,11 +185,12 @@ class AttributeVocab:
     # stated_only job (unstated_words): a pinafore that states no sleeve has no 袖口, a jacket that
     # states no collar no 领口, a dress with no 收腰 or 高腰 no 腰线.
     parts: tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...] = ()
-    # The keys of a product's styles (风格), and per style the words of a register its references avoid
-    # (a 街头 product's copy says no 淑女): blocked while decoding (excluded_words), never flagged, since
-    # people write them now and then (scripts/derive_style_blocks.py).
-    style_keys: tuple[str, ...] = ()
-    style_blocks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # The keys whose values set a register (风格, 材质, 衣样式...), and per value the words of a register,
+    # feel or fit its references avoid (a 街头 product's copy says no 淑女, a denim one no 飘逸): blocked
+    # while decoding (excluded_words), never flagged, since people write them now and then
+    # (scripts/derive_avoided_words.py).
+    avoided_keys: tuple[str, ...] = ()
+    avoided: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def closed_key_of(self, key: str) -> ClosedKey | None:
         for group in self.closed:
@@ -265,12 +266,12 @@ def _parts(value: object, source: str) -> tuple[tuple[tuple[str, ...], tuple[str
     return tuple(parts)
 
 
-def _styles(value: object, source: str) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
-    """(the style keys, style -> the words blocked for it) of the `styles` field."""
+def _avoided(value: object, source: str) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """(the keys read, value -> the words blocked for it) of the `avoided` field."""
     if not isinstance(value, dict):
-        raise _fail(source, "field 'styles' must be an object with 'keys' and 'blocked'")
-    keys = tuple(_str_list(value.get("keys", []), source, "styles.keys"))
-    return keys, _blocked_with(value.get("blocked", {}), source, "styles.blocked")
+        raise _fail(source, "field 'avoided' must be an object with 'keys' and 'blocked'")
+    keys = tuple(_str_list(value.get("keys", []), source, "avoided.keys"))
+    return keys, _blocked_with(value.get("blocked", {}), source, "avoided.blocked")
 
 
 def _flag(value: object, source: str, where: str) -> bool:
@@ -299,7 +300,7 @@ def parse_vocab(data: object, source: str = "attribute vocabulary") -> Attribute
     closed_raw = data.get("closed_keys", {})
     if not isinstance(closed_raw, dict):
         raise _fail(source, "field 'closed_keys' must be an object")
-    style_keys, style_blocks = _styles(data.get("styles", {}), source)
+    avoided_keys, avoided = _avoided(data.get("avoided", {}), source)
     closed = []
     for name, g in closed_raw.items():
         where = f"closed_keys.{name}"
@@ -336,8 +337,8 @@ def parse_vocab(data: object, source: str = "attribute vocabulary") -> Attribute
         closed=tuple(closed),
         details=_details(data.get("details", {}), data.get("observed", {}), source),
         parts=_parts(data.get("parts", {}), source),
-        style_keys=style_keys,
-        style_blocks=style_blocks,
+        avoided_keys=avoided_keys,
+        avoided=avoided,
     )
 
 
@@ -624,9 +625,9 @@ def _judged_words(attributes: Mapping[str, Sequence[str]] | None, vocab: Attribu
     compounds = {word for group, _, _ in checked for word in group.compounds}  # judged by their own rule
     blocked = {w for group, key, _ in checked for v in (attributes or {}).get(key, ())
                for w in group.blocked_with.get(fold(v), ())}
-    # a word one listed style avoids that names another (淑女 for a 街头 and 淑女 product) stays open
-    blocked.update(w for key in vocab.style_keys for v in (attributes or {}).get(key, ())
-                   for w in vocab.style_blocks.get(fold(v), ()) if not any(w in o for o in own))
+    # a word one listed value avoids that names another (淑女 for a 街头 and 淑女 product) stays open
+    blocked.update(w for key in vocab.avoided_keys for v in (attributes or {}).get(key, ())
+                   for w in vocab.avoided.get(fold(v), ()) if not any(w in o for o in own))
     for group, _, allowed in checked:
         if group.subject:  # its words are wrong only as the subject (这款牛仔裤); elsewhere the copy may use them
             excluded.update(lead + word for word, classes in group.mentions.items() if not classes & allowed

@@ -438,9 +438,9 @@ def test_an_excluded_word_never_sits_inside_a_word_naming_the_products_own_value
 
 
 def _blocked_never_flagged(vocab):
-    """The words blocked while decoding that no check flags: a family's blocked_with and a style's."""
+    """The words blocked while decoding that no check flags: a family's blocked_with and a value's avoided."""
     return ({w for group in vocab.closed for ws in group.blocked_with.values() for w in ws}
-            | {w for ws in vocab.style_blocks.values() for w in ws})
+            | {w for ws in vocab.avoided.values() for w in ws})
 
 
 def test_no_excluded_word_of_a_sample_product_sits_inside_its_values_or_its_allowed_words():
@@ -675,7 +675,7 @@ def test_a_loose_cut_is_never_called_fitted_while_decoding_yet_a_reference_that_
     assert ("修身",) not in wanted_phrases(loose, excluded=excluded_words(loose))
 
 
-def test_a_listed_style_blocks_the_register_its_references_avoid_and_flags_none_of_it():
+def test_a_listed_value_blocks_the_words_its_references_avoid_and_flags_none_of_them():
     # make demo gave a street denim jacket 浪漫柔美 and 性感 wide-leg trousers 阳光帅气 (2026.12-28)
     street = {"类型": ["上衣"], "材质": ["牛仔布"], "风格": ["街头"], "衣样式": ["外套"]}
     sexy = {"类型": ["裤"], "风格": ["性感"], "裤型": ["阔腿裤"]}
@@ -686,21 +686,27 @@ def test_a_listed_style_blocks_the_register_its_references_avoid_and_flags_none_
     ladylike_street = {**street, "风格": ["街头", "淑女"]}
     assert "淑女" not in excluded_words(ladylike_street)  # a style it lists stays open...
     assert {"帅气", "柔美"} <= set(excluded_words(ladylike_street))  # ...and each style blocks its own
+    # a fabric and a kind of garment too: readers counted a denim skirt's 飘逸轻盈 wrong (2026.12-29)
+    denim_skirt = {"类型": ["裙"], "材质": ["牛仔布"], "裙型": ["背带裙"]}
+    assert {"飘逸", "垂感", "轻薄"} <= set(excluded_words(denim_skirt))
+    assert "飘逸" not in excluded_words({"类型": ["裙"], "材质": ["雪纺"]})
+    assert contradictions("裙摆飘逸灵动", denim_skirt) == []
 
 
-def test_a_style_block_that_is_not_a_list_of_words_is_refused(tmp_path):
+def test_an_avoided_block_that_is_not_a_list_of_words_is_refused(tmp_path):
     path = tmp_path / "vocab.json"
-    path.write_text('{"version": "1", "styles": {"keys": ["风格"], "blocked": {"街头": "淑女"}}}', encoding="utf-8")
-    with pytest.raises(ValueError, match="styles.blocked.街头 must be a list of non-empty strings"):
+    path.write_text('{"version": "1", "avoided": {"keys": ["风格"], "blocked": {"街头": "淑女"}}}', encoding="utf-8")
+    with pytest.raises(ValueError, match="avoided.blocked.街头 must be a list of non-empty strings"):
         load_vocab(path)
 
 
 @pytest.mark.skipif(not SHARED_PAIRS.exists(), reason=f"{SHARED_PAIRS} is not beside this checkout")
-def test_the_style_blocks_are_what_the_script_derives_from_all_5000_references():
-    script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "derive_style_blocks.py"))
-    table = script["blocked_words"](script["read_rows"](SHARED_PAIRS))
-    derived = {style: tuple(word for word, _, _ in words) for style, words in table.items()}
-    assert derived == dict(load_vocab().style_blocks)
+def test_the_avoided_words_are_what_the_script_derives_from_all_5000_references():
+    script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "derive_avoided_words.py"))
+    table = script["avoided_words"](script["read_rows"](SHARED_PAIRS))
+    derived = {value: tuple(word for word, _, _ in words) for value, words in table.items()}
+    assert derived == dict(load_vocab().avoided)
+    assert tuple(script["KEYS"]) == load_vocab().avoided_keys
     street = {word: (said, expected) for word, said, expected in table["街头"]}
     assert street["淑女"] == (1, 6.5)  # 1 of the 229 street references where 6.5 would say it
 
