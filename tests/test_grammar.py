@@ -162,6 +162,11 @@ def test_ungrammatical_shapes_are_found_and_flagged(lexicon, text, found):
     ("浅蓝色的色系，清爽透气，使得裤子看起来干净利落。", ["颜色→透气"]),
     ("浅蓝色的色系，清新淡雅。棉质面料，清爽透气。", []),  # the fabric breathes
     ("浅蓝色的棉质面料，清爽透气。", []),
+    # short sleeves or straps that show off long legs a few characters on (make demo, 2026-12-06)
+    ("短袖的款式，不仅可以显得手腕纤细，还能够凸显出女性的十足大长腿。", ["袖→大长腿"]),
+    ("吊带的设计，显得更加俏皮活泼，还能够凸显出女性的十足大长腿。", ["吊带→大长腿"]),
+    ("短袖的款式，凸显出女性的十足优雅气质，衬托身材。", ["袖→身材"]),
+    ("高腰的设计，还能够凸显出女性的十足大长腿。", []),  # the waist reaches the legs
 ])
 def test_a_part_that_flatters_a_part_of_the_body_it_does_not_reach_is_misplaced(lexicon, text, found):
     assert grammar.misplaced(text) == found
