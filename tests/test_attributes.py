@@ -952,6 +952,12 @@ def test_a_stated_only_job_gives_no_back_fastening_nor_big_pockets_no_listing_na
     assert unstated_found("同时采用了碎花星星的装饰。", floral) == ["星星"]
     assert unstated_found("同时采用了碎花星星的装饰。", floral, said="星星碎花连衣裙") == []  # its title says so
 
+    # a belt loop in words of two characters, which blocking can stop: make demo gave a polo shirt
+    # "肩部增添的袢带" though 袢 was a detail, being one character (2026.12-30)
+    polo = {"类型": ["上衣"], "图案": ["条纹"], "衣样式": ["polo"], "衣领型": ["polo领"]}
+    assert {"袢带", "腰袢", "袖袢", "肩袢"} <= set(unstated_words(polo))
+    assert unstated_found("休闲又不失几分精致感，肩部增添的袢带。", polo) == ["袢带"]
+
 
 def test_a_stated_only_job_gives_no_flutter_sleeve_nor_vest_to_a_product_stating_no_sleeve():
     # make demo gave a white shirt dress "小飞袖荷叶边设计" and "版型上采用合身背心款式" (2026.12-27)
