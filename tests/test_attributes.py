@@ -958,6 +958,14 @@ def test_a_stated_only_job_gives_no_back_fastening_nor_big_pockets_no_listing_na
     assert {"袢带", "腰袢", "袖袢", "肩袢"} <= set(unstated_words(polo))
     assert unstated_found("休闲又不失几分精致感，肩部增添的袢带。", polo) == ["袢带"]
 
+    # denim blue is a colour: make demo gave a pinafore listing none "牛仔蓝的颜色" (2026.12-30); a compound,
+    # blocked and never flagged, as 6 of the 17 references with a colour that say it list no blue
+    pinafore = {"类型": ["裙"], "材质": ["牛仔布"], "风格": ["休闲"], "裙型": ["背带裙"], "裙款式": ["口袋"]}
+    assert "牛仔蓝" in unstated_words(pinafore)
+    assert "牛仔蓝" in excluded_words({**pinafore, "颜色": ["白色"]})
+    assert "牛仔蓝" not in excluded_words({**pinafore, "颜色": ["浅蓝色"]})
+    assert contradictions("当满大街都在穿牛仔蓝外套时", {**pinafore, "颜色": ["红色"]}) == []
+
 
 def test_a_stated_only_job_gives_no_flutter_sleeve_nor_vest_to_a_product_stating_no_sleeve():
     # make demo gave a white shirt dress "小飞袖荷叶边设计" and "版型上采用合身背心款式" (2026.12-27)
