@@ -482,10 +482,8 @@ class _Book:
         if starting is None or self.starting is None:
             scores, stuck = self._masked(scores, states, books, sets, live, unbanned_marks, dead)
         else:
-            n = len(self.allowed)
-            sentence, sentence_unnamed = self.starting[:n], self.starting[n:]
-            if len(sets) > n:  # with the unnamed sets
-                sentence = sentence + sentence_unnamed
+            # starting holds the allowed sets' block, then the unnamed sets' block
+            sentence = self.starting if len(sets) > len(self.allowed) else self.starting[:len(self.allowed)]
             chosen = books + len(sets) * starting.astype(books.dtype)
             masked, stuck = self._masked(scores, states, chosen, sets + sentence, live, unbanned_marks, dead)
             # a row that no clause a writer began a sentence with lets go on goes on with any of its book's
