@@ -914,8 +914,38 @@ def test_a_stated_only_job_names_a_pocket_only_where_a_value_holds_one():
 def test_a_stated_only_job_gives_no_detachable_webbing_no_listing_names():
     # make demo gave a printed chiffon top "下摆增添可拆卸织带装饰" (2026.12-26)
     top = {"类型": ["上衣"], "材质": ["雪纺"], "图案": ["印花"], "衣袖型": ["喇叭袖"]}
-    assert unstated_found("下摆增添可拆卸织带装饰。", top) == ["可拆卸", "织带"]
-    assert unstated_found("下摆增添可拆卸织带装饰。", top, said="可拆卸织带雪纺衫") == []  # its title says so
+    assert unstated_found("袖口增添可拆卸织带装饰。", top) == ["可拆卸", "织带"]
+    assert unstated_found("袖口增添可拆卸织带装饰。", top, said="可拆卸织带雪纺衫") == []  # its title says so
+
+
+def test_a_stated_only_job_describes_no_hem_back_or_lining_the_product_states_nothing_of():
+    # make demo gave a hoodie "衣摆平整" in 4 seeded jobs of 8, a cotton shirt "后背的分割处理" in 5 and a
+    # floral chiffon dress "在连衣裙里面增加了内衬的设计" (2026.12-31)
+    hoodie = {"颜色": ["黑色"], "风格": ["休闲"], "衣样式": ["卫衣"], "衣款式": ["连帽", "口袋"]}
+    shirt = {"类型": ["上衣"], "颜色": ["白色"], "材质": ["棉"], "衣样式": ["衬衫"], "衣领型": ["翻领"]}
+    dress = {"类型": ["裙"], "材质": ["雪纺"], "图案": ["碎花"], "裙长": ["连衣裙"]}
+    assert unstated_found("衣摆平整，简约大方。", hoodie) == ["衣摆"]
+    assert unstated_parts_named("干净利落的下摆", shirt) == ["下摆"]
+    assert unstated_found("后背的分割处理。", shirt) == ["后背"]
+    assert unstated_parts_named("优化背部线条", shirt) == []  # the body: blocked, yet it describes no part
+    assert "背部" in unstated_words(shirt)
+    assert unstated_found("在连衣裙里面增加了内衬的设计。", dress) == ["内衬"]
+    # a hem is stated by a value under 裙下摆 or one holding a hem's mark; the back by 露背; its own text says so
+    for states in ({"裙下摆": ["开叉"]}, {"衣款式": ["荷叶边"]}, {"衣款式": ["不规则"]}, {"裙型": ["大裙摆"]}):
+        assert unstated_found("衣摆平整，简约大方。", {**hoodie, **states}) == [], states
+    assert unstated_found("后背的分割处理。", {**dress, "裙款式": ["露背"]}) == []
+    assert unstated_found("衣摆平整，简约大方。", hoodie, said="弧形下摆连帽卫衣") == []
+    assert unstated_found("裙摆的设计，飘逸灵动。", dress) == []  # a skirt's body is no stated detail
+
+
+def test_shorts_are_never_called_long():
+    # make demo called linen wide-leg shorts "一件长度比较长的阔腿裤", a clause written for wide-leg trousers
+    # listing no length (2026.12-31)
+    shorts = {"类型": ["裤"], "材质": ["亚麻"], "裤型": ["阔腿裤"], "裤长": ["短裤"]}
+    assert contradictions("一件长度比较长的阔腿裤", shorts) == ["裤长:长度比较长"]
+    assert "长度比较长" in excluded_words(shorts)
+    assert contradictions("一件长度比较长的阔腿裤", {"类型": ["裤"], "裤型": ["阔腿裤"]}) == []
+    assert contradictions("而且这款长度是比较长的", {**shorts, "裤长": ["九分裤"]}) == []
 
 
 def test_a_stated_only_job_claims_no_fabric_function_nor_two_way_wear_no_listing_names():
@@ -942,8 +972,8 @@ def test_a_stated_only_job_names_a_waistband_only_where_the_waist_is_stated():
 def test_a_stated_only_job_gives_no_back_fastening_nor_big_pockets_no_listing_names():
     # make demo gave a pinafore "后背系扣的设计" and a hoodie listing 口袋 "搭配大大的口袋" (2026.12-27)
     pinafore = {"类型": ["裙"], "材质": ["牛仔布"], "裙型": ["背带裙"], "裙款式": ["口袋"]}
-    assert unstated_found("后背系扣的设计，方便穿脱。", pinafore) == ["系扣"]
-    assert unstated_found("后背系扣的设计，方便穿脱。", {**pinafore, "裙衣门襟": ["单排扣"]}) == []
+    assert unstated_found("后背系扣的设计，方便穿脱。", pinafore) == ["系扣", "后背"]  # the back too (2026.12-31)
+    assert unstated_found("后背系扣的设计，方便穿脱。", {**pinafore, "裙衣门襟": ["单排扣"]}) == ["后背"]
     assert unstated_found("搭配大大的口袋，美观实用。", pinafore) == ["大大的口袋"]
     assert unstated_found("搭配口袋，美观实用。", pinafore) == []
 
