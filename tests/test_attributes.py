@@ -930,6 +930,7 @@ def test_a_stated_only_job_describes_no_hem_back_or_lining_the_product_states_no
     assert unstated_parts_named("优化背部线条", shirt) == []  # the body: blocked, yet it describes no part
     assert "背部" in unstated_words(shirt)
     assert unstated_found("在连衣裙里面增加了内衬的设计。", dress) == ["内衬"]
+    assert unstated_found("采用的是棉质的抓绒面料。", shirt) == ["抓绒"]  # a fleece, which no listing states
     # a hem is stated by a value under 裙下摆 or one holding a hem's mark; the back by 露背; its own text says so
     for states in ({"裙下摆": ["开叉"]}, {"衣款式": ["荷叶边"]}, {"衣款式": ["不规则"]}, {"裙型": ["大裙摆"]}):
         assert unstated_found("衣摆平整，简约大方。", {**hoodie, **states}) == [], states

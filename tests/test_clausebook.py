@@ -64,6 +64,14 @@ def test_the_book_keeps_the_copys_clauses_and_leaves_out_what_names_another_prod
     assert not [c for c in book.clauses if len(c) > clausebook.MAX_CHARS]
 
 
+def test_a_misspelt_collarbone_is_a_typo():
+    # "露出迷人的碎骨与香肩" (碎骨 for 锁骨) went to make demo's v-neck dress (2026-12-06, night)
+    copies = ["露出迷人的碎骨与香肩，简约大方。", "露出迷人的锁骨与香肩，简约大方。"] * clausebook.WORD_COPIES
+    book = clausebook.ClauseBook.collect([("类型#裙*裙领型#v领", copy) for copy in copies])
+    assert "露出迷人的锁骨与香肩" in book.clauses
+    assert "露出迷人的碎骨与香肩" not in book.clauses
+
+
 def test_a_word_few_copies_use_keeps_its_clause_only_where_it_names_a_listed_value():
     # 纤腰 ("收紧而系则显纤腰", one writer's tie waist) is what a few products alone have; 小熊 is a
     # value products list, and the clause naming it is for products that state it

@@ -101,8 +101,9 @@ _FINAL = "。！？!?.~～…"  # what a whole copy ends with
 _DIGIT = re.compile(r"\d")
 # 的 twice is a typo: 21 of the 5,000 references, 8 of the demo book's clauses ("同时又散发着利落干练的的气质"
 # went to make demo's wide trousers, 2026-12-05, evening); so is 比较的 (4 references, 4 clauses): "这款连衣裙
-# 的版型比较的简单" opened 16 of the 160 rank-1 copies of eight make demo jobs (2026-12-05, late night)
-_TYPO = re.compile("的的|比较的")
+# 的版型比较的简单" opened 16 of the 160 rank-1 copies of eight make demo jobs (2026-12-05, late night); and
+# 碎骨 for 锁骨 (1 reference: "露出迷人的碎骨与香肩" went to make demo's v-neck dress, 2026-12-06, night)
+_TYPO = re.compile("的的|比较的|碎骨")
 # So is a character written twice that fewer than DOUBLED_COPIES copies double: "更显腿腿长" (2 references) went
 # to make demo's 小脚 jeans (2026-12-06); 满满, 微微 and 小小 are doubled by 271, 114 and 49 copies. jieba splits
 # such a pair into single characters, so the rare-word rule (WORD_COPIES) never sees it. A pair across two
