@@ -51,6 +51,9 @@ def lexicon():
     ("灰色的衣身，让你更加舒适的穿着体验。", ["让"]),
     ("灰色的衣身，让你拥有舒适的穿着体验，让人更加舒适。", []),
     ("衣身的字母织带点缀，更显青春活力，让你的感觉，", ["让"]),
+    # 还是 inside a clause is a choice, no answer: make demo's suit trousers, 2026-12-06, night
+    ("九分裤的设计，不仅能够良好的修饰身材，不管是职场mm还是日常搭配都能轻松驾驭。", ["不仅"]),
+    ("这款风衣不仅是一件外套，还是一件百搭的单品。", []),
 ])
 def test_a_sentence_that_opens_with_an_opener_must_go_on(lexicon, text, found):
     assert grammar.unfinished(text) == found
