@@ -115,6 +115,8 @@ def test_copy_that_says_an_effect_again_in_other_words_is_less_varied(lexicon):
     repeating = "高腰的设计，轻松拉长腿部比例，打造出大长腿的视觉感。阔腿的裤型设计，修饰腿型，轻松打造长腿。"
     varied = "高腰的设计，轻松拉长腿部比例。阔腿的裤型设计，修饰腿型，穿着舒适，垂感十足，走路带风。"
     assert selection.restated_effects(repeating) == 2 and selection.restated_effects(varied) == 0
+    # a longer figure in other words: make demo's trench coat (2026-12-06, night)
+    assert selection.restated_effects("充满了英伦的风情，还有着拉长身形的效果，在视觉上拉伸身材比例。") == 1
     assert selection.variedness(varied) > selection.variedness(repeating)
     pool = assess([repeating, varied], lexicon)
     for c in pool:  # equal on everything else
