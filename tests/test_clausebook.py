@@ -227,6 +227,11 @@ def test_a_clause_placing_a_pocket_or_a_ruffle_is_only_for_products_that_name_th
     assert dict(zip(book.clauses, book.facts)) == {"胸前特色的印花充满艺术气息": (frozenset({"图案#印花", "位置#胸前"}),),
                                                    "前身个性印花装饰设计": (frozenset({"图案#印花", "位置#前身"}),),
                                                    "印花的设计": (frozenset({"图案#印花"}),)}
+    # and lettering: make demo's cotton shirt "胸口的白色字" (2026-12-06, night); a v字领 is no lettering
+    book = clausebook.ClauseBook.collect([("类型#上衣*颜色#白色*衣领型#v领", "胸口的白色字，领口采用v字领设计。")]
+                                         * clausebook.WORD_COPIES)
+    assert dict(zip(book.clauses, book.facts)) == {"胸口的白色字": (frozenset({"颜色#白色", "位置#胸口"}),),
+                                                   "领口采用v字领设计": (frozenset({"衣领型#v领"}),)}
 
 
 def test_each_clause_keeps_the_clauses_that_followed_it_in_a_sentence(tmp_path):

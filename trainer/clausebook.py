@@ -204,10 +204,11 @@ PLACE = "位置"
 # readers took it for one at the hem, 2026-12-05, night; 34 clauses), where the waist, shoulders or
 # neckline may be its place too. So is a print, an embroidery or a stripe ("胸前特色的印花充满艺术气息" and
 # "前身个性印花装饰设计" went to a printed chiffon top listing no place, 2026-12-05, late night; 102 more clauses);
-# and a 兜 as a 袋 ("侧边有插兜设计" went to a pinafore listing none, 2026-12-06).
+# and a 兜 as a 袋 ("侧边有插兜设计" went to a pinafore listing none, 2026-12-06); and lettering in other words
+# than 字母 (文字, 数字, a coloured 字: "胸口的白色字" went to make demo's cotton shirt, 2026-12-06, night).
 _PLACED_DETAIL = re.compile("(胸前|胸口|前胸|左胸|右胸|两侧|侧边|两边|双侧|身侧|侧面|腹部|前后|后面|后背|背后|臀部|腰间|前片|前身"
                             "|腰部|肩部|领口|胸部|侧(?=插?口?袋)|胸(?=袋))[^，。！？；]{0,8}?"
-                            "(?:袋|兜|荷叶边|木耳边|印花|图案|刺绣|绣花|字母|贴布|条纹|格纹)")
+                            "(?:袋|兜|荷叶边|木耳边|印花|图案|刺绣|绣花|字母|文字|数字|色的?字|贴布|条纹|格纹)")
 # An elastic or a drawstring at the leg or sleeve opening ("裤腿的松紧口设计", "裤脚运用了橡筋收紧") is placed too:
 # its writers listed an elastic waist (松紧腰) or band, which the clause's 松紧 and 橡筋 name, so make demo gave
 # elastic-waist harem trousers elastic cuffs in three jobs of four (2026-12-06). Its place is the opening.
