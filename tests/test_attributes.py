@@ -834,7 +834,7 @@ def test_a_stated_only_job_praises_the_neck_or_face_only_where_the_product_state
     trousers = {"类型": ["裤"], "裤型": ["哈伦裤"], "裤腰型": ["松紧腰"]}  # and an adult's 不会勒到萌娃的小肚子
     assert unstated_found("穿着舒适，不会勒到萌娃的小肚子。", trousers) == ["萌娃"]
     jeans = {"类型": ["裤"], "颜色": ["浅蓝色"], "裤型": ["直筒裤"]}  # and adult jeans 使宝贝夏日里穿着更加舒适 (2026.12-22)
-    assert unstated_found("清爽透气，使宝贝夏日里穿着更加舒适。", jeans) == ["使宝贝"]
+    assert unstated_found("清爽透气，使宝贝夏日里穿着更加舒适。", jeans) == ["使宝贝", "透气"]  # no fabric either (2026.12-32)
     # 2026.12-23: a polo shirt 经典的一字版型, a black hoodie 色彩的搭配也很是丰富, a pinafore listing 口袋
     # 加上两个口袋的点缀 (blind readings of make demo's copy)
     polo = {"类型": ["上衣"], "衣样式": ["polo"], "衣领型": ["polo领"]}
@@ -953,10 +953,11 @@ def test_a_stated_only_job_claims_no_fabric_function_nor_two_way_wear_no_listing
     # make demo gave elastic-waist harem trousers "这款裤子采用了优质的速干面料打造" in every job, and a
     # denim jacket "前后两穿设计" (2026.12-27)
     trousers = {"类型": ["裤"], "风格": ["休闲"], "裤型": ["哈伦裤"], "裤腰型": ["松紧腰"]}
-    assert unstated_found("这款裤子采用了优质的速干面料打造。", trousers) == ["速干"]
+    assert unstated_found("这款裤子采用了优质的速干面料打造。", trousers) == ["速干", "面料"]  # nor a fabric (2026.12-32)
     assert set(unstated_found("防晒又防水，抗皱免烫。", trousers)) == {"防晒", "防水", "抗皱", "免烫"}
     assert unstated_found("前后两穿设计。", {"类型": ["上衣"], "衣样式": ["外套"]}) == ["两穿"]
-    assert unstated_found("这款裤子采用了优质的速干面料打造。", trousers, said="速干哈伦裤") == []  # its title says so
+    assert unstated_found("这款裤子采用了优质的速干面料打造。", trousers, said="速干哈伦裤") == ["面料"]  # its title says so
+    assert unstated_found("这款裤子采用了优质的速干面料打造。", trousers, said="速干面料哈伦裤") == []  # ... and the fabric
     assert unstated_found("棉质面料，透气舒适。", {**trousers, "材质": ["棉"]}) == []  # what any cotton does
 
 
@@ -1076,3 +1077,17 @@ def test_a_stated_only_job_does_not_call_a_skirt_of_no_stated_kind_a_dress():
     assert "连衣裙" not in unstated_words({"类型": ["裙"], "裙长": ["连衣裙"]})
     assert "连衣裙" not in unstated_words({"类型": ["裙"], "颜色": ["黑色"]})  # no kind given at all: left alone
     assert "衬衫" not in unstated_words({"类型": ["上衣"], "衣样式": ["衫"]})  # a 衫 may be anything
+
+
+def test_a_stated_only_job_claims_no_fabric_the_product_states_nothing_of():
+    # make demo gave 15 of the 54 rank-1 copies of products listing no fabric one in three seeded jobs:
+    # "精选优质的面料，亲肤舒适透气性好" for a striped polo shirt, "采用优质的面料制作" for a plaid slip dress (2026.12-32)
+    polo = {"类型": ["上衣"], "风格": ["休闲"], "图案": ["条纹"], "衣样式": ["polo"], "衣领型": ["polo领"]}
+    assert unstated_found("精选优质的面料，亲肤舒适透气性好。", polo) == ["面料", "透气", "亲肤"]
+    assert unstated_parts_named("精选优质的面料，亲肤舒适透气性好", polo) == ["面料"]  # what it gives is no part
+    assert {"材质", "布料", "柔软", "手感"} <= set(unstated_words(polo))
+    # a fabric is stated by a value under 材质, a value holding a fibre or fabric, or the product's own text
+    for states in ({"材质": ["棉"]}, {"衣样式": ["针织衫"]}, {"衣样式": ["毛衣"]}, {"材质": ["西装面料"]}):
+        assert unstated_found("精选优质的面料，亲肤舒适透气性好。", {**polo, **states}) == [], states
+    assert unstated_found("精选优质的面料，亲肤舒适透气性好。", polo, said="纯棉条纹polo衫") == []
+    assert unstated_found("穿着舒适，简约大方。", polo) == []  # comfort is any garment's

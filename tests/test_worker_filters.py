@@ -45,7 +45,7 @@ def test_a_stated_only_check_flags_each_unstated_word_once_and_the_longest(lexic
     assert filters.check(text, WHITE_COTTON_TOP, lexicon, []) == []
     flags = filters.check(text, WHITE_COTTON_TOP, lexicon, [], stated_only=True)
     assert sorted(flags) == ["unstated:图案", "unstated:宽松", "unstated:碎花"]  # 纯白色 is its colour; 碎花 not also 花
-    dress = Product("SKU-2", "碎花连衣裙", "裙", {"类型": ["裙"], "图案": ["碎花"], "裙长": ["连衣裙"]})
+    dress = Product("SKU-2", "碎花连衣裙", "裙", {"类型": ["裙"], "材质": ["雪纺"], "图案": ["碎花"], "裙长": ["连衣裙"]})
     text = "纯白色的碎花连衣裙，清新甜美，轻盈的面料穿着舒适透气，适合春夏日常穿着出游，搭配一双小白鞋就很好看。"
     # it has no 颜色: the longest, 纯白色, which a print's plain ground no longer opens (2026.12-26)
     assert filters.check(text, dress, lexicon, [], stated_only=True) == ["unstated:纯白色"]
