@@ -1091,3 +1091,17 @@ def test_a_stated_only_job_claims_no_fabric_the_product_states_nothing_of():
         assert unstated_found("精选优质的面料，亲肤舒适透气性好。", {**polo, **states}) == [], states
     assert unstated_found("精选优质的面料，亲肤舒适透气性好。", polo, said="纯棉条纹polo衫") == []
     assert unstated_found("穿着舒适，简约大方。", polo) == []  # comfort is any garment's
+
+
+def test_a_stated_only_job_gives_no_pleats_or_three_dimensional_cut_no_listing_names():
+    # make demo gave wide-leg trousers "腰身打褶装饰" in 5 of 8 seeded jobs and a plaid slip dress
+    # "采用立体的裁剪方式使裙身更加贴合身材" in 6 of 8, then "采用立体胸型设计" (2026.12-32)
+    trousers = {"类型": ["裤"], "版型": ["宽松"], "裤型": ["阔腿裤"], "裤腰型": ["高腰"]}
+    dress = {"类型": ["裙"], "图案": ["格子"], "风格": ["复古"], "裙款式": ["吊带"], "裙长": ["连衣裙"]}
+    assert unstated_found("宽松舒适，腰身打褶装饰。", trousers) == ["打褶"]
+    assert unstated_found("采用立体的裁剪方式使裙身更加贴合身材。", dress) == ["立体的裁剪"]
+    assert unstated_found("采用立体胸型设计。", dress) == ["胸型"]
+    # a product listing 版型#立体剪裁 says it in any of its words, and its coverage reads them
+    cut = {**dress, "版型": ["立体剪裁"]}
+    assert unstated_found("采用立体的裁剪方式使裙身更加贴合身材。", cut) == []
+    assert coverage("采用立体的裁剪方式", {"版型": ["立体剪裁"]}) == 1.0
