@@ -77,6 +77,35 @@ def test_the_nudger_tracks_what_each_slot_wrote_through_overlapping_phrases():
     assert tokens[kind == 1].tolist() == [3]
 
 
+def test_a_value_written_twice_costs_its_first_tokens_and_a_longer_phrase_of_it_is_no_second_writing():
+    # make demo's loose cardigan said 宽松 five to seven times in its rank-1 copy ("宽松的版型…宽松的廓形…
+    # 宽松版型…宽松的衣身设计"), 15 of 160 rank-1 copies named a value three times or more (2026-12-06)
+    import torch
+
+    from trainer.generation.nudging import AGAIN_PENALTY, ONCE, TWICE, _RequestNudgers
+
+    nudger = _Nudger([[(1, 2), (1, 2, 4)], [(5,)]])  # ab or abd; e
+    states, bits = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
+    for token in (1, 2, 4, 9):  # abd: ab goes on to abd, one writing
+        states, bits = nudger.advance(states, bits, np.array([token]))
+    assert int(bits[0]) == 0b01
+    for token in (1, 2):  # ab again: written twice
+        states, bits = nudger.advance(states, bits, np.array([token]))
+    assert int(bits[0]) & ONCE == 0b01 and int(bits[0]) >> TWICE == 0b01
+    _, tokens, kind = nudger.bonus(np.array([0]), states, bits)
+    assert tokens[kind == 2].tolist() == [1] and tokens[kind == 0].tolist() == [5]  # a costs; e is still nudged
+    assert nudger.start([1, 2, 9, 1, 2])[1] >> TWICE == 0b01  # an opening counts as written copy
+    assert nudger.start([1, 2, 4])[1] >> TWICE == 0
+
+    nudgers = _RequestNudgers([nudger], 2.0, 6.0)
+    logits = torch.zeros((2, 10))
+    written = np.array([int(bits[0]), 0b01], dtype=np.int64)  # twice; once
+    out = nudgers.nudge(logits.clone(), np.zeros(2, dtype=np.int64), np.zeros(2, dtype=np.int64), written,
+                        np.ones(2, dtype=bool))
+    assert out[0, 1].item() == -AGAIN_PENALTY and out[1, 1].item() == 0.0  # only the row that wrote it twice
+    assert out[0, 5].item() == out[1, 5].item() == 2.0
+
+
 def test_wanted_phrases_are_the_words_that_express_each_value_never_one_character_or_excluded():
     attributes = parse_attributes("类型#裤*材质#牛仔布*颜色#白色*裤型#阔腿裤*版型#h")
     groups = wanted_phrases(attributes)

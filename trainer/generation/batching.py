@@ -21,7 +21,7 @@ from copygen.textnorm import content_words
 from trainer import wordpairs
 from trainer.generation.blocking import _Blocker, _RequestBlockers
 from trainer.generation.known import OFF, ROOT, SENTENCE, _Book
-from trainer.generation.nudging import _RequestNudgers
+from trainer.generation.nudging import ONCE, _RequestNudgers
 from trainer.generation.sampling import (
     _ban_adding_again,
     _ban_named_again,
@@ -283,7 +283,7 @@ class _Clauses:
         mean = (slots.logprob[at] - marks["logprob"][at]) / np.maximum(written, 1)
         may = ((slots.tries[at] < CLAUSE_TRIES) & (slots.done[at] < slots.budget[at])
                & (slots.done[at] > marks["done"][at]))  # a clause of its own, not an end after a full stop
-        again = may & (mean < self.floor) & (slots.written[at] == marks["written"][at])  # no value named anew
+        again = may & (mean < self.floor) & ((slots.written[at] & ONCE) == (marks["written"][at] & ONCE))  # no value named anew
         again |= may & slots.offbook[at]  # written off the clause book (known.py), where its book left it no token
         if self.pairs is not None or self.pause_ids:
             for i in np.flatnonzero(may & ~again):

@@ -224,7 +224,8 @@ class Generator:
         With no_repeat_ngram=n, no row writes the same n tokens twice, nor a run of 2 or 3 tokens
         twice in a row or one token apart (sampling.STUTTER_SPANS, STUTTER_GAPS); 0: neither rule.
         nudge=(start, follow): logit bonuses toward each request's `wanted` phrases (nudging.py):
-        `start` on a phrase's first token, `follow` on the next token of a begun one; (0, 0) is off.
+        `start` on a phrase's first token, `follow` on the next token of a begun one, and once a row has
+        written a value twice, nudging.AGAIN_PENALTY off its phrases' first tokens; (0, 0) is off.
         honour_length: copy is as long as its length setting asks: a row does not end before the
         fewest characters the setting allows (prompt.length_bounds, the bound the worker's
         too_short check holds copy to) unless its budget runs out first, and the end token is
