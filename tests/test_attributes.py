@@ -1093,7 +1093,7 @@ def test_a_stated_only_job_claims_no_fabric_the_product_states_nothing_of():
     assert unstated_found("穿着舒适，简约大方。", polo) == []  # comfort is any garment's
 
 
-def test_a_stated_only_job_gives_no_pleats_or_three_dimensional_cut_no_listing_names():
+def test_a_stated_only_job_gives_no_pleats_cut_or_finish_no_listing_names():
     # make demo gave wide-leg trousers "腰身打褶装饰" in 5 of 8 seeded jobs and a plaid slip dress
     # "采用立体的裁剪方式使裙身更加贴合身材" in 6 of 8, then "采用立体胸型设计" (2026.12-32)
     trousers = {"类型": ["裤"], "版型": ["宽松"], "裤型": ["阔腿裤"], "裤腰型": ["高腰"]}
@@ -1101,6 +1101,7 @@ def test_a_stated_only_job_gives_no_pleats_or_three_dimensional_cut_no_listing_n
     assert unstated_found("宽松舒适，腰身打褶装饰。", trousers) == ["打褶"]
     assert unstated_found("采用立体的裁剪方式使裙身更加贴合身材。", dress) == ["立体的裁剪"]
     assert unstated_found("采用立体胸型设计。", dress) == ["胸型"]
+    assert unstated_found("采用对格剪裁，裤脚的收边显得精致内敛，钉钻点缀。", dress) == ["对格", "收边", "钉钻"]
     # a product listing 版型#立体剪裁 says it in any of its words, and its coverage reads them
     cut = {**dress, "版型": ["立体剪裁"]}
     assert unstated_found("采用立体的裁剪方式使裙身更加贴合身材。", cut) == []
