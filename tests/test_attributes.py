@@ -1106,3 +1106,16 @@ def test_a_stated_only_job_gives_no_pleats_cut_or_finish_no_listing_names():
     cut = {**dress, "版型": ["立体剪裁"]}
     assert unstated_found("采用立体的裁剪方式使裙身更加贴合身材。", cut) == []
     assert coverage("采用立体的裁剪方式", {"版型": ["立体剪裁"]}) == 1.0
+
+
+def test_a_stated_only_job_speaks_of_no_colour_the_product_states_nothing_of():
+    # make demo gave 15 of the 88 rank-1 copies of products stating no colour one: "采用基础色系打底" for a
+    # plaid slip dress, "清新淡雅的颜色" for linen shorts (2026.12-32)
+    dress = {"类型": ["裙"], "图案": ["格子"], "风格": ["复古"], "裙款式": ["吊带"], "裙长": ["连衣裙"]}
+    shorts = {"类型": ["裤"], "材质": ["亚麻"], "裤型": ["阔腿裤"], "裤长": ["短裤"]}
+    assert unstated_found("采用基础色系打底，复古的色泽更加增添了整体的时尚气息。", dress) == ["色系", "色泽"]
+    assert unstated_found("清新淡雅的颜色给人舒适自然的感觉。", shorts) == ["颜色"]
+    # a colour is stated by a value under 颜色, a value holding 色 (撞色, 纯色) or the product's own text
+    for states in ({"颜色": ["白色"]}, {"图案": ["撞色"]}, {"图案": ["纯色"]}):
+        assert unstated_found("清新淡雅的颜色给人舒适自然的感觉。", {**shorts, **states}) == [], states
+    assert unstated_found("清新淡雅的颜色给人舒适自然的感觉。", shorts, said="米色亚麻短裤") == []
