@@ -132,12 +132,11 @@ class _Nudger:
 
 class _RequestNudgers:
     """The nudgers of the requests' wanted groups: nudgers[g] in the slots whose `which` is g
-    (-1: the row wants nothing). start and follow are the logit bonuses, again the penalty on a
-    value written twice (applied wherever the rows are nudged)."""
+    (-1: the row wants nothing). start and follow are the logit bonuses; a value written twice costs
+    AGAIN_PENALTY wherever the rows are nudged."""
 
-    def __init__(self, nudgers: list[_Nudger], start: float, follow: float, again: float = AGAIN_PENALTY):
+    def __init__(self, nudgers: list[_Nudger], start: float, follow: float):
         self.nudgers, self.start_bonus, self.follow_bonus = nudgers, float(start), float(follow)
-        self.again_penalty = float(again)
 
     def start(self, g: int, opening: list[int]) -> tuple[int, int]:
         return self.nudgers[g].start(opening) if g >= 0 else (0, 0)
@@ -162,7 +161,7 @@ class _RequestNudgers:
         rows, tokens, kind = (np.concatenate(p) for p in zip(*parts))
         if len(rows):
             device = logits.device
-            bonus = torch.tensor([self.start_bonus, self.follow_bonus, -self.again_penalty], dtype=logits.dtype,
+            bonus = torch.tensor([self.start_bonus, self.follow_bonus, -AGAIN_PENALTY], dtype=logits.dtype,
                                  device=device)
             # index_put_ with accumulate: a token that both starts one phrase and continues another
             # gets both bonuses, deterministically
