@@ -691,6 +691,10 @@ def test_a_listed_value_blocks_the_words_its_references_avoid_and_flags_none_of_
     assert {"飘逸", "垂感", "轻薄"} <= set(excluded_words(denim_skirt))
     assert "飘逸" not in excluded_words({"类型": ["裙"], "材质": ["雪纺"]})
     assert contradictions("裙摆飘逸灵动", denim_skirt) == []
+    # and 优雅, which the copy of sweatshirts avoids: make demo wrote 更显得时尚优雅 for a black hoodie (2026.12-33)
+    hoodie = {"类型": ["上衣"], "颜色": ["黑色"], "风格": ["休闲"], "衣样式": ["卫衣"], "衣款式": ["连帽"]}
+    assert "优雅" in excluded_words(hoodie)
+    assert "优雅" not in excluded_words({"类型": ["裙"], "风格": ["淑女"], "裙长": ["连衣裙"]})
 
 
 def test_an_avoided_block_that_is_not_a_list_of_words_is_refused(tmp_path):
@@ -1106,6 +1110,16 @@ def test_a_stated_only_job_gives_no_pleats_cut_or_finish_no_listing_names():
     cut = {**dress, "版型": ["立体剪裁"]}
     assert unstated_found("采用立体的裁剪方式使裙身更加贴合身材。", cut) == []
     assert coverage("采用立体的裁剪方式", {"版型": ["立体剪裁"]}) == 1.0
+
+
+def test_a_stated_only_job_gives_no_stripe_direction_tucks_trim_or_frog_buttons_no_listing_names():
+    # make demo gave a striped polo shirt "经典竖条纹元素的加入", jeans and linen shorts 捏褶 and 修边, and a
+    # plaid slip dress "复古的盘口" (2026.12-33)
+    polo = {"类型": ["上衣"], "风格": ["休闲"], "图案": ["条纹"], "衣样式": ["polo"], "衣领型": ["polo领"]}
+    assert unstated_found("经典竖条纹元素的加入，打造出一种成熟的魅力。", polo) == ["竖条纹"]
+    assert unstated_found("裤脚修边，捏褶装饰，复古的盘口。", polo) == ["修边", "捏褶", "盘口"]
+    assert unstated_found("条纹的设计，休闲随性。", polo) == []  # the stripe itself is the product's
+    assert unstated_found("经典竖条纹元素的加入。", polo, said="竖条纹休闲polo衫") == []  # a title that says so keeps it
 
 
 def test_a_stated_only_job_speaks_of_no_colour_the_product_states_nothing_of():
