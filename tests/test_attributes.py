@@ -1112,7 +1112,7 @@ def test_a_stated_only_job_gives_no_pleats_cut_or_finish_no_listing_names():
     assert coverage("采用立体的裁剪方式", {"版型": ["立体剪裁"]}) == 1.0
 
 
-def test_a_stated_only_job_gives_no_stripe_direction_tucks_trim_or_frog_buttons_no_listing_names():
+def test_a_stated_only_job_gives_no_stripe_direction_tucks_trims_or_shades_no_listing_names():
     # make demo gave a striped polo shirt "经典竖条纹元素的加入", jeans and linen shorts 捏褶 and 修边, and a
     # plaid slip dress "复古的盘口" (2026.12-33)
     polo = {"类型": ["上衣"], "风格": ["休闲"], "图案": ["条纹"], "衣样式": ["polo"], "衣领型": ["polo领"]}
@@ -1120,6 +1120,11 @@ def test_a_stated_only_job_gives_no_stripe_direction_tucks_trim_or_frog_buttons_
     assert unstated_found("裤脚修边，捏褶装饰，复古的盘口。", polo) == ["修边", "捏褶", "盘口"]
     assert unstated_found("条纹的设计，休闲随性。", polo) == []  # the stripe itself is the product's
     assert unstated_found("经典竖条纹元素的加入。", polo, said="竖条纹休闲polo衫") == []  # a title that says so keeps it
+    # ... shoulder buttons, a distressed finish, a bound edge, a raised texture and a nude grey, none listed
+    assert unstated_found("肩扣设计穿脱非常方便，做旧的效果，包边设计，凹凸纹理。", polo) == ["做旧", "凹凸纹理", "包边", "肩扣"]
+    cardigan = {"类型": ["上衣"], "版型": ["宽松"], "材质": ["针织"], "衣样式": ["开衫"], "颜色": ["灰色", "米白色"]}
+    assert unstated_found("衣身采用浪漫的裸灰色。", cardigan) == ["裸灰"]
+    assert unstated_found("灰色的衣身，百搭耐看。", cardigan) == []
 
 
 def test_a_stated_only_job_speaks_of_no_colour_the_product_states_nothing_of():
