@@ -1088,6 +1088,8 @@ def test_a_stated_only_job_claims_no_fabric_the_product_states_nothing_of():
     # "精选优质的面料，亲肤舒适透气性好" for a striped polo shirt, "采用优质的面料制作" for a plaid slip dress (2026.12-32)
     polo = {"类型": ["上衣"], "风格": ["休闲"], "图案": ["条纹"], "衣样式": ["polo"], "衣领型": ["polo领"]}
     assert unstated_found("精选优质的面料，亲肤舒适透气性好。", polo) == ["面料", "透气", "亲肤"]
+    assert unstated_found("表面泛着微微光泽感。", polo) == ["光泽"]  # a sheen too (2026.12-33: the pleated skirt's)
+    assert unstated_found("表面泛着微微光泽感。", {**polo, "材质": ["丝绒"]}) == []
     assert unstated_parts_named("精选优质的面料，亲肤舒适透气性好", polo) == ["面料"]  # what it gives is no part
     assert {"材质", "布料", "柔软", "手感"} <= set(unstated_words(polo))
     # a fabric is stated by a value under 材质, a value holding a fibre or fabric, or the product's own text

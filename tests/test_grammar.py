@@ -155,6 +155,8 @@ def test_ungrammatical_shapes_are_found_and_flagged(lexicon, text, found):
     ("九分裤长的设计，穿脱方便，适合各种腿型。", ["无开合→穿脱"]),
     ("清新的颜色，同时还方便裤子穿脱。", ["无开合→穿脱"]),
     ("松紧腰的设计，穿脱方便。拉链开合，方便穿脱。", []),
+    ("小立领的设计，加上中长的衣长，不仅可以方便穿脱。", ["无开合→穿脱"]),  # make demo's trench coat, 2026-12-06
+    ("圆领的设计，穿脱很方便。", []),  # the one collar the references say eases it
     # a place for one's hands or things where no pocket is named (make demo, 2026-12-06)
     ("裤身版型采用微微的哈伦设计，方便插兜，也让置物变得容易。", ["无口袋→方便插兜"]),
     ("单排扣的设计，不仅可以放置物品，还能让你凹造型。", ["无口袋→放置"]),
