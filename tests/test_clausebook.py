@@ -159,7 +159,7 @@ def test_a_clause_speaking_of_a_child_is_only_for_products_that_name_one():
                                          * clausebook.WORD_COPIES)
     facts = dict(zip(book.clauses, book.facts))
     assert frozenset({"风格#可爱", "穿着者#童"}) in facts["能够彰显孩子可爱气质"]
-    assert facts["衬托出女孩子柔美的气质"] == ()
+    assert facts["衬托出女孩子柔美的气质"] == (frozenset({"风格#可爱"}),)  # no child; 柔美 is its writer's register
     assert _writable_by(book, "能够彰显孩子可爱气质", ["类型#裤*风格#可爱", "类型#裤*风格#可爱 儿童牛仔裤",
                                               "类型#裤*风格#可爱 宝宝背带裤"]) == [False, True, True]
 
@@ -430,6 +430,9 @@ def test_training_saves_the_clauses_of_its_copy_in_the_checkpoint(tiny):
     assert manifest["clauses"]["word_copies"] == clausebook.WORD_COPIES  # ... nor the copies a word needs
     assert manifest["clauses"]["doubled_copies"] == clausebook.DOUBLED_COPIES  # ... nor those a doubled character needs
     assert manifest["clauses"]["char_copies"] == clausebook.CHAR_COPIES  # ... nor those a character needs
+    # ... nor one of clauses speaking a register, for their writers' styles (make demo retrains a book without it)
+    assert manifest["clauses"]["styled"] > 0
+    assert any(fact.startswith("风格#") for ways in book.facts for way in ways for fact in way)
     assert manifest["clauses"]["starting"] == sum(book.starts) > 0  # ... nor the clauses that began a sentence
     assert {"这款白色上衣采用纯棉面料", "柔软亲肤", "遮肉显腿长"} <= set(book.clauses)  # trainer.testing's copy
 
@@ -446,6 +449,21 @@ def test_each_clause_keeps_the_facts_it_says_of_the_products_whose_copy_wrote_it
     assert facts["柔软亲肤"] == ()  # it says nothing of any writer's values: any product's
     # the dress's listing has no colour, yet its copy says black: the clause still says 黑色
     assert facts["黑色的衣身"] == (frozenset({"颜色#黑色"}),)
+
+
+def test_a_clause_speaking_a_register_is_for_products_of_one_of_its_writers_styles():
+    # one writer's "裤子整体透露出稳重内敛的设计感" went to three of make demo's four trousers (2026-12-06)
+    book = clausebook.ClauseBook.collect(
+        [("类型#裤*风格#简约*风格#职场", "裤子整体透露出稳重内敛的设计感，穿着舒适。")] * clausebook.WORD_COPIES
+        + [("类型#裤", "穿着舒适，简约大方。")] * clausebook.WORD_COPIES
+        + [("类型#裤", "优雅大方，穿着舒适。")] * clausebook.WORD_COPIES)
+    facts = dict(zip(book.clauses, book.facts))
+    assert set(facts["裤子整体透露出稳重内敛的设计感"]) == {frozenset({"风格#简约"}), frozenset({"风格#职场"})}
+    assert facts["穿着舒适"] == ()  # no register: any product's
+    assert facts["优雅大方"] == ()  # its writers listed no style: any product's
+    sources = ["类型#裤*风格#职场", "类型#裤*风格#休闲", "类型#裤"]
+    assert _writable_by(book, "裤子整体透露出稳重内敛的设计感", sources) == [True, False, False]
+    assert book.styled == 1
 
 
 def test_a_clause_naming_a_value_its_writer_did_not_list_is_only_for_products_that_name_it():

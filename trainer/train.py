@@ -440,6 +440,7 @@ def write_checkpoint(opts: TrainOptions, run: TrainingRun, results: dict[str, Fi
                                "followed": sum(bool(f) for f in book.followers),
                                "word_copies": clausebook.WORD_COPIES, "doubled_copies": clausebook.DOUBLED_COPIES,
                                "char_copies": clausebook.CHAR_COPIES,
+                               "styled": book.styled,
                                "starting": sum(book.starts)}
         run.work_root.mkdir(parents=True, exist_ok=True)
         book.save(run.work_root / clausebook.FILE)
