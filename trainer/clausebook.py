@@ -256,7 +256,7 @@ class ClauseBook:
         self.other_garment = 0  # ... and as naming another type's garment (names_another_garment)
         self.leaning = 0  # ... and as leaning on a clause of its writer's (leans_on_context)
         self.unlisted_part = 0  # ... and as describing a part its writer lists nothing of
-        self.styled = 0  # clauses speaking a register, for products of their writers' styles (_in_register)
+        self.styled = 0  # clauses speaking a register that a writer listing a style wrote (_in_register)
 
     def __len__(self) -> int:
         return len(self.clauses)
