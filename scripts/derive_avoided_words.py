@@ -18,6 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
+from trainer.clausebook import REGISTER_WORDS
 from trainer.data import parse_content
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "advertisegen" / "train_first5000.json"
@@ -33,10 +34,9 @@ MAX_RATIO = 0.25  # and say it at most this share of that
 # references say it at 0.37 of the rate of all), but the copy of sweatshirts, harem trousers and washed
 # fabrics avoids it (13 of 349 references where 82 would say it, 2 of 45 where 10.6 would, 3 of 123 where
 # 28.9 would), and readers counted make demo's "更显得时尚优雅" for a black hoodie a clash of register.
-WORDS = ("甜美", "可爱", "少女", "俏皮", "减龄", "童趣", "淑女", "名媛", "温婉", "女人味", "知性", "高贵", "端庄", "帅气", "酷帅",
-         "街头", "不羁", "中性", "硬朗", "稳重", "内敛", "成熟", "干练", "性感", "妩媚", "浪漫", "温柔", "阳光", "活力", "仙气",
-         "很仙", "清新", "文艺", "复古", "休闲", "随性", "慵懒", "青春", "运动", "率性", "潇洒", "柔美", "小女人", "优雅", "优雅气质",
-         "女神", "洒脱", "学院", "通勤", "职场",
+# The register words are the clause book's (trainer.clausebook.REGISTER_WORDS: a clause speaking one is for
+# its writer's styles); those of feel and fit follow.
+WORDS = REGISTER_WORDS + (
          "飘逸", "轻盈", "柔软", "顺滑", "丝滑", "垂感", "垂坠", "挺括", "硬挺", "透气", "亲肤", "凉爽", "清凉", "保暖", "弹力",
          "弹性", "轻薄", "厚实", "细腻", "柔滑", "包裹", "紧身", "贴身", "修身", "宽松", "自由", "束缚", "舒展", "笔挺", "清爽")
 

@@ -217,12 +217,14 @@ _AT_AN_OPENING = re.compile("(裤腿|裤脚|脚口|裤口|袖口)[^，。！？�
 # writer's styles, where its writer listed any: written for any product of its garment type, one writer's
 # 稳重内敛 went to three of make demo's four trousers (casual, sexy and street), and readers counted a clash of
 # register in most jobs (2026-12-06). 39% of the 160 rank-1 copies of eight seeded jobs had a register clause
-# none of whose writers shared a style with the product, 13 of the 502 validation references (the words:
-# scripts/derive_avoided_words.py's of register and temperament, with 优雅, 奢华 and 高级感).
+# none of whose writers shared a style with the product, 13 of the 502 validation references.
 STYLE = "风格"
-_REGISTER = re.compile("甜美|可爱|少女|俏皮|减龄|童趣|淑女|名媛|温婉|女人味|知性|高贵|端庄|帅气|酷帅|街头|不羁|中性|硬朗|稳重|内敛|"
-                       "成熟|干练|性感|妩媚|浪漫|温柔|阳光|活力|仙气|很仙|清新|文艺|复古|休闲|随性|慵懒|青春|运动|率性|潇洒|"
-                       "柔美|小女人|优雅|女神|洒脱|学院|通勤|职场|奢华|高级感")
+# The words of a register or temperament; scripts/derive_avoided_words.py reads which a value's references avoid.
+REGISTER_WORDS = ("甜美", "可爱", "少女", "俏皮", "减龄", "童趣", "淑女", "名媛", "温婉", "女人味", "知性", "高贵", "端庄", "帅气",
+                  "酷帅", "街头", "不羁", "中性", "硬朗", "稳重", "内敛", "成熟", "干练", "性感", "妩媚", "浪漫", "温柔", "阳光",
+                  "活力", "仙气", "很仙", "清新", "文艺", "复古", "休闲", "随性", "慵懒", "青春", "运动", "率性", "潇洒", "柔美",
+                  "小女人", "优雅", "优雅气质", "女神", "洒脱", "学院", "通勤", "职场")
+_REGISTER = re.compile("|".join(REGISTER_WORDS + ("奢华", "高级感")))  # and luxury, which no value's copy avoids
 Facts = tuple[frozenset[str], ...]  # a clause's writers' facts (key#value); () when any product may write it
 
 
@@ -311,7 +313,7 @@ class ClauseBook:
         book.other_garment = sum(apart)
         book.leaning = sum(leaning)
         book.unlisted_part = sum(unseen)
-        book.styled = len({clause for n, _, clause, _ in kept if writers[n][0].get(STYLE) and _REGISTER.search(clause)})
+        book.styled = len({clause for n, _, clause, _ in kept if _styles_spoken(clause, writers[n][0])})
         return book
 
     def save(self, path: Path) -> None:
@@ -421,10 +423,13 @@ def _with_parts(clause: str, facts: frozenset[str]) -> list[frozenset[str]]:
 def _in_register(clause: str, attributes: Mapping[str, Sequence[str]], ways: list[frozenset[str]]) -> list[frozenset[str]]:
     """The ways of meeting a clause's facts, each with one of its writer's styles where the clause speaks
     a register (_REGISTER) and its writer listed a style."""
-    styles = attributes.get(STYLE, [])
-    if not styles or not _REGISTER.search(clause):
-        return ways
-    return [way | {f"{STYLE}#{style}"} for way in ways for style in styles]
+    styles = _styles_spoken(clause, attributes)
+    return [way | {f"{STYLE}#{style}"} for way in ways for style in styles] if styles else ways
+
+
+def _styles_spoken(clause: str, attributes: Mapping[str, Sequence[str]]) -> Sequence[str]:
+    """The writer's styles, where the clause speaks a register (_REGISTER); else none."""
+    return attributes.get(STYLE, []) if _REGISTER.search(clause) else []
 
 
 def said_facts(clause: str, attributes: Mapping[str, Sequence[str]]) -> frozenset[str]:
