@@ -31,9 +31,10 @@ venv: $(BIN)/.installed
 # writer's others, know no clause's followers, keep words fewer than 20 copies use, know no clause a
 # writer began a sentence with or keep clauses describing a part their writer lists nothing of, and
 # those before 2026-12-06 keep rarely doubled or used characters (brands: 茵曼) and hold no clause of storing
-# things to a pocket (their manifest has no "char_copies"), and those of that day's morning give a clause
-# speaking a register to any product of its type (no "styled"); either is trained again.
-ifeq ($(shell grep -s '"styled"' $(CHECKPOINT)/copygen.json),)
+# things to a pocket (their manifest has no "char_copies"), those of that day's morning give a clause
+# speaking a register to any product of its type (no "styled"), and those before its afternoon let an effect
+# follow any clause (no "effects"); either is trained again.
+ifeq ($(shell grep -s '"effects"' $(CHECKPOINT)/copygen.json),)
 .PHONY: $(CHECKPOINT)/clauses.txt
 endif
 $(CHECKPOINT)/clauses.txt: | $(BIN)/.installed

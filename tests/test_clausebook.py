@@ -264,6 +264,43 @@ def test_each_clause_knows_whether_a_writer_began_a_sentence_with_it(tmp_path):
         clausebook.ClauseBook.load(tmp_path / clausebook.FILE)
 
 
+
+def test_an_effect_keeps_the_keys_its_writers_previous_clauses_named(tmp_path):
+    # "更显双腿修长" names no value and begins no sentence: an effect of what its writers said before it, a
+    # cropped length and a clause naming nothing; "简约大方" began one, and "九分裤的设计" names a value
+    book = clausebook.ClauseBook.collect([("类型#裤*裤长#九分裤", "九分裤的设计，更显双腿修长。"),
+                                          ("类型#裤*颜色#黑色", "简约大方，更显双腿修长。")] * clausebook.WORD_COPIES)
+    subjects = dict(zip(book.clauses, book.subjects))
+    assert subjects == {"九分裤的设计": frozenset(), "更显双腿修长": {"裤长", clausebook.NOTHING}, "简约大方": frozenset()}
+    book.save(tmp_path / clausebook.FILE)
+    assert clausebook.ClauseBook.load(tmp_path / clausebook.FILE).subjects == book.subjects
+    (tmp_path / clausebook.FILE).write_text("简约大方\t裤\t\t\t\tstarts\n更显双腿修长\t裤\t\t\t\t\n", encoding="utf-8")
+    assert clausebook.ClauseBook.load(tmp_path / clausebook.FILE).subjects == [frozenset()] * 2  # before subjects
+
+
+def test_an_effect_follows_only_a_clause_naming_a_key_its_writers_previous_clauses_named():
+    # 1 2: "九分裤的设计" (裤长), 3 4: "喇叭袖的设计" (衣袖型), 5 6: "简约大方" (nothing), 7 8: "更显双腿修长", an
+    # effect written after a length and after a clause naming nothing, 9: one any clause may come before
+    comma = 90
+    trie = _KnownClauses([[1, 2], [3, 4], [5, 6], [7, 8], [9]], [comma], 99,
+                         facts=[(frozenset({"裤长#九分裤"}),), (frozenset({"衣袖型#喇叭袖"}),), (), (), ()],
+                         subjects=[frozenset(), frozenset(), frozenset(), frozenset({"裤长", clausebook.NOTHING}),
+                                   frozenset()])
+    book = _Book(trie, [trie.allowed([])])
+    states = np.full(4, PAUSED)
+    after = np.array([0, 1, 2, -1])  # after the length, the sleeve, the clause naming nothing, and none
+    masked = book.mask(torch.zeros(4, 100), states, np.zeros(4, dtype=np.int64), np.ones(4, dtype=bool), after=after)
+    allowed = [torch.isfinite(row).nonzero().ravel().tolist() for row in masked]
+    assert allowed == [[1, 3, 5, 7, 9], [1, 3, 5, 9], [1, 3, 5, 7, 9], [1, 3, 5, 7, 9]]
+    # in mid-clause too: a row after the sleeve that other rules (the repeat ban) leave only the effect goes on
+    # with it rather than writing freely
+    scores = torch.zeros(1, 100)
+    scores[0, [1, 3, 5, 9]] = float("-inf")
+    masked = book.mask(scores, np.array([PAUSED]), np.zeros(1, dtype=np.int64), np.ones(1, dtype=bool),
+                       after=np.array([1]))
+    assert torch.isfinite(masked[0]).nonzero().ravel().tolist() == [7] and book.free_clauses == 0
+
+
 def test_a_row_begins_a_sentence_only_with_a_clause_a_writer_began_one_with(engine, monkeypatch):
     # trainer.testing's copies are one sentence each: only their first clauses began one
     forced = forced_toward(engine, "简")  # writes 简 wherever it may: 简约的版型百搭又显瘦, a clause in mid-sentence
@@ -301,6 +338,19 @@ def test_the_clause_after_a_connective_alone_is_one_a_writer_began_a_sentence_wi
     trie = _KnownClauses.from_book(book, engine.tokenizer, marks, engine.eos_id)
     assert trie.connective.tolist() == [False, True, False, False]
     assert trie.begins(np.array([PAUSED, PAUSED, ROOT]), np.array([0, 1, -1])).tolist() == [False, True, True]
+
+
+def test_a_row_writes_an_effect_only_after_a_clause_naming_a_key_its_writers_previous_clauses_named(engine):
+    # make demo credited a flared cuff with long legs: "简约的版型百搭又显瘦" stands in for the effect
+    entries = [("这款白色上衣采用纯棉面料", ("上衣",), {"颜色#白色"}), ("柔软亲肤", ("上衣",), set()),
+               ("简约的版型百搭又显瘦", ("上衣",), set())]
+    request = Request("类型#上衣*颜色#白色*材质#棉*风格#简约", variants=3, opening="这款白色上衣采用纯棉面料，")
+    sample = {"seed": 3, "max_new_tokens": 12, "known_clauses": True}
+    for subjects, written in (({"颜色"}, "简约的版型百搭又显瘦"), ({"材质"}, "柔软亲肤")):
+        book = clausebook.ClauseBook(entries, starting={"这款白色上衣采用纯棉面料", "柔软亲肤"},
+                                     subjects={"简约的版型百搭又显瘦": subjects})
+        forced = _forced_with_book(engine, "简", book)  # writes 简 wherever it may
+        assert [wordpairs.clauses(t)[1] for t in forced.generate([request], **sample)[0]] == [written] * 3
 
 
 def test_a_row_is_led_toward_a_clause_that_writes_a_value_it_has_not_written(engine, monkeypatch):
@@ -434,6 +484,8 @@ def test_training_saves_the_clauses_of_its_copy_in_the_checkpoint(tiny):
     assert manifest["clauses"]["styled"] > 0
     assert any(fact.startswith("风格#") for ways in book.facts for way in ways for fact in way)
     assert manifest["clauses"]["starting"] == sum(book.starts) > 0  # ... nor the clauses that began a sentence
+    # ... nor one of effects, with the keys their writers' previous clauses named (make demo retrains a book without it)
+    assert manifest["clauses"]["effects"] == sum(bool(keys) for keys in book.subjects) > 0
     assert {"这款白色上衣采用纯棉面料", "柔软亲肤", "遮肉显腿长"} <= set(book.clauses)  # trainer.testing's copy
 
 
@@ -545,6 +597,8 @@ def test_the_trie_allows_what_continues_a_clause_a_mark_where_one_ends_and_the_e
     assert states[3] == OFF and torch.isfinite(masked[3]).all()  # off the book: free until its next mark
     assert len(stuck) == 0
     assert trie.advance(states, np.array([4, 2, 90, 91])).tolist() == [trie.start([4]), trie.start([1, 2]), ROOT, ROOT]
+    # an empty book (a training copy whose every clause was left out) allows the root alone
+    assert [int(ok.sum()) for ok in _KnownClauses([], marks, eos).allowed([])] == [1, 0, 0]
 
 
 def test_a_continuing_clause_takes_a_comma_never_a_full_stop_and_the_copy_ends_only_after_a_full_stop():

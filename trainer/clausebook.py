@@ -64,6 +64,15 @@ one that goes on (make demo began sentences with "这款宽松的版型，", "�
 A clause whose last word people rarely end a sentence on (设计, 版型, 口袋: a noun phrase that waits
 for its verb) is marked as continuing: a row writes a ， after it, never a 。！？ or ； (make demo
 ended sentences "阔腿裤的版型。", "腰部抽绳的设计。" and "黑色的设计；"). Books saved before have no such mark.
+
+A clause that names no value and that no writer began a sentence with says something of what came
+before it: an effect ("更是增添了实用性", "更显双腿修长") whose cause is its writer's previous clause (a
+pocket, a cropped leg). Such a clause keeps its subjects: the attribute keys (裙款式, 裤长) whose values
+its writers' previous clauses in the sentence named, or NOTHING where one named none; a row writes it
+after a comma only where its own previous clause names a value of one of those keys, or nothing where
+NOTHING is one (trainer.generation.known). make demo credited a flared cuff with long legs ("喇叭袖口的
+设计，…双腿修长") and a lace hem with use ("蕾丝裙摆的设计，更是增添了实用性"): two readers named it
+first of make demo's faults (2026-12-06). Books saved before 2026-12-06, afternoon, keep no subjects.
 """
 
 from __future__ import annotations
@@ -86,6 +95,9 @@ from trainer.wordpairs import ended_clauses, words
 FILE = "clauses.txt"
 CONTINUES = "continues"  # the fourth column of a clause a sentence never ends on (books before 2026-12-05, night, have none)
 STARTS = "starts"  # the sixth column of a clause a writer began a sentence with (books before 2026-12-05, evening, have none)
+# the seventh column: an effect clause's subjects, joined by commas (books before 2026-12-06, afternoon, have none);
+# NOTHING stands for a previous clause that named no value
+NOTHING = "-"
 # the fifth column: the line numbers (from 0) of the clause's followers, joined by commas (books
 # before 2026-12-05, afternoon, have no fifth column)
 LATIN_COPIES = 20  # a Latin word fewer copies use than this is read as a brand name
@@ -233,12 +245,14 @@ class ClauseBook:
     types of the products whose copy wrote it and the facts it says of them."""
 
     def __init__(self, entries: Iterable[tuple], continuing: Iterable[str] = (),
-                 followers: Mapping[str, Iterable[str]] | None = None, starting: Iterable[str] | None = None):
+                 followers: Mapping[str, Iterable[str]] | None = None, starting: Iterable[str] | None = None,
+                 subjects: Mapping[str, Iterable[str]] | None = None):
         """entries: (clause, types) or (clause, types, facts) for each time a copy wrote a clause:
         the types and the facts (key#value) the clause says of the product it was written for;
         continuing: the clauses a sentence never ends on (their last word ends too few of people's);
         followers: for a clause, the clauses that followed it in a sentence (those in the book kept);
-        starting: the clauses a writer began a sentence with (None: a book that does not know, any)."""
+        starting: the clauses a writer began a sentence with (None: a book that does not know, any);
+        subjects: for an effect clause, the keys its writers' previous clauses named (NOTHING for none)."""
         types: dict[str, set[str]] = {}
         facts: dict[str, set[frozenset[str]]] = {}
         for clause, kinds, *said in entries:
@@ -254,6 +268,9 @@ class ClauseBook:
         place = {c: i for i, c in enumerate(self.clauses)}
         followers = followers or {}
         self.followers = [tuple(sorted({place[f] for f in followers.get(c, ()) if f in place})) for c in self.clauses]
+        subjects = subjects or {}
+        # empty for a clause any previous clause may come before (one that is no effect, or a book that does not know)
+        self.subjects = [frozenset(subjects.get(c, ())) for c in self.clauses]
         self.torn = 0  # clauses collect() left out as torn, each time a copy wrote one
         self.other_garment = 0  # ... and as naming another type's garment (names_another_garment)
         self.leaning = 0  # ... and as leaning on a clause of its writer's (leans_on_context)
@@ -309,6 +326,7 @@ class ClauseBook:
                    followers=followers,
                    starting={clause for _, _, parts, _ in pairs
                              for (clause, _), (_, ended) in zip(parts, [("", True), *parts[:-1]]) if ended})
+        book.subjects = _subjects(book, [parts for _, _, parts, _ in pairs], writers, values)
         book.torn = sum(c in lost[n] for n, (_, _, parts, _) in enumerate(pairs) for c, _ in parts)
         book.other_garment = sum(apart)
         book.leaning = sum(leaning)
@@ -318,28 +336,30 @@ class ClauseBook:
 
     def save(self, path: Path) -> None:
         path.write_text("".join(f"{c}\t{','.join(sorted(t))}\t{_facts_text(f)}\t{'' if end else CONTINUES}"
-                                f"\t{','.join(map(str, after))}\t{STARTS if start else ''}\n"
-                                for c, t, f, end, after, start in zip(self.clauses, self.types, self.facts, self.ends,
-                                                                      self.followers, self.starts)),
+                                f"\t{','.join(map(str, after))}\t{STARTS if start else ''}\t{','.join(sorted(keys))}\n"
+                                for c, t, f, end, after, start, keys in zip(self.clauses, self.types, self.facts,
+                                                                            self.ends, self.followers, self.starts,
+                                                                            self.subjects)),
                         encoding="utf-8")
 
     @classmethod
     def load(cls, path: Path) -> ClauseBook:
         lines = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines() if line]
-        if any(len(parts) not in (2, 3, 4, 5, 6) or parts[3:4] not in ([], [""], [CONTINUES])
-               or not _FOLLOWERS.fullmatch("".join(parts[4:5])) or parts[5:] not in ([], [""], [STARTS])
+        if any(len(parts) not in (2, 3, 4, 5, 6, 7) or parts[3:4] not in ([], [""], [CONTINUES])
+               or not _FOLLOWERS.fullmatch("".join(parts[4:5])) or parts[5:6] not in ([], [""], [STARTS])
                for parts in lines):
-            raise ValueError(f"expected a clause, its types, its facts, {CONTINUES!r} or nothing, its "
-                             f"followers' line numbers and {STARTS!r} or nothing, split by tabs, on every line")
+            raise ValueError(f"expected a clause, its types, its facts, {CONTINUES!r} or nothing, its followers' "
+                             f"line numbers, {STARTS!r} or nothing and its subjects, split by tabs, on every line")
         entries = []
         for clause, types, *facts in lines:  # one entry per writer's facts: _fewest keeps them all
             kinds = types.split(",") if types else ()
             entries.extend([(clause, kinds, s) for s in _facts_of(facts[:1])] or [(clause, kinds)])
         followers = {parts[0]: [lines[int(i)][0] for i in parts[4].split(",") if i and int(i) < len(lines)]
                      for parts in lines if parts[4:5] not in ([], [""])}
-        starting = [parts[0] for parts in lines if parts[5:] == [STARTS]] if any(len(p) == 6 for p in lines) else None
+        starting = [parts[0] for parts in lines if parts[5:6] == [STARTS]] if any(len(p) >= 6 for p in lines) else None
+        subjects = {parts[0]: parts[6].split(",") for parts in lines if parts[6:7] not in ([], [""])}
         return cls(entries, continuing=[parts[0] for parts in lines if parts[3:4] == [CONTINUES]], followers=followers,
-                   starting=starting)
+                   starting=starting, subjects=subjects)
 
 
 def source_attributes(source: str) -> tuple[dict[str, list[str]], str]:
@@ -430,6 +450,22 @@ def _in_register(clause: str, attributes: Mapping[str, Sequence[str]], ways: lis
 def _styles_spoken(clause: str, attributes: Mapping[str, Sequence[str]]) -> Sequence[str]:
     """The writer's styles, where the clause speaks a register (_REGISTER); else none."""
     return attributes.get(STYLE, []) if _REGISTER.search(clause) else []
+
+
+def _subjects(book: ClauseBook, copies: Sequence[list[tuple[str, bool]]],
+              writers: Sequence[tuple[Mapping[str, Sequence[str]], str]], values: _Values) -> list[frozenset[str]]:
+    """Per clause of the book: where it is an effect (it names no value and no writer began a sentence
+    with it), the keys whose values its writers' previous clauses in the sentence named (NOTHING for
+    one naming none); else none. copies: each copy's clauses (ended_clauses), writers its source's
+    attributes and the rest."""
+    effects = {c for c, facts, start in zip(book.clauses, book.facts, book.starts) if not facts and not start}
+    found: dict[str, set[str]] = {}
+    for parts, (attributes, rest) in zip(copies, writers):
+        for (before, ended), (clause, _) in itertools.pairwise(parts):
+            if not ended and clause in effects:
+                named = said_facts(before, attributes) | values.unlisted(before, attributes, rest)
+                found.setdefault(clause, set()).update({f.partition("#")[0] for f in named} or {NOTHING})
+    return [frozenset(found.get(c, ())) for c in book.clauses]
 
 
 def said_facts(clause: str, attributes: Mapping[str, Sequence[str]]) -> frozenset[str]:

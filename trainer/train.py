@@ -441,6 +441,7 @@ def write_checkpoint(opts: TrainOptions, run: TrainingRun, results: dict[str, Fi
                                "word_copies": clausebook.WORD_COPIES, "doubled_copies": clausebook.DOUBLED_COPIES,
                                "char_copies": clausebook.CHAR_COPIES,
                                "styled": book.styled,
+                               "effects": sum(bool(keys) for keys in book.subjects),
                                "starting": sum(book.starts)}
         run.work_root.mkdir(parents=True, exist_ok=True)
         book.save(run.work_root / clausebook.FILE)

@@ -419,7 +419,8 @@ def decode_rows(decoder, rows: list[_Row], keys, blocker: _Blocker, sampler: _Sa
             if book is not None:  # last: a row its book leaves no token, marks unbanned, writes freely
                 was = slots.known.copy()
                 scores = book.mask(scores, slots.known, slots.book, live, unbanned_marks,
-                                   slots.named_before if named_once else None, slots.starting, slots.dead)
+                                   slots.named_before if named_once else None, slots.starting, slots.dead,
+                                   slots.after)
                 left = live & (slots.known == OFF) & (was > ROOT)  # left no token at `was` just now
                 slots.stuck[left] = book.trie.branch[was[left]]
                 slots.offbook |= live & (slots.known == OFF)

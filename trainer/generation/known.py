@@ -33,6 +33,11 @@ on with its writer's sentence unless the model, its product or its bans want oth
 is a person's, the join between two is the model's, and the demo model's joins are where readers
 found it incoherent ("经典的卡其色，让你的穿着舒适自在"); a person's sentence holds together.
 
+A clause its book keeps subjects for (an effect: trainer.clausebook) is written after a comma only
+where the row's previous clause names a value of one of those keys (NOTHING: names none), as its
+writers' previous clauses did: "更显双腿修长" follows a leg's cut or length, never a flared cuff. A row
+its book then leaves no clause goes on with any.
+
 Where a row wants phrases (the nudge toward its product's values: nudging.py), the tokens on a path
 toward a clause of its book that writes a value it has not written yet get LEAD_BONUS (_Book.lead):
 the nudge lifts a value's first token only where the book lets the row write it, so a value no
@@ -47,6 +52,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from trainer.clausebook import NOTHING
 from trainer.generation.sampling import NAMED_ONCE, _stutters
 
 ROOT, OFF, PAUSED = 0, -1, -2  # PAUSED: at the root after a ，or ；, where the copy may not end
@@ -91,14 +97,15 @@ class _KnownClauses:
     def __init__(self, sequences: list[list[int]], mark_ids, eos_id: int, types: list[frozenset[str]] | None = None,
                  facts: list[tuple[frozenset[str], ...]] | None = None, ends: list[bool] | None = None,
                  sentence_mark_ids=(), end_mark_ids=None, followers: list[tuple[int, ...]] | None = None,
-                 starts: list[bool] | None = None):
+                 starts: list[bool] | None = None, subjects: list[frozenset[str]] | None = None):
         """sequences: the clauses' token ids; types: the garment types each was written for (None:
         every clause is every type's); facts: each clause's writers' facts (trainer.clausebook;
         None, or () for a clause: any product may write it); ends: whether a sentence may end on
         each (None: on any), that is, be followed by one of the marks in sentence_mark_ids;
         end_mark_ids: the marks after which a copy may end (None: sentence_mark_ids); followers: for
         each clause, the clauses (indices into sequences) that followed it in a sentence (None: none);
-        starts: whether a sentence may begin with each (None: with any)."""
+        starts: whether a sentence may begin with each (None: with any); subjects: for each clause, the
+        keys one of which the clause before it must name (NOTHING: names none; empty: any clause may)."""
         import numpy as np  # lazy: nothing heavy at import
 
         child: dict[tuple[int, int], int] = {}
@@ -119,8 +126,9 @@ class _KnownClauses:
         self.kid_tokens = np.array(token, dtype=np.int64)[order]
         self.first = np.searchsorted(np.array(parent)[order], np.arange(self.size + 1))
         self.path_nodes = np.array([n for path in paths for n in path], dtype=np.int64)
-        self.path_ends = np.cumsum([len(path) for path in paths])
-        self.path_starts = self.path_ends - [len(path) for path in paths]  # clause i's nodes: path_nodes[start:end]
+        lengths = np.array([len(path) for path in paths], dtype=np.int64)  # int64 for an empty book too
+        self.path_ends = np.cumsum(lengths)
+        self.path_starts = self.path_ends - lengths  # clause i's nodes: path_nodes[start:end]
         self.node_token = np.array(token, dtype=np.int64)
         self.depth = np.zeros(self.size, dtype=np.int64)  # tokens from the root to each node
         self.clause_at = np.full(self.size, -1, dtype=np.int64)  # the clause ending at each node, -1 for none
@@ -171,6 +179,18 @@ class _KnownClauses:
         self.set_of = np.array([set_index[s] for alternatives in facts for s in alternatives], dtype=np.int64)
         self.clause_of = np.array([i for i, alternatives in enumerate(facts) for _ in alternatives], dtype=np.int64)
         self.free = np.array([not alternatives for alternatives in facts], dtype=bool)
+        # What each clause names, as the keys of its facts (NOTHING for none), numbered: a row's previous
+        # clause's keys are what a clause with subjects must follow (after()).
+        named = [frozenset(f.partition("#")[0] for s in alternatives for f in s) or frozenset({NOTHING})
+                 for alternatives in facts]
+        self._named_keys = list(dict.fromkeys(named))
+        number = {keys: i for i, keys in enumerate(self._named_keys)}
+        self.named_class = np.array([number[keys] for keys in named], dtype=np.int64)
+        self.subjects = subjects or [frozenset()] * len(sequences)
+        self.has_subjects = np.array([bool(keys) for keys in self.subjects], dtype=bool)
+        self._fits: dict[int, object] = {}  # fits()'s arrays, one per class asked for
+        self.end_node = self.path_nodes[np.maximum(self.path_ends - 1, 0)]  # where each clause ends
+        self.path_clause = np.repeat(np.arange(len(sequences)), lengths)  # the clause of each of path_nodes
 
     def texts(self) -> list[str]:
         """Each clause's token ids as a string of one character per id, for finding phrases in it."""
@@ -212,7 +232,7 @@ class _KnownClauses:
         followers = [tuple(place[f] for f in book.followers[i] if f in place) for i in kept]
         trie = cls([encoded[i] for i in kept], mark_ids, eos_id, [book.types[i] for i in kept],
                    [book.facts[i] for i in kept], [book.ends[i] for i in kept], sentence_marks, end_marks, followers,
-                   [book.starts[i] for i in kept])
+                   [book.starts[i] for i in kept], [book.subjects[i] for i in kept])
         trie.names_product[:] = [any(p in book.clauses[i] for p in NAMED_ONCE) for i in kept]
         trie.connective[:] = [book.clauses[i] in CONNECTIVES for i in kept]
         trie.garment_name[:] = [_names_a_garment_alone(book.clauses[i]) for i in kept]
@@ -243,16 +263,35 @@ class _KnownClauses:
         where one ends that a sentence may end on."""
         import numpy as np  # lazy: nothing heavy at import
 
-        ok = np.logical_and.reduce([np.ones(len(self.ids), dtype=bool), *passing])
+        return self._allowed_of(np.logical_and.reduce([np.ones(len(self.ids), dtype=bool), *passing]))
+
+    def after(self, allowed: tuple, clause: int) -> tuple:
+        """allowed (a triple of allowed()) less the clauses with subjects that may not follow this
+        clause: none of their subjects is a key it names (NOTHING where it names none)."""
+        end_ok = allowed[1]  # where an allowed clause ends: one node per clause
+        return self._allowed_of(end_ok[self.end_node] & self.fits(int(self.named_class[clause])))
+
+    def fits(self, named: int):
+        """Per clause: whether it may follow a clause naming these keys (a class of named_class)."""
+        import numpy as np  # lazy: nothing heavy at import
+
+        if named not in self._fits:
+            keys = self._named_keys[named]
+            self._fits[named] = ~self.has_subjects | np.array([bool(s & keys) for s in self.subjects], dtype=bool)
+        return self._fits[named]
+
+    def _allowed_of(self, ok) -> tuple:
+        """(node_ok, end_ok, stop_ok) of the clauses where ok holds (allowed())."""
+        import numpy as np  # lazy: nothing heavy at import
+
         node_ok = np.zeros(self.size, dtype=bool)
         node_ok[ROOT] = True
-        kept = np.flatnonzero(ok)
-        if len(kept):
-            node_ok[np.concatenate([self.path_nodes[self.path_starts[i]:self.path_ends[i]] for i in kept])] = True
+        node_ok[self.path_nodes[ok[self.path_clause]]] = True
+        has_path = self.path_ends > self.path_starts
         end_ok = np.zeros(self.size, dtype=bool)
-        end_ok[self.path_nodes[self.path_ends[kept] - 1]] = True
+        end_ok[self.end_node[ok & has_path]] = True
         stop_ok = np.zeros(self.size, dtype=bool)
-        stop_ok[self.path_nodes[self.path_ends[kept[self.ends[kept]]] - 1]] = True
+        stop_ok[self.end_node[ok & has_path & self.ends]] = True
         return node_ok, end_ok, stop_ok
 
     # -- the decode loop -----------------------------------------------------------------------
@@ -378,6 +417,10 @@ class _Book:
     free_clauses: int = 0  # clauses a row wrote freely, where its book left it no token
     # per (allowed set, nudger): the groups of wanted phrases some allowed clause below each node writes
     _reach: dict = field(default_factory=dict, init=False, repr=False)
+    # allowed and unnamed sets less the clauses that may not follow a row's previous clause (_KnownClauses.after),
+    # made as rows need them, and the place of each in it by (set, the previous clause's named class)
+    _joined: list = field(default_factory=list, init=False, repr=False)
+    _joined_at: dict = field(default_factory=dict, init=False, repr=False)
 
     def lead(self, scores, states, books, wanted, written, nudgers, live):
         """scores with LEAD_BONUS on the tokens that go on toward a clause of each live row's book
@@ -462,7 +505,8 @@ class _Book:
 
         return scores[:, torch.from_numpy(self.trie.marks).to(scores.device)].clone()
 
-    def mask(self, scores, states, books, live, unbanned_marks=None, named=None, starting=None, dead=None):
+    def mask(self, scores, states, books, live, unbanned_marks=None, named=None, starting=None, dead=None,
+             after=None):
         """_KnownClauses.mask over this call's allowed sets; the rows it leaves free are set OFF
         in states and counted. unbanned_marks: marks_of() the scores before the repeat ban, which
         a row the ban would leave no clause may write: a mark is no content, and people end clauses
@@ -471,7 +515,8 @@ class _Book:
         lifted there, it let rows write "柔软舒适，柔软舒适" rather than a free clause. named: per slot,
         whether its row had named the product when its clause began (its set is then from unnamed);
         starting: per slot, where its clause began (MID or SENTENCE: its set is then from starting);
-        dead: per slot, the nodes its row does not enter (-1: none)."""
+        dead: per slot, the nodes its row does not enter (-1: none); after: per slot, the clause its
+        row ended with a comma before this one (-1: none), which a clause with subjects must fit."""
         import numpy as np  # lazy: nothing heavy at import
         import torch
 
@@ -479,26 +524,45 @@ class _Book:
         if named is not None and self.unnamed is not None:
             sets = self.allowed + self.unnamed
             books = books + len(self.allowed) * named.astype(books.dtype)
-        if starting is None or self.starting is None:
-            scores, stuck = self._masked(scores, states, books, sets, live, unbanned_marks, dead)
-        else:
+        chosen, pool = books, sets
+        narrowed = np.zeros_like(live)  # rows whose set is narrower than their book's (SENTENCE, or after a clause)
+        if starting is not None and self.starting is not None:
             # starting holds the allowed sets' block, then the unnamed sets' block
             sentence = self.starting if len(sets) > len(self.allowed) else self.starting[:len(self.allowed)]
-            chosen = books + len(sets) * starting.astype(books.dtype)
-            masked, stuck = self._masked(scores, states, chosen, sets + sentence, live, unbanned_marks, dead)
-            # a row that no clause a writer began a sentence with lets go on goes on with any of its book's
-            retry = np.zeros_like(live)
-            retry[stuck] = starting[stuck] != MID
-            if retry.any():
-                again, still = self._masked(scores, states, books, sets, retry, unbanned_marks, dead)
-                rescued = np.setdiff1d(np.flatnonzero(retry), still)
-                index = torch.from_numpy(rescued).to(scores.device)
-                masked[index] = again[index]
-                stuck = np.setdiff1d(stuck, rescued)
-            scores = masked
+            chosen, pool = books + len(sets) * starting.astype(books.dtype), sets + sentence
+            narrowed |= starting != MID
+        if after is not None and self.trie.has_subjects.any():
+            rows = np.flatnonzero(live & (states != OFF) & (after >= 0) & ~narrowed)
+            if len(rows):
+                chosen = chosen.copy()
+                chosen[rows] = len(pool) + np.array(self._joined_index(books[rows], after[rows], sets), dtype=chosen.dtype)
+                pool = pool + self._joined
+                narrowed[rows] = True
+        masked, stuck = self._masked(scores, states, chosen, pool, live, unbanned_marks, dead)
+        # a row its narrower set leaves no token goes on with any clause of its book's
+        retry = np.zeros_like(live)
+        retry[stuck] = narrowed[stuck]
+        if retry.any():
+            again, still = self._masked(scores, states, books, sets, retry, unbanned_marks, dead)
+            rescued = np.setdiff1d(np.flatnonzero(retry), still)
+            index = torch.from_numpy(rescued).to(scores.device)
+            masked[index] = again[index]
+            stuck = np.setdiff1d(stuck, rescued)
         states[stuck] = OFF
         self.free_clauses += len(stuck)
-        return scores
+        return masked
+
+    def _joined_index(self, books, after, sets) -> list[int]:
+        """For each row: the place in _joined of its set (books: index into sets) less the clauses
+        that may not follow its previous clause (after), made where no row has needed it yet."""
+        places = []
+        for book, clause in zip(books.tolist(), after.tolist()):
+            key = (book, int(self.trie.named_class[clause]))
+            if key not in self._joined_at:
+                self._joined_at[key] = len(self._joined)
+                self._joined.append(self.trie.after(sets[book], clause))
+            places.append(self._joined_at[key])
+        return places
 
     def _masked(self, scores, states, books, sets, live, unbanned_marks, dead=None):
         """(scores masked by each live row's set, the rows left no token), a row the repeat ban
