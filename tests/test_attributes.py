@@ -1129,6 +1129,16 @@ def test_a_stated_only_job_gives_no_stripe_direction_tucks_trims_or_shades_no_li
     assert unstated_found("灰色的衣身，百搭耐看。", cardigan) == []
 
 
+def test_a_stated_only_job_gives_no_panel_or_a_line_cut_no_listing_names():
+    # make demo gave a dark-green pleated skirt "裙身添加绿色插片设计" in eight jobs of eight and a plaid slip dress
+    # "裙身a版的设计" in four (2026.12-34)
+    pleated = {"类型": ["裙"], "颜色": ["墨绿色"], "风格": ["文艺"], "裙型": ["百褶"], "裙长": ["中长裙"]}
+    slip = {"类型": ["裙"], "图案": ["格子"], "风格": ["复古"], "裙款式": ["吊带"], "裙长": ["连衣裙"]}
+    assert unstated_found("裙身添加绿色插片设计，行走间飘逸动人。", pleated) == ["插片"]
+    assert unstated_found("裙身a版的设计，在视觉上拉长身材比例。", slip) == ["a版"]
+    assert unstated_found("裙身a版的设计。", {"类型": ["裙"], "裙型": ["a字"]}) == []  # an a-line skirt's own
+
+
 def test_a_stated_only_job_speaks_of_no_colour_the_product_states_nothing_of():
     # make demo gave 15 of the 88 rank-1 copies of products stating no colour one: "采用基础色系打底" for a
     # plaid slip dress, "清新淡雅的颜色" for linen shorts (2026.12-32)
