@@ -512,9 +512,12 @@ def test_a_clause_speaking_a_register_is_for_products_of_one_of_its_writers_styl
     facts = dict(zip(book.clauses, book.facts))
     assert set(facts["裤子整体透露出稳重内敛的设计感"]) == {frozenset({"风格#简约"}), frozenset({"风格#职场"})}
     assert facts["穿着舒适"] == ()  # no register: any product's
-    assert facts["优雅大方"] == ()  # its writers listed no style: any product's
+    # its writers listed no style: a product's that lists none (it went to make demo's sexy trousers, 2026-12-06)
+    assert facts["优雅大方"] == (frozenset({clausebook.UNSTYLED}),)
     sources = ["类型#裤*风格#职场", "类型#裤*风格#休闲", "类型#裤"]
     assert _writable_by(book, "裤子整体透露出稳重内敛的设计感", sources) == [True, False, False]
+    assert _writable_by(book, "优雅大方", sources) == [False, False, True]
+    assert _writable_by(book, "穿着舒适", sources) == [True, True, True]
     assert book.styled == 1
 
 

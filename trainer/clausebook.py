@@ -237,6 +237,10 @@ REGISTER_WORDS = ("甜美", "可爱", "少女", "俏皮", "减龄", "童趣", "�
                   "活力", "仙气", "很仙", "清新", "文艺", "复古", "休闲", "随性", "慵懒", "青春", "运动", "率性", "潇洒", "柔美",
                   "小女人", "优雅", "优雅气质", "女神", "洒脱", "学院", "通勤", "职场")
 _REGISTER = re.compile("|".join(REGISTER_WORDS + ("奢华", "高级感")))  # and luxury, which no value's copy avoids
+# A register clause whose writer listed no style is for products listing none: one writer's "裤子整体透露出稳重内敛的
+# 设计感" (亚麻 harem trousers of no listed style) went to make demo's sexy wide-leg trousers in 4 of the 160 rank-1
+# copies of eight seeded jobs and to its fresh linen shorts in 1 (2026-12-06, afternoon).
+UNSTYLED = f"{STYLE}#"
 Facts = tuple[frozenset[str], ...]  # a clause's writers' facts (key#value); () when any product may write it
 
 
@@ -442,9 +446,11 @@ def _with_parts(clause: str, facts: frozenset[str]) -> list[frozenset[str]]:
 
 def _in_register(clause: str, attributes: Mapping[str, Sequence[str]], ways: list[frozenset[str]]) -> list[frozenset[str]]:
     """The ways of meeting a clause's facts, each with one of its writer's styles where the clause speaks
-    a register (_REGISTER) and its writer listed a style."""
+    a register (_REGISTER), or with UNSTYLED where its writer listed none."""
+    if not _REGISTER.search(clause):
+        return ways
     styles = _styles_spoken(clause, attributes)
-    return [way | {f"{STYLE}#{style}"} for way in ways for style in styles] if styles else ways
+    return [way | {f"{STYLE}#{style}"} for way in ways for style in styles] if styles else [way | {UNSTYLED} for way in ways]
 
 
 def _styles_spoken(clause: str, attributes: Mapping[str, Sequence[str]]) -> Sequence[str]:
@@ -527,10 +533,12 @@ class _Values:
 def facts_met(source: str, facts: Sequence[str]) -> list[bool]:
     """For each fact (key#value): whether the product of this source names its value, in its
     attributes, title or description (copygen.attributes.names_value: a 米白色 names 白色, a 纯棉
-    shirt no 牛仔布)."""
-    said = _said(*source_attributes(source))
+    shirt no 牛仔布); UNSTYLED, whether it lists no style."""
+    attributes, rest = source_attributes(source)
+    said = _said(attributes, rest)
     vocab = load_vocab()
-    return [names_value(said, fact.partition("#")[2], vocab) for fact in facts]
+    return [not attributes.get(STYLE) if fact == UNSTYLED else names_value(said, fact.partition("#")[2], vocab)
+            for fact in facts]
 
 
 def _said(attributes: Mapping[str, Sequence[str]], rest: str) -> str:
