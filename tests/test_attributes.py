@@ -1129,7 +1129,7 @@ def test_a_stated_only_job_gives_no_stripe_direction_tucks_trims_or_shades_no_li
     assert unstated_found("灰色的衣身，百搭耐看。", cardigan) == []
 
 
-def test_a_stated_only_job_gives_no_panel_or_a_line_cut_no_listing_names():
+def test_a_stated_only_job_gives_no_panel_a_line_cut_shades_or_whiskering_no_listing_names():
     # make demo gave a dark-green pleated skirt "裙身添加绿色插片设计" in eight jobs of eight and a plaid slip dress
     # "裙身a版的设计" in four (2026.12-34)
     pleated = {"类型": ["裙"], "颜色": ["墨绿色"], "风格": ["文艺"], "裙型": ["百褶"], "裙长": ["中长裙"]}
@@ -1137,6 +1137,9 @@ def test_a_stated_only_job_gives_no_panel_or_a_line_cut_no_listing_names():
     assert unstated_found("裙身添加绿色插片设计，行走间飘逸动人。", pleated) == ["插片"]
     assert unstated_found("裙身a版的设计，在视觉上拉长身材比例。", slip) == ["a版"]
     assert unstated_found("裙身a版的设计。", {"类型": ["裙"], "裙型": ["a字"]}) == []  # an a-line skirt's own
+    # ... nor light-blue jeans two shades, nor wide-leg trousers whiskering
+    jeans = {"类型": ["裤"], "颜色": ["浅蓝色"], "材质": ["牛仔布"], "裤型": ["直筒裤"], "裤长": ["九分裤"]}
+    assert unstated_found("加上深浅蓝色的配色，裤身的猫须设计。", jeans) == ["深浅", "猫须"]
 
 
 def test_a_stated_only_job_speaks_of_no_colour_the_product_states_nothing_of():
