@@ -185,6 +185,8 @@ def test_ungrammatical_shapes_are_found_and_flagged(lexicon, text, found):
     ("采用了小脚裤的设计版型，给你带来更加柔软舒适的穿着体验。", ["小脚→柔软"]),
     ("罗纹裤脚小脚裤，保暖时尚。", []),  # ribbed cuffs keep one warm
     ("小脚的设计，棉质面料柔软舒适。", []),  # the fabric is soft
+    ("裤身的破洞元素，带来舒适的穿着体验。", ["破洞→舒适"]),  # nor is a hole comfortable
+    ("破洞的设计，弹力面料穿着舒适。", []),  # the stretch fabric is
 ])
 def test_a_part_that_flatters_a_part_of_the_body_it_does_not_reach_is_misplaced(lexicon, text, found):
     assert grammar.misplaced(text) == found
