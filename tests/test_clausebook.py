@@ -79,7 +79,8 @@ def test_a_word_few_copies_use_keeps_its_clause_only_where_it_names_a_listed_val
                                           ("类型#上衣", "收紧显纤腰，简约大方。")]
                                          + [("类型#上衣", "可爱的设计，简约大方。")] * clausebook.WORD_COPIES)
     assert "收紧显纤腰" not in book.clauses
-    assert book.facts[book.clauses.index("可爱的小熊")] == (frozenset({"图案#小熊"}),)
+    # (可爱 speaks a register its writer listed no style for: UNSTYLED)
+    assert book.facts[book.clauses.index("可爱的小熊")] == (frozenset({"图案#小熊", clausebook.UNSTYLED}),)
 
 
 def test_a_clause_naming_another_types_garment_is_kept_only_where_it_wears_the_two_together():
@@ -292,6 +293,13 @@ def test_an_effect_follows_only_a_clause_naming_a_key_its_writers_previous_claus
     masked = book.mask(torch.zeros(4, 100), states, np.zeros(4, dtype=np.int64), np.ones(4, dtype=bool), after=after)
     allowed = [torch.isfinite(row).nonzero().ravel().tolist() for row in masked]
     assert allowed == [[1, 3, 5, 7, 9], [1, 3, 5, 9], [1, 3, 5, 7, 9], [1, 3, 5, 7, 9]]
+    # an effect that another clause goes on from is left unended, not unentered
+    trie = _KnownClauses([[3, 4], [7, 8], [7, 8, 10]], [comma], 99, facts=[(frozenset({"衣袖型#喇叭袖"}),), (), ()],
+                         subjects=[frozenset(), frozenset({"裤长"}), frozenset()])
+    at = np.array([trie.start([7, 8])])
+    masked = _Book(trie, [trie.allowed([])]).mask(torch.zeros(1, 100), at, np.zeros(1, dtype=np.int64),
+                                                   np.ones(1, dtype=bool), after=np.array([0]))
+    assert torch.isfinite(masked[0]).nonzero().ravel().tolist() == [10]
     # in mid-clause too: a row after the sleeve that other rules (the repeat ban) leave only the effect goes on
     # with it rather than writing freely
     scores = torch.zeros(1, 100)
@@ -410,10 +418,11 @@ def test_a_clause_the_stutter_ban_would_stop_in_is_no_clause_of_the_trie(engine)
 
 def test_a_row_goes_on_with_the_sentence_its_last_clauses_writer_wrote(engine, monkeypatch):
     forced = forced_toward(engine, "活")  # writes 活 wherever it may: 活力满满, the hoodie's clause
-    request = Request("类型#上衣*颜色#白色*材质#棉*风格#简约", variants=3, opening="这款白色上衣采用纯棉面料，")
+    # (活力 speaks a register its writer listed no style for: the product lists none either)
+    request = Request("类型#上衣*颜色#白色*材质#棉", variants=3, opening="这款白色上衣采用纯棉面料，")
     sample = {"seed": 3, "max_new_tokens": 5, "known_clauses": True}
     monkeypatch.setattr(known, "FOLLOW_BONUS", 0.0)
-    assert forced.generate([request], **sample) == [["这款白色上衣采用纯棉面料，活力满满，"] * 3]
+    assert [wordpairs.clauses(t)[1] for t in forced.generate([request], **sample)[0]] == ["活力满满"] * 3
     monkeypatch.setattr(known, "FOLLOW_BONUS", 100.0)  # stronger than the forcing: its writer's 柔软亲肤 follows
     assert forced.generate([request], **sample) == [["这款白色上衣采用纯棉面料，柔软亲肤，"] * 3]
 
@@ -531,8 +540,9 @@ def test_a_clause_naming_a_value_its_writer_did_not_list_is_only_for_products_th
     assert facts["采用中长的版型设计"] == (frozenset({"衣长#中长款"}),)
     assert clausebook.facts_met(coat, ["衣长#中长款"]) == [True]
     assert clausebook.facts_met(dress, ["衣长#中长款"]) == [False]
-    # 下半身 is no 半身裙, 进一步 no 一步裙: these stay any product's
-    assert facts["拉长下半身比例"] == () and facts["进一步展现优雅"] == ()
+    # 下半身 is no 半身裙, 进一步 no 一步裙: these stay any product's (优雅 speaks a register its writer listed
+    # no style for: a product's listing none)
+    assert facts["拉长下半身比例"] == () and facts["进一步展现优雅"] == (frozenset({clausebook.UNSTYLED}),)
 
 
 def test_a_clause_ending_on_a_word_people_rarely_end_a_sentence_on_is_marked_continuing(tmp_path):

@@ -189,6 +189,7 @@ class _KnownClauses:
         self.subjects = subjects or [frozenset()] * len(sequences)
         self.has_subjects = np.array([bool(keys) for keys in self.subjects], dtype=bool)
         self._fits: dict[int, object] = {}  # fits()'s arrays, one per class asked for
+        self._ends_fit: dict[int, object] = {}  # _ends_fitting()'s, likewise
         self.end_node = self.path_nodes[np.maximum(self.path_ends - 1, 0)]  # where each clause ends
         self.path_clause = np.repeat(np.arange(len(sequences)), lengths)  # the clause of each of path_nodes
 
@@ -267,9 +268,12 @@ class _KnownClauses:
 
     def after(self, allowed: tuple, clause: int) -> tuple:
         """allowed (a triple of allowed()) less the clauses with subjects that may not follow this
-        clause: none of their subjects is a key it names (NOTHING where it names none)."""
+        clause: none of their subjects is a key it names (NOTHING where it names none). Only its
+        nodes are new: the triple's end_ok and stop_ok are kept, with the nodes where a clause that
+        fits ends (one array per class of what the clause names, shared by every set)."""
+        named = int(self.named_class[clause])
         end_ok = allowed[1]  # where an allowed clause ends: one node per clause
-        return self._allowed_of(end_ok[self.end_node] & self.fits(int(self.named_class[clause])))
+        return self._nodes_of(end_ok[self.end_node] & self.fits(named)), end_ok, allowed[2], self._ends_fitting(named)
 
     def fits(self, named: int):
         """Per clause: whether it may follow a clause naming these keys (a class of named_class)."""
@@ -280,13 +284,30 @@ class _KnownClauses:
             self._fits[named] = ~self.has_subjects | np.array([bool(s & keys) for s in self.subjects], dtype=bool)
         return self._fits[named]
 
-    def _allowed_of(self, ok) -> tuple:
-        """(node_ok, end_ok, stop_ok) of the clauses where ok holds (allowed())."""
+    def _ends_fitting(self, named: int):
+        """Per node: False where a clause that may not follow a clause naming these keys ends."""
+        import numpy as np  # lazy: nothing heavy at import
+
+        if named not in self._ends_fit:
+            fitting = np.ones(self.size, dtype=bool)
+            fitting[self.end_node[~self.fits(named) & (self.path_ends > self.path_starts)]] = False
+            self._ends_fit[named] = fitting
+        return self._ends_fit[named]
+
+    def _nodes_of(self, ok):
+        """The nodes on the path of some clause where ok holds, and the root."""
         import numpy as np  # lazy: nothing heavy at import
 
         node_ok = np.zeros(self.size, dtype=bool)
         node_ok[ROOT] = True
         node_ok[self.path_nodes[ok[self.path_clause]]] = True
+        return node_ok
+
+    def _allowed_of(self, ok) -> tuple:
+        """(node_ok, end_ok, stop_ok) of the clauses where ok holds (allowed())."""
+        import numpy as np  # lazy: nothing heavy at import
+
+        node_ok = self._nodes_of(ok)
         has_path = self.path_ends > self.path_starts
         end_ok = np.zeros(self.size, dtype=bool)
         end_ok[self.end_node[ok & has_path]] = True
@@ -360,7 +381,8 @@ class _KnownClauses:
     def mask(self, scores, states, books, allowed: list, live, dead=None):
         """scores with -inf on every token the live rows' books do not continue, except in rows
         it would leave no token at all (returned: those rows, to write freely until their next
-        mark). books[slot] indexes allowed: (node_ok, end_ok, stop_ok) of the slot's row; dead[slot],
+        mark). books[slot] indexes allowed: (node_ok, end_ok, stop_ok) of the slot's row, and for a set
+        of after() the nodes where a clause that fits ends; dead[slot],
         the nodes the row does not enter (-1 where none)."""
         import numpy as np  # lazy: nothing heavy at import
         import torch
@@ -371,11 +393,11 @@ class _KnownClauses:
         at, cols = [], []
         for i, slot in enumerate(rows):
             node = max(int(states[slot]), ROOT)  # PAUSED: the root
-            node_ok, end_ok, stop_ok = allowed[books[slot]]
+            node_ok, end_ok, stop_ok, *fits = allowed[books[slot]]  # a set of after() holds the clauses' fits too
             kids = self.kids[self.first[node]:self.first[node + 1]]
             ok = node_ok[kids] if dead is None or dead[slot].max() < 0 else node_ok[kids] & ~np.isin(kids, dead[slot])
             tokens = self.kid_tokens[self.first[node]:self.first[node + 1]][ok]
-            if end_ok[node]:
+            if end_ok[node] and (not fits or fits[0][node]):
                 tokens = np.concatenate([tokens, self.pauses, self.stops if stop_ok[node] else self.stops[:0]])
             if states[slot] == ROOT:  # after a mark that ends a sentence, or before any
                 tokens = np.append(tokens, self.eos_id)
