@@ -106,12 +106,14 @@ def test_a_clause_that_leans_on_its_writers_other_clauses_is_left_out():
                    "面料的选择上", "在简约的卫衣上", "这款牛仔裤在传统的猫须磨白的基础上",  # a frame for the next clause
                    "带来了一种裙子的既视感",  # a look of another garment
                    "衬衫的干练", "而且还有些可爱的气息在",  # a quality made a noun, a clause left at 在
-                   "这款牛仔裤装并不是直筒型的设计", "棉麻的质感不是透气"):  # what the writer's product is not
+                   "这款牛仔裤装并不是直筒型的设计", "棉麻的质感不是透气",  # what the writer's product is not
+                   "搭配上裙摆", "这么强的设计感"):  # a part joined on bare, a degree pointing back (make demo, 2026-12-06)
         assert clausebook.leans_on_context(clause)
     for clause in ("穿在身上", "这款衬衫", "在视觉上拉伸身材比例", "穿着舒适的同时",  # a verb; the product itself
                    "裤脚的设计", "独特的气质",  # a part not called special, nor special of a part
                    "精美刺绣花朵绽放在黑色面料上", "将抹胸融入到连体裤设计中",  # a place something is put
-                   "经典与品质同在", "活动自在", "衬衫的干练气质"):
+                   "经典与品质同在", "活动自在", "衬衫的干练气质",
+                   "加上飘逸裙摆", "让牛仔裙不那么单调", "就是这么迷人"):  # a part with what it is; 那么 as a degree
         assert not clausebook.leans_on_context(clause)
 
 
