@@ -95,11 +95,11 @@ from trainer.wordpairs import ended_clauses, words
 FILE = "clauses.txt"
 CONTINUES = "continues"  # the fourth column of a clause a sentence never ends on (books before 2026-12-05, night, have none)
 STARTS = "starts"  # the sixth column of a clause a writer began a sentence with (books before 2026-12-05, evening, have none)
+# the fifth column: the line numbers (from 0) of the clause's followers, joined by commas (books
+# before 2026-12-05, afternoon, have no fifth column)
 # the seventh column: an effect clause's subjects, joined by commas (books before 2026-12-06, afternoon, have none);
 # NOTHING stands for a previous clause that named no value
 NOTHING = "-"
-# the fifth column: the line numbers (from 0) of the clause's followers, joined by commas (books
-# before 2026-12-05, afternoon, have no fifth column)
 LATIN_COPIES = 20  # a Latin word fewer copies use than this is read as a brand name
 # a word fewer copies use than this names what a few products alone have: at 5 (until 2026-12-05,
 # evening) make demo's copy kept 纤腰 (5 copies), 宽边 (14), 圆弧 (10); read blind at 20, with the
