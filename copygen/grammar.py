@@ -197,19 +197,21 @@ _PARTS = (("领口", "颈"), ("领型", "颈"), ("领", "颈"), ("袖口", "臂"
 # references is flagged with it (10 against 9). A collar, a sleeve or a hood does not shape the figure,
 # nor 身材 alone (2026-12-06: "精致的小翻领，修饰颈部曲线，勾勒出纤细窈窕的身材" opened a shirt's make demo copy; 4
 # more of the 5,000 references are flagged, 3 of the 160 rank-1 copies of eight jobs).
-_BODY = {"脖颈": "颈", "颈": "颈", "锁骨": "颈", "手臂": "臂", "臂": "臂", "大长腿": "腿", "双腿": "腿", "大腿": "腿",
+_BODY = {"身体轮廓": "身", "身高": "身", "高挑": "身", "脖颈": "颈", "颈": "颈", "锁骨": "颈", "手臂": "臂", "臂": "臂", "大长腿": "腿", "双腿": "腿", "大腿": "腿",
          "腿": "腿", "脚踝": "腿", "小蛮腰": "腰", "腰身": "腰", "腰肢": "腰", "腰线": "腰", "腰": "腰",
          "身材比例": "身", "身高比例": "身", "身材曲线": "身", "身形": "身", "身段": "身", "身材": "身"}
 _FAR = {"颈": {"臂", "腿", "腰", "身"}, "臂": {"颈", "腿", "腰", "身"}, "下身": {"颈", "臂"}, "腿": {"颈", "臂", "腰"},
         "肩": {"腿", "腰"}, "腰": {"颈", "臂", "腿"}, "饰": {"颈", "臂", "腿", "腰"}, "洞": {"颈", "臂", "腰", "身"},
         "料": {"颈", "臂", "腿"}, "长": {"颈", "臂"}}
+# The figure's outline and height are the whole figure too (2026-12-06, afternoon: "喇叭袖口的设计，…，还能够轻松修饰
+# 身体轮廓更添高挑大气" went to make demo's chiffon top; no more of the 5,000 references are flagged).
 # The effect's verb, then up to 4 characters to the body it names, or up to 8 to the legs ("短袖的款式，…，还能够
 # 凸显出女性的十足大长腿" in make demo's rank-1 copy of a floral dress, twice on 2026-12-06; "吊带的设计，…，还能够
 # 凸显出女性的十足大长腿"): no more of the 5,000 references are flagged with the legs so far off (18).
 _EFFECT = re.compile(r"(?:修饰|拉长|勾勒|凸显|展现|露出|衬托|显露|突出|彰显|纤细|遮住|遮盖|遮挡|拉伸|提升|打造|显)"
                      r"(?:" + _IN + r"{0,4}?|" + _IN + r"{5,8}?(?=大长腿|双腿|大腿|腿|脚踝))"
                      r"(脖颈|颈|锁骨|手臂|臂|大长腿|双腿|大腿|腿|脚踝|小蛮腰|腰身|腰肢|腰线|腰|身材比例|身高比例"
-                     r"|身材曲线|身材|身形|身段)")
+                     r"|身材曲线|身材|身形|身段|身体轮廓|身高|高挑)")
 _PART_AT = 8
 _SHORT_CLAUSE = 10  # "领口的设计，" names the part alone; its effect is the next clause
 # ...and the clauses after that one which begin with a verb or an adverb, having no subject of their

@@ -181,6 +181,7 @@ def test_ungrammatical_shapes_are_found_and_flagged(lexicon, text, found):
     ("垂坠感的面料，修饰身材。", []),  # a fabric may drape over the figure
     ("中长款的版型，能够很好的修饰颈部曲线。", ["中长款→颈"]),
     ("吊带的设计，不仅起到了装饰的作用，而且更显腿长。", ["吊带→腿"]),  # 显 is a verb of effect too
+    ("喇叭袖口的设计，不仅可以衬托出纤细手腕，还能够轻松修饰身体轮廓更添高挑大气。", ["袖口→身体轮廓"]),  # the figure's outline
     # ... nor feel soft or breathe (make demo's 小脚 jeans, 2026-12-06)
     ("采用了小脚裤的设计版型，给你带来更加柔软舒适的穿着体验。", ["小脚→柔软"]),
     ("罗纹裤脚小脚裤，保暖时尚。", []),  # ribbed cuffs keep one warm
