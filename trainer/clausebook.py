@@ -459,8 +459,8 @@ def _in_register(clause: str, attributes: Mapping[str, Sequence[str]], ways: lis
     a register (_REGISTER), or with UNSTYLED where its writer listed none."""
     if not _REGISTER.search(clause):
         return ways
-    styles = _styles_spoken(clause, attributes)
-    return [way | {f"{STYLE}#{style}"} for way in ways for style in styles] if styles else [way | {UNSTYLED} for way in ways]
+    styles = [f"{STYLE}#{style}" for style in attributes.get(STYLE, [])] or [UNSTYLED]
+    return [way | {style} for way in ways for style in styles]
 
 
 def _styles_spoken(clause: str, attributes: Mapping[str, Sequence[str]]) -> Sequence[str]:
@@ -480,8 +480,14 @@ def _subjects(book: ClauseBook, copies: Sequence[list[tuple[str, bool]]],
         for (before, ended), (clause, _) in itertools.pairwise(parts):
             if not ended and clause in effects:
                 named = said_facts(before, attributes) | values.unlisted(before, attributes, rest)
-                found.setdefault(clause, set()).update({f.partition("#")[0] for f in named} or {NOTHING})
+                found.setdefault(clause, set()).update(keys_named(named))
     return [frozenset(found.get(c, ())) for c in book.clauses]
+
+
+def keys_named(facts: Iterable[str]) -> frozenset[str]:
+    """The keys of these facts (key#value), or NOTHING for none: what a clause saying them is the subject
+    of an effect as, both where the book keeps an effect's subjects and where decoding reads a row's."""
+    return frozenset(fact.partition("#")[0] for fact in facts) or frozenset({NOTHING})
 
 
 def said_facts(clause: str, attributes: Mapping[str, Sequence[str]]) -> frozenset[str]:

@@ -52,7 +52,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from trainer.clausebook import NOTHING
+from trainer.clausebook import keys_named
 from trainer.generation.sampling import NAMED_ONCE, _stutters
 
 ROOT, OFF, PAUSED = 0, -1, -2  # PAUSED: at the root after a ，or ；, where the copy may not end
@@ -181,8 +181,7 @@ class _KnownClauses:
         self.free = np.array([not alternatives for alternatives in facts], dtype=bool)
         # What each clause names, as the keys of its facts (NOTHING for none), numbered: a row's previous
         # clause's keys are what a clause with subjects must follow (after()).
-        named = [frozenset(f.partition("#")[0] for s in alternatives for f in s) or frozenset({NOTHING})
-                 for alternatives in facts]
+        named = [keys_named(f for s in alternatives for f in s) for alternatives in facts]
         self._named_keys = list(dict.fromkeys(named))
         number = {keys: i for i, keys in enumerate(self._named_keys)}
         self.named_class = np.array([number[keys] for keys in named], dtype=np.int64)
@@ -190,7 +189,8 @@ class _KnownClauses:
         self.has_subjects = np.array([bool(keys) for keys in self.subjects], dtype=bool)
         self._fits: dict[int, object] = {}  # fits()'s arrays, one per class asked for
         self._ends_fit: dict[int, object] = {}  # _ends_fitting()'s, likewise
-        self.end_node = self.path_nodes[np.maximum(self.path_ends - 1, 0)]  # where each clause ends
+        self.has_path = lengths > 0
+        self.end_node = self.path_nodes[np.maximum(self.path_ends - 1, 0)]  # where each clause ends (with a path)
         self.path_clause = np.repeat(np.arange(len(sequences)), lengths)  # the clause of each of path_nodes
 
     def texts(self) -> list[str]:
@@ -290,7 +290,7 @@ class _KnownClauses:
 
         if named not in self._ends_fit:
             fitting = np.ones(self.size, dtype=bool)
-            fitting[self.end_node[~self.fits(named) & (self.path_ends > self.path_starts)]] = False
+            fitting[self.end_node[~self.fits(named) & self.has_path]] = False
             self._ends_fit[named] = fitting
         return self._ends_fit[named]
 
@@ -308,11 +308,10 @@ class _KnownClauses:
         import numpy as np  # lazy: nothing heavy at import
 
         node_ok = self._nodes_of(ok)
-        has_path = self.path_ends > self.path_starts
         end_ok = np.zeros(self.size, dtype=bool)
-        end_ok[self.end_node[ok & has_path]] = True
+        end_ok[self.end_node[ok & self.has_path]] = True
         stop_ok = np.zeros(self.size, dtype=bool)
-        stop_ok[self.end_node[ok & has_path & self.ends]] = True
+        stop_ok[self.end_node[ok & self.has_path & self.ends]] = True
         return node_ok, end_ok, stop_ok
 
     # -- the decode loop -----------------------------------------------------------------------
