@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # The demo job samples cooler and keeps the best of 8 candidates per variant (the demo model's copy reads
 # better so), names no colour, fibre, print or feature a product does not state, and draws a clause again
 # while the model finds it less likely than e^-1.5 per token or it joins two words the training copy
-# never joins, and writes only clauses of its training copy (README, "Writing only clauses people wrote").
+# never joins, and writes only clauses of its training copy (README, "The demo model"; docs/demo-model.md).
 DEMO_JOB := --variants 3 --temperature 0.7 --oversample 8 --stated-only --clause-floor -1.5 --word-pairs --known-clauses
 # The full AdvertiseGen slice when the shared data sits next to the checkout, else the committed sample.
 DATA       ?= $(firstword $(wildcard ../shared/data/advertisegen/train_first5000.json) samples/advertisegen_sample.jsonl)

@@ -103,7 +103,7 @@ NOTHING = "-"
 LATIN_COPIES = 20  # a Latin word fewer copies use than this is read as a brand name
 # a word fewer copies use than this names what a few products alone have: at 5 (until 2026-12-05,
 # evening) make demo's copy kept 纤腰 (5 copies), 宽边 (14), 圆弧 (10); read blind at 20, with the
-# evening's other changes, its garbled clauses fell from 26 to 15 and its wrong facts from 30 to 17 (README)
+# evening's other changes, its garbled clauses fell from 26 to 15 and its wrong facts from 30 to 17 (docs/demo-model.md)
 WORD_COPIES = 20
 MIN_CHARS = 2  # shorter clauses (a lone 的) say nothing
 MAX_CHARS = 40  # longer ones are run-ons that read as two clauses without a mark

@@ -221,7 +221,8 @@ class _Clauses:
     whole copies chosen from candidates rarely have every clause clean, clauses drawn one by one can.
     The floor keeps a clause that names one of the product's values for the first time (a wanted
     group written, nudging.py) as drawn: value words are ones the model finds unlikely, and drawing
-    such clauses again cost the demo model 5 points of attribute coverage (the README, "The demo model").
+    such clauses again cost the demo model 3 to 7 points of attribute coverage (docs/demo-model.md,
+    "Drawing a garbled clause again").
 
     With `pairs` (the checkpoint's trainer.wordpairs.WordPairs) and `decode` (token ids -> text),
     a clause is also drawn again when two of its neighbouring words never meet in the training

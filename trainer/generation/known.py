@@ -57,7 +57,7 @@ from trainer.generation.sampling import NAMED_ONCE, _stutters
 
 ROOT, OFF, PAUSED = 0, -1, -2  # PAUSED: at the root after a ，or ；, where the copy may not end
 # Logits on the next token of a clause that followed the row's last one in its writer's sentence.
-# Chosen on make demo's copy (2026-12-05, afternoon; README): at 4 its 60 rank-1 copies read blind had
+# Chosen on make demo's copy (2026-12-05, afternoon; docs/demo-model.md): at 4 its 60 rank-1 copies read blind had
 # 43 incoherent joins against 50 and 33 wrong facts against 20 (a writer's next clause carries what
 # its product had); at 2, 38 against 47 and 28 against 23, preferred 37 to 21. Against the morning's
 # code: at 2, 39 against 56 and 24 against 14, preferred 37 to 22; at 1, 34 against 49 and 19 against
@@ -68,7 +68,7 @@ FOLLOW_BONUS = 2.0
 # book lets the row write it, mid-clause, so a value no common clause begins with went unsaid: make
 # demo's grey and off-white cardigan named its colour in 4 of 192 candidates, and said 宽松 3.8 times
 # in each (2026-12-05, late night). Chosen on the first 100 validation products (make demo's settings,
-# seed 0; README): R-L 24.74 with none, 25.02 at 1.5, 24.17 at 3 (coverage 81.6%, 93.8%, 96.4%): past
+# seed 0; docs/demo-model.md): R-L 24.74 with none, 25.02 at 1.5, 24.17 at 3 (coverage 81.6%, 93.8%, 96.4%): past
 # 1.5 the copy crams values in.
 LEAD_BONUS = 1.5
 SENTENCE_MARKS = "。！？；"  # the clause marks never written after a continuing clause

@@ -30,7 +30,7 @@ ONCE = (1 << MAX_GROUPS) - 1  # the bits of the groups written at least once
 # times in the loose cardigan's "宽松的版型…宽松的廓形…宽松版型…宽松的衣身设计"), the references in 6.1% of 5,000;
 # readers count each a repeat. At 3.0, 1 of 160, read blind as better 26 : 20 and 30 : 15 (repeats 112 → 89 and
 # 109 → 91), validation R-L 24.83 → 24.72, BLEU-4 7.45 → 7.30; at 1.5, 2 of 160, better 28 : 14 and 27 : 15
-# (repeats 102 → 89 and 91 → 78, broken phrases 34 → 28 and 31 → 24), validation level (24.83, 7.44; README).
+# (repeats 102 → 89 and 91 → 78, broken phrases 34 → 28 and 31 → 24), validation level (24.83, 7.44; docs/demo-model.md).
 AGAIN_PENALTY = 1.5
 
 
