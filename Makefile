@@ -8,7 +8,9 @@ BIN    := $(VENV)/bin
 # better so), names no colour, fibre, print or feature a product does not state, and draws a clause again
 # while the model finds it less likely than e^-1.5 per token or it joins two words the training copy
 # never joins, and writes only clauses of its training copy (README, "The demo model"; docs/demo-model.md).
-DEMO_JOB := --variants 3 --temperature 0.7 --oversample 8 --stated-only --clause-floor -1.5 --word-pairs --known-clauses
+# It asks for short copy (about 50 characters, the model's shortest length bucket): read blind, two readers
+# found 35 and 36 of 60 short rank-1 copies publishable as they stand against 3 and 4 of 60 medium ones.
+DEMO_JOB := --variants 3 --length short --temperature 0.7 --oversample 8 --stated-only --clause-floor -1.5 --word-pairs --known-clauses
 # The full AdvertiseGen slice when the shared data sits next to the checkout, else the committed sample.
 DATA       ?= $(firstword $(wildcard ../shared/data/advertisegen/train_first5000.json) samples/advertisegen_sample.jsonl)
 CHECKPOINT ?= models/demo

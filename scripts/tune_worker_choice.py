@@ -1,6 +1,6 @@
 """Choose the worker's decoding knobs on a checkpoint's validation split: the nudge toward a
-product's own values (COPYGEN_NUDGE_START / COPYGEN_NUDGE_FOLLOW), the oversampling factor and the
-sampling temperature.
+product's own values (COPYGEN_NUDGE_START / COPYGEN_NUDGE_FOLLOW), the oversampling factor, the
+sampling temperature and the rest of a job's decoding settings (--length short as make demo's job).
 
 Each setting runs the worker's own choice (worker.pipeline.worker_choice: candidates, per-product
 blocking and nudging, filters, score) on the same validation rows `copygen eval` scores, and prints
@@ -89,6 +89,8 @@ def main() -> None:
     parser.add_argument("--known-clauses", nargs="+", default=["off"], choices=["off", "on"],
                         help="write only clauses of the training copy (trainer.clausebook)")
     parser.add_argument("--stated-only", action="store_true", help="choose as a job with stated_only does")
+    parser.add_argument("--length", nargs="+", default=["medium"], choices=prompt.LENGTHS,
+                        help="the job's length setting (short, medium, long)")
     parser.add_argument("--ngram-share", nargs="+", default=["saved"],
                         help="the network's share of the n-gram mixture: saved (the manifest's), off, or 0-1")
     parser.add_argument("--judge", type=Path, default=None, help="a checkpoint whose network reads the rank-1 copy")
@@ -104,13 +106,13 @@ def main() -> None:
     attributes = [attributes_of(p.source) for p in rows]
     print(f"{len(rows)} rows, {split}, {manifest['name']}")
     print(f"{'share':>5} {'nudge':>9} {'over':>4} {'temp':>4} {'R-L':>6} {'BLEU-4':>6} {'cov%':>6} {'contra%':>7} "
-          f"{'pass%':>6} {'dist-4%':>7} {'unst%':>6} {'other%':>6} {'len':>5} {'judge':>6} {'s':>5} {'floor':>5} {'pairs':>5} {'splice%':>7} {'unfin%':>6} {'ungr%':>5} {'misp%':>5} {'known':>5} {'rep/100':>7}")
+          f"{'pass%':>6} {'dist-4%':>7} {'unst%':>6} {'other%':>6} {'len':>5} {'judge':>6} {'s':>5} {'floor':>5} {'pairs':>5} {'splice%':>7} {'unfin%':>6} {'ungr%':>5} {'misp%':>5} {'known':>5} {'rep/100':>7} {'length':>6}")
     out = args.out.open("w", encoding="utf-8") if args.out else None
-    settings = [(share, oversample, nudge, temperature, floor, pairs, known) for share in args.ngram_share
+    settings = [(share, oversample, nudge, temperature, floor, pairs, known, length) for share in args.ngram_share
                 for oversample in args.oversample for nudge in map(nudge_pair, args.nudge)
                 for temperature in args.temperature for floor in args.clause_floor for pairs in args.word_pairs
-                for known in args.known_clauses]
-    for share, oversample, nudge, temperature, floor, pairs, known in settings:
+                for known in args.known_clauses for length in args.length]
+    for share, oversample, nudge, temperature, floor, pairs, known, length in settings:
         generator = Generator.load(args.checkpoint, device="auto", batch_size=96, use_ngram=share != "off",
                                    ngram_share=None if share in ("saved", "off") else float(share))
         started = time.monotonic()
@@ -118,7 +120,7 @@ def main() -> None:
                                oversample=oversample, nudge=nudge, temperature=temperature,
                                stated_only=args.stated_only, lexicon=lexicon,
                                clause_floor=None if floor == "off" else float(floor), word_pairs=pairs == "on",
-                               known_clauses=known == "on")
+                               known_clauses=known == "on", length=length)
         seconds = time.monotonic() - started
         texts = [t for t, _ in chosen]
         scores = {**metrics.corpus_scores(texts, references, progress=False),
@@ -140,11 +142,11 @@ def main() -> None:
         print(f"{share:>5} {nudge_text:>9} {oversample:>4} {temperature:>4g} {scores['rouge-l']:>6.2f} "
               f"{scores['bleu-4']:>6.2f} {scores['coverage'] * 100:>6.1f} {scores['contradiction_rate'] * 100:>7.1f} "
               f"{passing * 100:>6.1f} {scores['distinct_4'] * 100:>7.1f} {unstated * 100:>6.1f} {other * 100:>6.1f} "
-              f"{scores['mean_length']:>5.0f} {judged:>6.2f} {seconds:>5.0f} {floor:>5} {pairs:>5} {spliced * 100:>7.1f} {left_unfinished * 100:>6.1f} {ungrammatical * 100:>5.1f} {misplaced * 100:>5.1f} {known:>5} {repeats:>7.2f}", flush=True)
+              f"{scores['mean_length']:>5.0f} {judged:>6.2f} {seconds:>5.0f} {floor:>5} {pairs:>5} {spliced * 100:>7.1f} {left_unfinished * 100:>6.1f} {ungrammatical * 100:>5.1f} {misplaced * 100:>5.1f} {known:>5} {repeats:>7.2f} {length:>6}", flush=True)
         if out:
             for pair, (text, passed) in zip(rows, chosen):
                 out.write(json.dumps({"ngram_share": share, "nudge": nudge, "oversample": oversample,
-                                      "temperature": temperature, "clause_floor": floor, "word_pairs": pairs, "known_clauses": known, "content": pair.source,
+                                      "temperature": temperature, "clause_floor": floor, "word_pairs": pairs, "known_clauses": known, "length": length, "content": pair.source,
                                       "choice": text, "passed": passed}, ensure_ascii=False) + "\n")
     if out:
         out.close()

@@ -41,7 +41,14 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from copygen.attributes import excluded_words, wanted_phrases
-from copygen.catalogue import DEFAULT_TEMPERATURE, DEFAULT_VARIANTS, JobSettings, Product, parse_attributes
+from copygen.catalogue import (
+    DEFAULT_LENGTH,
+    DEFAULT_TEMPERATURE,
+    DEFAULT_VARIANTS,
+    JobSettings,
+    Product,
+    parse_attributes,
+)
 from copygen.compliance import Lexicon, banned_phrases_for_decoding, load_lexicon
 from copygen.settings import Settings
 from db.chunks import claim_chunk, mark_chunk_done, record_chunk_error
@@ -183,9 +190,9 @@ def worker_choice(generator: Generator, rows: Sequence[tuple[str, str]], seed: i
                                                 Settings.model_fields["nudge_follow"].default),
                   temperature: float = DEFAULT_TEMPERATURE, stated_only: bool = False,
                   clause_floor: float | None = None, word_pairs: bool = False, known_clauses: bool = False,
-                  lexicon: Lexicon | None = None) -> list[tuple[str, bool]]:
+                  length: str = DEFAULT_LENGTH, lexicon: Lexicon | None = None) -> list[tuple[str, bool]]:
     """(rank-1 text, passed) for each (source, style) row, chosen exactly as a default job chooses
-    (or one sampling at `temperature`, or one with stated_only).
+    (or one sampling at `temperature`, one with stated_only, one asking for short copy...).
 
     For `copygen eval`: a source that parses as attributes becomes a product with those
     attributes (the worker's prompt is made from them), any other source a product with that
@@ -196,8 +203,8 @@ def worker_choice(generator: Generator, rows: Sequence[tuple[str, str]], seed: i
     chosen: list[tuple[str, bool]] = [("", False)] * len(rows)
     for style in dict.fromkeys(style for _, style in rows):
         picked = [i for i, (_, s) in enumerate(rows) if s == style]
-        job = JobSettings(DEFAULT_VARIANTS, style=style, temperature=temperature, stated_only=stated_only,
-                          clause_floor=clause_floor, word_pairs=word_pairs, known_clauses=known_clauses)
+        job = JobSettings(DEFAULT_VARIANTS, length=length, style=style, temperature=temperature,
+                          stated_only=stated_only, clause_floor=clause_floor, word_pairs=word_pairs, known_clauses=known_clauses)
         drafts = draft_variants(generator, [products[i] for i in picked], job,
                                 lexicon, seed=derive_seed(seed, style), rounds=rounds, oversample=oversample,
                                 nudge=nudge)
