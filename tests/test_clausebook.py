@@ -107,7 +107,8 @@ def test_a_clause_that_leans_on_its_writers_other_clauses_is_left_out():
                    "带来了一种裙子的既视感",  # a look of another garment
                    "衬衫的干练", "而且还有些可爱的气息在",  # a quality made a noun, a clause left at 在
                    "这款牛仔裤装并不是直筒型的设计", "棉麻的质感不是透气",  # what the writer's product is not
-                   "搭配上裙摆", "这么强的设计感"):  # a part joined on bare, a degree pointing back (make demo, 2026-12-06)
+                   "搭配上裙摆", "这么强的设计感",  # a part joined on bare, a degree pointing back (make demo, 2026-12-06)
+                   "不仅因为它可俏皮可通勤", "也因为它能很好地修饰腿型", "因为雪纺材质的运用"):  # its writer's reasons
         assert clausebook.leans_on_context(clause)
     for clause in ("穿在身上", "这款衬衫", "在视觉上拉伸身材比例", "穿着舒适的同时",  # a verb; the product itself
                    "裤脚的设计", "独特的气质",  # a part not called special, nor special of a part

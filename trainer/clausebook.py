@@ -189,6 +189,10 @@ _NOT = re.compile("不是|并非|不属于")
 _JOINED_BARE_PART = re.compile("^(?:搭配|配合|加上|配上|搭配上|结合|再加上|配以)(?:了|着)?"
                                "(?:裙摆|下摆|衣摆|袖口|领口|腰部|裤脚|裤腿|裙身|衣身|裤身|面料)$")
 _SO_MUCH = re.compile("^(?:这么|那么)[\u4e00-\u9fff]{1,3}的")
+# A reason ("不仅因为它可俏皮可通勤", "也因为它能很好地修饰腿型") is its writer's reason for what its writer claimed just
+# before; after another writer's clause it explains nothing: "白色的裙身显得非常的仙，荷叶边的设计，不仅因为它可俏皮可通勤，
+# 也因为它能很好地修饰腿型" went to make demo's shirt dress, read as broken by both readers (2026-12-06, evening).
+_REASON = re.compile("^(?:不仅|也|正|是|就是|这是)?因为")
 
 # A clause that says something adjusts ("可以自由调节", "可以根据身高来调节") is for a product with a
 # part that does, whatever its writer listed: 125 of the 153 AdvertiseGen references writing 调节
@@ -408,14 +412,14 @@ def leans_on_context(clause: str) -> bool:
     noun or left at a 在 ("衬衫的干练", "可爱的气息在"), it says what the product is not ("并不是直筒型的
     设计"), it joins a part on with nothing said of it ("搭配上裙摆") or a degree points back ("这么强的设计感"),
     or it is a place and nothing more (a clause ending on 上, 处, 地方... with no
-    verb, adjective or adverb: "黑色的裙身上", not "穿在身上")."""
+    verb, adjective or adverb: "黑色的裙身上", not "穿在身上"), or it gives a reason ("不仅因为它可俏皮可通勤")."""
     if _POINTS_BACK.search(clause) or (_PART.search(clause) and _SPECIAL.search(clause)):
         return True
     if (_FRAME.search(clause) and not _NOT_A_FRAME.search(clause)) or _LOOKS_LIKE_A_GARMENT.search(clause):
         return True
     if _QUALITY_AS_NOUN.search(clause) or _LEFT_AT_ZAI.search(clause) or _NOT.search(clause):
         return True
-    if _JOINED_BARE_PART.search(clause) or _SO_MUCH.search(clause):
+    if _JOINED_BARE_PART.search(clause) or _SO_MUCH.search(clause) or _REASON.search(clause):
         return True
     if not _PLACE_WORDS.search(clause):
         return False
