@@ -188,6 +188,10 @@ def test_ungrammatical_shapes_are_found_and_flagged(lexicon, text, found):
     ("小脚的设计，棉质面料柔软舒适。", []),  # the fabric is soft
     ("裤身的破洞元素，带来舒适的穿着体验。", ["破洞→舒适"]),  # nor is a hole comfortable
     ("破洞的设计，弹力面料穿着舒适。", []),  # the stretch fabric is
+    # a closure does not shape the figure (make demo's denim jacket, 2026-12-06, evening)
+    ("单排扣的设计，不仅可以方便穿脱，还能凸显挺拔身形。", ["单排扣→身形"]),
+    ("拉链的设计，不仅方便穿脱，还能凸显挺拔身形。", ["拉链→身形"]),
+    ("侧边隐形拉链，显腰身。", []),  # a zip at the side may show the waist
 ])
 def test_a_part_that_flatters_a_part_of_the_body_it_does_not_reach_is_misplaced(lexicon, text, found):
     assert grammar.misplaced(text) == found
