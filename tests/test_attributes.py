@@ -1142,6 +1142,14 @@ def test_a_stated_only_job_gives_no_panel_a_line_cut_shades_or_whiskering_no_lis
     assert unstated_found("加上深浅蓝色的配色，裤身的猫须设计。", jeans) == ["深浅", "猫须"]
 
 
+def test_a_stated_only_job_claims_no_fashion_of_this_year_or_season():
+    # "格子图案是今年比较流行的元素" went to make demo's plaid slip dress in 4 of 8 seeded short jobs (2026.12-35)
+    slip = {"类型": ["裙"], "图案": ["格子"], "风格": ["复古"], "裙款式": ["吊带"], "裙长": ["连衣裙"]}
+    assert unstated_found("格子图案是今年比较流行的元素。", slip) == ["今年"]
+    assert unstated_found("运用时下流行的撞色元素，本季主打。", slip) == ["时下", "本季"]
+    assert unstated_found("格子图案经典耐看。", slip) == []
+
+
 def test_a_stated_only_job_speaks_of_no_colour_the_product_states_nothing_of():
     # make demo gave 15 of the 88 rank-1 copies of products stating no colour one: "采用基础色系打底" for a
     # plaid slip dress, "清新淡雅的颜色" for linen shorts (2026.12-32)

@@ -192,6 +192,10 @@ def test_ungrammatical_shapes_are_found_and_flagged(lexicon, text, found):
     ("单排扣的设计，不仅可以方便穿脱，还能凸显挺拔身形。", ["单排扣→身形"]),
     ("拉链的设计，不仅方便穿脱，还能凸显挺拔身形。", ["拉链→身形"]),
     ("侧边隐形拉链，显腰身。", []),  # a zip at the side may show the waist
+    # nor do straps, though a slip dress may (make demo's plaid slip dress, 2026-12-06, evening)
+    ("吊带设计，不仅能够修饰出修长的身材曲线，更显优雅大方。", ["吊带→身材曲线"]),
+    ("修身吊带裙让身材更纤细高挑。", []),
+    ("深黑色的内里吊带裙，更加贴合肌肤并修饰身材。", []),
 ])
 def test_a_part_that_flatters_a_part_of_the_body_it_does_not_reach_is_misplaced(lexicon, text, found):
     assert grammar.misplaced(text) == found
