@@ -291,6 +291,18 @@ def unfinished(text: str) -> list[str]:
             + _BARE_CAUSATIVE.findall(text) + _SHOWN_NOTHING.findall(text))
 
 
+def leaves_open(clause: str) -> bool:
+    """Whether a clause opens with 不仅 (不但, 不只, 不光) and does not go on itself ("不仅是打破了这款针织开衫的
+    单调感"): the clause after it must (answers())."""
+    openers = list(_OPENERS.finditer(clause))
+    return bool(openers) and not _FOLLOWERS.search(clause, openers[-1].end())
+
+
+def answers(clause: str) -> bool:
+    """Whether a clause goes on from a 不仅 before it: it says 还, 也, 更, 且, 同时... ("还能凸显挺拔身形")."""
+    return bool(_FOLLOWERS.search(clause))
+
+
 def ungrammatical(text: str) -> list[str]:
     """The degree adverbs on a bare noun or a thing in text, each with what it qualifies ("更加的实用性",
     "非常的深蓝色"), the modal verbs whose verb takes 了 ("能够很好的提升了"), stacked comparatives

@@ -238,3 +238,10 @@ def test_few_of_all_5000_references_are_unfinished_or_ungrammatical():
     # and 2 colours that breathe ("色系饱满而细腻，更加亲肤的同时还有是身材")
     assert sum(bool(grammar.misplaced(row["summary"])) for row in rows) <= 18 * len(rows) // 5000
     assert sum(bool(grammar.self_contradictions(row["summary"])) for row in rows) <= 0.0025 * len(rows)  # 10
+
+
+def test_a_clause_leaves_a_bujin_open_until_one_answers_it():
+    assert grammar.leaves_open("不仅是打破了这款针织开衫的单调感")
+    assert not grammar.leaves_open("不仅修饰身形还显高") and not grammar.leaves_open("选用百搭灰色调装饰")
+    assert grammar.answers("还能凸显挺拔身形") and grammar.answers("搭配起来也比较方便")
+    assert not grammar.answers("选用百搭灰色调装饰") and not grammar.answers("不管是职场mm还是日常搭配")
