@@ -15,7 +15,7 @@ def lexicon() -> Lexicon:
 
 
 def test_the_packaged_lexicon_is_versioned_and_every_term_has_a_family(lexicon):
-    assert lexicon.version == "2026.11-1"
+    assert lexicon.version == "2026.12-1"
     assert len(lexicon.terms) == len(set(lexicon.terms)) > 50
     assert {name for name, _ in lexicon.families} >= {"superlative", "first_or_only", "top_grade", "certainty"}
     assert all(lexicon.family_of(term) for term in lexicon.terms)
@@ -27,6 +27,8 @@ def test_the_packaged_lexicon_is_versioned_and_every_term_has_a_family(lexicon):
 
 @pytest.mark.parametrize("text, found", [
     ("这是今夏最好的选择", ["最好"]),
+    ("而且穿上最有气质哦", ["最有"]),  # make demo's cardigan, 2026-12-06 (2026.12-1)
+    ("九分裤的版型能很好的展现腿部最纤细的脚踝", ["最纤细"]),
     ("销量第一的衬衫", ["销量第一"]),  # the longest term, not also 第一
     ("国家级品质，顶级面料", ["国家级", "顶级"]),
     ("绝对百搭，最好最好", ["绝对", "最好"]),  # each term once, in order
