@@ -110,6 +110,19 @@ def test_copy_that_says_a_selling_point_again_is_less_varied_and_chosen_after_co
     assert selection.choose(pool, 1)[0].text == varied
 
 
+def test_copy_that_says_design_again_and_again_is_less_varied(lexicon):
+    # make demo's final job (2026-12-06, evening): "抽绳设计，松紧腰头的设计…哈伦设计", counted a repeat by both readers
+    designs = "这款牛仔裤，破洞设计，时尚小脚设计，让你轻松穿出随性不羁的街头风范。"
+    once = "这款牛仔裤，破洞设计，时尚小脚的裤型，让你轻松穿出随性不羁的街头风范。"
+    assert selection.restated_designs(designs) == 1 and selection.restated_designs(once) == 0
+    assert selection.restated_words(designs) == 0  # not a content word: 设计 names what every feature is
+    assert selection.variedness(once) == 1.0 > selection.variedness(designs)
+    pool = assess([designs, once], lexicon)
+    for c in pool:  # equal on everything else
+        c.terms.update(coverage=1.0, fluency=0.5, agreement=0.2, length=1.0)
+    assert selection.choose(pool, 1)[0].text == once
+
+
 def test_copy_that_says_an_effect_again_in_other_words_is_less_varied(lexicon):
     # make demo's wide trousers: longer legs three times, in words jieba reads as different (2026-12-06)
     repeating = "高腰的设计，轻松拉长腿部比例，打造出大长腿的视觉感。阔腿的裤型设计，修饰腿型，轻松打造长腿。"
