@@ -204,7 +204,8 @@ def worker_choice(generator: Generator, rows: Sequence[tuple[str, str]], seed: i
     for style in dict.fromkeys(style for _, style in rows):
         picked = [i for i, (_, s) in enumerate(rows) if s == style]
         job = JobSettings(DEFAULT_VARIANTS, length=length, style=style, temperature=temperature,
-                          stated_only=stated_only, clause_floor=clause_floor, word_pairs=word_pairs, known_clauses=known_clauses)
+                          stated_only=stated_only, clause_floor=clause_floor, word_pairs=word_pairs,
+                          known_clauses=known_clauses)
         drafts = draft_variants(generator, [products[i] for i in picked], job,
                                 lexicon, seed=derive_seed(seed, style), rounds=rounds, oversample=oversample,
                                 nudge=nudge)

@@ -506,7 +506,7 @@ class _Book:
         if key not in self._reach:
             trie = self.trie
             _, end_ok, _ = self.allowed[book]
-            kept = np.flatnonzero(end_ok[trie.path_nodes[trie.path_ends - 1]] & (trie.path_ends > trie.path_starts))
+            kept = np.flatnonzero(end_ok[trie.end_node] & trie.has_path)
             phrases = [("".join(map(chr, p)), 1 << g) for g, group in enumerate(nudgers.nudgers[nudger].groups)
                        for p in group if p]
             texts = trie.texts()
@@ -582,7 +582,8 @@ class _Book:
             rows = np.flatnonzero(live & (states != OFF) & (after >= 0) & ~narrowed)
             if len(rows):
                 chosen = chosen.copy()
-                chosen[rows] = len(pool) + np.array(self._joined_index(books[rows], after[rows], sets), dtype=chosen.dtype)
+                places = self._joined_index(books[rows], after[rows], sets)
+                chosen[rows] = len(pool) + np.array(places, dtype=chosen.dtype)
                 pool = pool + self._joined
                 narrowed[rows] = True
         masked, stuck = self._masked(scores, states, chosen, pool, live, unbanned_marks, dead)
